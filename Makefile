@@ -1,0 +1,33 @@
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test dev bench sandbox clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,deploy]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/timesheet-assets demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+
+dev: $(STAMP)
+	$(BIN)/timesheet-assets dev
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+sandbox: $(STAMP)
+	$(BIN)/timesheet-assets sandbox
+
+clean:
+	rm -rf $(VENV) .dagster_home warehouse.duckdb

@@ -1,0 +1,1 @@
+"""The conformed model: schema, union assets across vendors, asset checks."""

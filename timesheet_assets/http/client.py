@@ -1,0 +1,307 @@
+"""The one HTTP client every vendor uses: limiter, retries, re-authentication, metrics.
+
+Vendors configure it (rate, auth hook, how to read their error bodies); they never
+re-implement any of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from typing import Any, Callable, Mapping, Protocol, TypeVar
+
+import httpx
+
+from .clock import SYSTEM_CLOCK, Clock
+from .errors import (
+    AuthExpired,
+    InsecureURLError,
+    VendorAuthError,
+    VendorHTTPError,
+    VendorRejected,
+    VendorTransportError,
+)
+from .limiter import RateLimiter
+from .metrics import RequestMetrics
+from .retry import RETRYABLE_TRANSPORT_ERRORS, RetryPolicy, server_wait_hint
+from .security import SecretRedactor, ensure_safe_url, same_origin
+
+T = TypeVar("T")
+
+LOGGER = logging.getLogger("timesheet_assets.http")
+
+_ERROR_MESSAGE_KEYS = ("message", "Message", "error_description", "error", "detail", "title")
+
+
+class AuthHook(Protocol):
+    """How a vendor authenticates. ``headers`` may fetch a token lazily (through the same
+    client, with ``authenticate=False``); ``refresh`` drops it and gets a new one."""
+
+    def headers(self) -> Mapping[str, str]: ...
+
+    def refresh(self) -> None: ...
+
+
+class MalformedBody(ValueError):
+    """A 2xx body that could not be decoded (truncated or not JSON)."""
+
+
+def default_error_message(response: httpx.Response) -> str | None:
+    """Best-effort human message from a vendor error body."""
+    try:
+        body = response.json()
+    except (ValueError, UnicodeDecodeError):
+        text = response.text.strip() if response.content else ""
+        return text[:300] or None
+    if isinstance(body, dict):
+        for key in _ERROR_MESSAGE_KEYS:
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+        errors = body.get("errors") or body.get("Errors")
+        if errors:
+            return json.dumps(errors)[:300]
+    return json.dumps(body)[:300]
+
+
+def decode_json(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedBody(f"response body is not valid JSON ({exc})") from exc
+
+
+class VendorClient:
+    """A rate-limited, retrying ``httpx.Client`` bound to one vendor's base URL."""
+
+    def __init__(
+        self,
+        vendor: str,
+        base_url: str,
+        *,
+        limiter: RateLimiter,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout | float = 30.0,
+        auth: AuthHook | None = None,
+        metrics: RequestMetrics | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        redactor: SecretRedactor | None = None,
+        error_message: Callable[[httpx.Response], str | None] = default_error_message,
+        allowed_token_hosts: tuple[str, ...] = (),
+        transport: httpx.BaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+        verify: str | bool = True,
+        seed: int | None = None,
+        logger: Any = None,
+    ) -> None:
+        if verify is False:
+            raise InsecureURLError("TLS verification cannot be turned off; pass a CA bundle path")
+        self.vendor = vendor
+        self.base_url = ensure_safe_url(base_url, setting=f"{vendor} base URL")
+        self.limiter = limiter
+        self.retry = retry or RetryPolicy()
+        self.auth = auth
+        self.metrics = metrics or RequestMetrics()
+        self.clock = clock
+        self.redact = redactor or SecretRedactor()
+        self.error_message = error_message
+        self.allowed_token_hosts = tuple(h.lower() for h in allowed_token_hosts)
+        self.log = logger or LOGGER
+        self._rng = random.Random(seed)
+        in_flight = limiter.max_in_flight or 10
+        self._http = httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            headers=dict(headers or {}),
+            follow_redirects=False,
+            verify=verify,
+            limits=httpx.Limits(max_connections=in_flight + 2, max_keepalive_connections=in_flight),
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "VendorClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- URL handling ----------------------------------------------------------------------
+    def url_for(self, path_or_url: str) -> httpx.URL:
+        if "://" in path_or_url:
+            return ensure_safe_url(path_or_url, setting=f"{self.vendor} link")
+        base = str(self.base_url)
+        if not base.endswith("/") and path_or_url and not path_or_url.startswith(("?", "/")):
+            base += "/"
+        if path_or_url.startswith("/") and base.endswith("/"):
+            path_or_url = path_or_url[1:]
+        return httpx.URL(base + path_or_url)
+
+    def may_send_credentials_to(self, url: httpx.URL) -> bool:
+        return same_origin(url, self.base_url) or (url.host or "").lower() in self.allowed_token_hosts
+
+    # -- requests ------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        authenticate: bool = True,
+        parse: Callable[[httpx.Response], T] = lambda r: r,  # type: ignore[assignment,return-value]
+    ) -> T:
+        """Send one logical request, retrying per the policy; return ``parse(response)``.
+
+        ``parse`` runs inside the retry loop: it may raise ``MalformedBody`` (retried like a
+        broken connection), ``AuthExpired`` (re-authenticate once) or ``VendorRejected`` (an
+        error envelope under HTTP 200: fails at once, quoting the vendor's message).
+        """
+        url = self.url_for(path_or_url)
+        if authenticate and self.auth is not None and not self.may_send_credentials_to(url):
+            raise InsecureURLError(
+                f"{self.vendor}: refusing to send credentials to {url.scheme}://{url.host}; "
+                "it is not the configured API host"
+            )
+        path = url.path
+        reauthenticated = False
+        attempt = 0
+        while True:
+            attempt += 1
+            request_headers = dict(headers or {})
+            if authenticate and self.auth is not None:
+                request_headers.update(self.auth.headers())
+            failure: str | None = None
+            wait: float | None = None
+            response: httpx.Response | None = None
+            try:
+                with self.limiter.slot() as waited:
+                    self.metrics.add("seconds_waited_rate_limit", waited)
+                    started = time.perf_counter()
+                    self.metrics.add("requests")
+                    response = self._http.request(
+                        method,
+                        url,
+                        params=params,
+                        json=json_body,
+                        data=data,
+                        headers=request_headers,
+                    )
+                self.metrics.add("bytes_received", len(response.content))
+                # Per-request lines go to the module logger only: in the run's event log they
+                # would drown the useful messages (retries, re-authentication).
+                LOGGER.debug(
+                    "%s %s %s -> %s in %.0f ms",
+                    self.vendor,
+                    method,
+                    path,
+                    response.status_code,
+                    (time.perf_counter() - started) * 1000,
+                )
+            except RETRYABLE_TRANSPORT_ERRORS as exc:
+                self.metrics.add("transport_errors")
+                failure = f"{type(exc).__name__}"
+            if response is not None:
+                status = response.status_code
+                if status == 401 and authenticate and self.auth is not None:
+                    if reauthenticated:
+                        raise self._http_error(VendorAuthError, method, path, response, attempt)
+                    self._reauthenticate(method, path)
+                    reauthenticated = True
+                    continue
+                if status in self.retry.retry_statuses:
+                    if status == 429:
+                        self.metrics.add("rate_limited")
+                    else:
+                        self.metrics.add("server_errors")
+                    wait = server_wait_hint(response, self.clock.now())
+                    if attempt >= self.retry.max_attempts:
+                        raise self._http_error(VendorHTTPError, method, path, response, attempt)
+                    if wait is not None and status == 429:
+                        wait = min(wait, self.retry.max_server_wait_seconds)
+                        # Everyone on this limiter waits, not just this thread: retrying in
+                        # parallel while the vendor is throttling only makes it worse.
+                        self.limiter.pause_until(self.clock.monotonic() + wait)
+                    failure = f"HTTP {status}"
+                elif status >= 300:
+                    error_cls = VendorAuthError if status in (401, 403) else VendorHTTPError
+                    raise self._http_error(error_cls, method, path, response, attempt)
+                else:
+                    try:
+                        return parse(response)
+                    except AuthExpired:
+                        if reauthenticated or self.auth is None:
+                            raise self._http_error(
+                                VendorAuthError, method, path, response, attempt,
+                                message="session or token rejected after re-authentication",
+                            ) from None
+                        self._reauthenticate(method, path)
+                        reauthenticated = True
+                        continue
+                    except MalformedBody as exc:
+                        failure = str(exc)
+                    except VendorRejected as exc:
+                        raise self._http_error(
+                            VendorHTTPError, method, path, response, attempt, message=str(exc)
+                        ) from None
+            # A retryable failure.
+            if attempt >= self.retry.max_attempts:
+                raise VendorTransportError(
+                    self.vendor, method, path, response.status_code if response else None,
+                    attempt, self.redact(failure or "request failed"),
+                )
+            delay = wait if wait is not None else self.retry.backoff(attempt, self._rng)
+            self.metrics.add("retries")
+            self.metrics.add("seconds_waited_backoff", delay)
+            self.log.warning(
+                "%s %s %s: %s (attempt %d of %d), retrying in %.2f s",
+                self.vendor, method, path, failure, attempt, self.retry.max_attempts, delay,
+            )
+            self.clock.sleep(delay)
+
+    def request_json(self, method: str, path_or_url: str, **kwargs: Any) -> Any:
+        return self.request(method, path_or_url, parse=decode_json, **kwargs)
+
+    def get_json(self, path_or_url: str, **kwargs: Any) -> Any:
+        return self.request_json("GET", path_or_url, **kwargs)
+
+    def post_json(self, path_or_url: str, **kwargs: Any) -> Any:
+        return self.request_json("POST", path_or_url, **kwargs)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _reauthenticate(self, method: str, path: str) -> None:
+        assert self.auth is not None
+        self.metrics.add("reauthentications")
+        self.log.info("%s %s %s: credentials expired, re-authenticating once", self.vendor, method, path)
+        self.auth.refresh()
+
+    def _http_error(
+        self,
+        cls: type[VendorHTTPError],
+        method: str,
+        path: str,
+        response: httpx.Response,
+        attempt: int,
+        message: str | None = None,
+    ) -> VendorHTTPError:
+        if message is None:
+            try:
+                message = self.error_message(response)
+            except Exception:  # noqa: BLE001 - a broken error body must not hide the status
+                message = None
+        return cls(
+            self.vendor,
+            method,
+            path,
+            response.status_code,
+            attempt,
+            self.redact(message) if message else None,
+        )
+
+

@@ -1,0 +1,20 @@
+"""What every raw asset shares: partitions, payload-keeping validation with quarantine,
+materialization metadata and run policies."""
+
+from .metadata import frame_preview, raw_output
+from .partitions import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
+from .policies import HTTP_RETRY_POLICY
+from .records import RawFrame, RawSpec, build_raw_frame, quarantine_reason
+
+__all__ = [
+    "DATE_WINDOW_BACKFILL",
+    "HTTP_RETRY_POLICY",
+    "RawFrame",
+    "RawSpec",
+    "build_raw_frame",
+    "daily_partitions",
+    "frame_preview",
+    "partition_window",
+    "quarantine_reason",
+    "raw_output",
+]

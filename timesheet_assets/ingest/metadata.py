@@ -1,0 +1,39 @@
+"""Materialization metadata every raw asset reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from ..http import MetricsSnapshot
+from .records import PAYLOAD_COLUMN, RawFrame
+
+PREVIEW_ROWS = 10
+
+
+def frame_preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
+    shown = frame.drop(columns=[c for c in (PAYLOAD_COLUMN,) if c in frame.columns]).head(rows)
+    return dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "_no rows_")
+
+
+def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=str(name), type=str(dtype)) for name, dtype in frame.dtypes.items()]
+    )
+
+
+def raw_output(raw: RawFrame, metrics: MetricsSnapshot, **extra: Any) -> dg.Output:
+    """The ``Output`` of a raw asset: the frame plus rows, request and quarantine metadata."""
+    frame = raw.frame
+    metadata: dict[str, Any] = {
+        "rows": len(frame),
+        "records_served": raw.records_served,
+        "quarantined": raw.quarantined,
+        **{key: value for key, value in metrics.as_metadata().items()},
+        "preview": frame_preview(frame),
+        "dagster/column_schema": column_schema(frame),
+    }
+    metadata.update(extra)
+    return dg.Output(frame, metadata=metadata)

@@ -1,0 +1,1 @@
+"""One folder per vendor: resource (client), models, sandbox, assets and conform mapping."""

@@ -1,0 +1,127 @@
+"""Base class for the vendor resources: one place for base URL, timeouts, rate overrides and
+the lifecycle of the shared HTTP client."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import dagster as dg
+import httpx
+from pydantic import Field, PrivateAttr
+
+from ..http import (
+    SYSTEM_CLOCK,
+    AuthHook,
+    Clock,
+    RateLimiter,
+    RequestMetrics,
+    RetryPolicy,
+    SecretRedactor,
+    VendorClient,
+    default_error_message,
+)
+
+
+class VendorResource(dg.ConfigurableResource):
+    """Shared settings and client lifecycle. Subclasses set the class constants, declare their
+    credentials as fields (filled from ``dg.EnvVar``) and implement ``build_auth``."""
+
+    vendor_label: ClassVar[str] = "vendor"
+    default_requests_per_second: ClassVar[float] = 2.0
+    default_max_in_flight: ClassVar[int] = 2
+
+    base_url: str = Field(description="API root URL; https only (plain http only for loopback).")
+    timeout_seconds: float = Field(default=30.0, description="Per-request timeout (connect/read).")
+    requests_per_second: float | None = Field(
+        default=None, description="Override the documented/default request rate."
+    )
+    max_in_flight: int | None = Field(default=None, description="Override the parallel-call cap.")
+    max_attempts: int = Field(default=6, description="Attempts per request before giving up.")
+    backoff_cap_seconds: float = Field(default=30.0, description="Longest backoff between attempts.")
+    ca_bundle: str | None = Field(
+        default=None, description="Path to a CA bundle for TLS verification (never disables it)."
+    )
+
+    _client: VendorClient | None = PrivateAttr(default=None)
+    _metrics: RequestMetrics = PrivateAttr(default_factory=RequestMetrics)
+
+    # -- what subclasses provide --------------------------------------------------------
+    def secret_values(self) -> list[str | None]:
+        """Credentials to scrub from every message this resource produces."""
+        return []
+
+    def build_auth(self, client: VendorClient) -> AuthHook | None:
+        return None
+
+    def error_message(self, response: httpx.Response) -> str | None:
+        return default_error_message(response)
+
+    def allowed_token_hosts(self) -> tuple[str, ...]:
+        return ()
+
+    def close_session(self, client: VendorClient) -> None:
+        """Called before the client closes (e.g. Ajera's ``EndAPISession``)."""
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def metrics(self) -> RequestMetrics:
+        return self._metrics
+
+    @property
+    def effective_rate(self) -> float:
+        return self.requests_per_second or self.default_requests_per_second
+
+    @property
+    def effective_in_flight(self) -> int:
+        return self.max_in_flight or self.default_max_in_flight
+
+    def open_client(
+        self,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        transport: httpx.BaseTransport | None = None,
+        logger: Any = None,
+    ) -> VendorClient:
+        limiter = RateLimiter(
+            self.effective_rate, burst=1, max_in_flight=self.effective_in_flight, clock=clock
+        )
+        client = VendorClient(
+            self.vendor_label,
+            self.base_url,
+            limiter=limiter,
+            retry=RetryPolicy(
+                max_attempts=self.max_attempts, backoff_cap_seconds=self.backoff_cap_seconds
+            ),
+            timeout=self.timeout_seconds,
+            metrics=self._metrics,
+            clock=clock,
+            redactor=SecretRedactor(self.secret_values()),
+            error_message=self.error_message,
+            allowed_token_hosts=self.allowed_token_hosts(),
+            transport=transport,
+            verify=self.ca_bundle or True,
+            logger=logger,
+        )
+        client.auth = self.build_auth(client)
+        return client
+
+    @property
+    def client(self) -> VendorClient:
+        """The open client; opened lazily when the resource is used outside a Dagster run."""
+        if self._client is None:
+            self._client = self.open_client()
+        return self._client
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._client = self.open_client(logger=context.log)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self.close_session(self._client)
+            finally:
+                self._client.close()
+                self._client = None
