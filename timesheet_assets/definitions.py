@@ -10,7 +10,7 @@ from .vendors.registry import VendorPlugin, load_plugin
 
 
 def enabled_plugins(vendors: tuple[str, ...] | None = None) -> list[VendorPlugin]:
-    return [load_plugin(v) for v in (vendors or enabled_vendors())]
+    return [load_plugin(v) for v in (enabled_vendors() if vendors is None else vendors)]
 
 
 def build_definitions(vendors: tuple[str, ...] | None = None) -> dg.Definitions:

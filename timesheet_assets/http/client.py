@@ -32,6 +32,17 @@ T = TypeVar("T")
 
 LOGGER = logging.getLogger("timesheet_assets.http")
 
+
+class _DropHttpxRequestLines(logging.Filter):
+    """httpx logs every request with its full URL, query string included — where some vendors
+    carry credentials (Ajera's API id). Our own per-request line shows the path only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("HTTP Request:")
+
+
+logging.getLogger("httpx").addFilter(_DropHttpxRequestLines())
+
 _ERROR_MESSAGE_KEYS = ("message", "Message", "error_description", "error", "detail", "title")
 
 

@@ -1,0 +1,84 @@
+"""The production dagster.yaml against a real PostgreSQL server: a materialization's run and
+event log are written to and read back from Postgres."""
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import psycopg2
+import pytest
+
+from tests.support.postgres import postgres_server
+from timesheet_assets.storage import WarehouseIOManager
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    with postgres_server() as server:
+        yield server
+
+
+@dg.asset(key=["raw", "probe", "rows"], pool="probe", group_name="probe")
+def probe_rows() -> pd.DataFrame:
+    return pd.DataFrame({"record_key": ["a", "b", "c"], "hours": [1.5, 2.0, 7.25]})
+
+
+def test_instance_from_root_dagster_yaml_stores_runs_and_events_in_postgres(postgres, tmp_path, monkeypatch):
+    for name, value in postgres.env.items():
+        monkeypatch.setenv(name, value)
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert instance.run_coordinator.__class__.__name__ == "QueuedRunCoordinator"
+        assert instance.run_monitoring_enabled
+        result = dg.materialize(
+            [probe_rows],
+            instance=instance,
+            resources={"io_manager": WarehouseIOManager(database=str(tmp_path / "w.duckdb"))},
+        )
+        assert result.success
+        record = instance.get_run_record_by_id(result.run_id)
+        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        event = instance.get_latest_materialization_event(dg.AssetKey(["raw", "probe", "rows"]))
+        assert event.run_id == result.run_id
+        assert event.asset_materialization.metadata["dagster/row_count"].value == 3
+    finally:
+        instance.dispose()
+
+    # Read the same facts straight from the Postgres tables, bypassing Dagster's caches.
+    conn = psycopg2.connect(
+        host=postgres.host, port=postgres.port, user=postgres.user, password=postgres.password, dbname=postgres.db
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT status FROM runs WHERE run_id = %s", (result.run_id,))
+            assert cur.fetchone()[0] == "SUCCESS"
+            cur.execute(
+                "SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+                (result.run_id,),
+            )
+            assert cur.fetchone()[0] == 1
+    finally:
+        conn.close()
+
+
+def test_pool_default_limit_applies_to_vendor_pools(postgres, tmp_path, monkeypatch):
+    for name, value in postgres.env.items():
+        monkeypatch.setenv(name, value)
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        config = instance.get_concurrency_config()
+        assert config.pool_config.default_pool_limit == 1
+        assert instance.event_log_storage.supports_global_concurrency_limits
+    finally:
+        instance.dispose()

@@ -1,0 +1,211 @@
+"""``conformed/timesheets`` and ``conformed/projects``: every enabled vendor's frame, mapped by
+its ``conform.py`` and unioned, with the data-quality checks reported on each write."""
+
+
+import json
+from datetime import timedelta
+from typing import Any, Callable, Iterator, Mapping
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from ..ingest import DATE_WINDOW_BACKFILL, daily_partitions, frame_preview, partition_window
+from ..vendors.registry import VendorPlugin
+from .checks import CheckOutcome, project_checks, projects_known, row_count_not_dropping, timesheet_checks
+from .schema import (
+    COLUMN_DESCRIPTIONS,
+    PROJECT_COLUMNS,
+    TIMESHEET_COLUMNS,
+    conform_project_frame,
+    conform_timesheet_frame,
+)
+
+TIMESHEETS_KEY = dg.AssetKey(["conformed", "timesheets"])
+PROJECTS_KEY = dg.AssetKey(["conformed", "projects"])
+TIMESHEET_CHECKS = (
+    "primary_key_unique", "required_columns_not_null", "status_in_allowed_set",
+    "hours_between_0_and_24", "employee_day_at_most_24h", "total_equals_regular_plus_overtime",
+    "project_id_in_projects", "row_count_not_dropping",
+)
+PROJECT_CHECKS = (
+    "primary_key_unique", "required_columns_not_null", "status_in_allowed_set",
+    "row_count_not_dropping",
+)
+BLOCKING = {"primary_key_unique", "required_columns_not_null", "status_in_allowed_set"}
+RECENT_DAYS_FOLLOWED = 31
+
+
+class ConformedConfig(dg.Config):
+    max_row_drop_fraction: float = Field(
+        default=0.5,
+        description="Warn when a rewrite holds fewer rows than this fraction below the last run.",
+    )
+
+
+def _table_schema(columns: Mapping[str, str]) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=name, type=dtype, description=COLUMN_DESCRIPTIONS.get(name))
+            for name, dtype in columns.items()
+        ]
+    )
+
+
+def _specs(asset_key: dg.AssetKey, names: tuple[str, ...]) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(name, asset=asset_key, blocking=name in BLOCKING) for name in names
+    ]
+
+
+def _previous_counts(context: dg.AssetExecutionContext, key: dg.AssetKey, field: str) -> dict[str, int] | None:
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get(field)
+    value = getattr(value, "value", value)
+    return dict(value) if isinstance(value, Mapping) else None
+
+
+def _results(outcomes: list[CheckOutcome], asset_key: dg.AssetKey) -> Iterator[dg.AssetCheckResult]:
+    for outcome in outcomes:
+        yield dg.AssetCheckResult(
+            check_name=outcome.name,
+            asset_key=asset_key,
+            passed=bool(outcome.passed),
+            severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
+            description=outcome.description,
+            metadata={k: v for k, v in outcome.metadata.items() if v not in ("", None, {})},
+        )
+
+
+def _write_or_block(
+    frame: pd.DataFrame,
+    outcomes: list[CheckOutcome],
+    asset_key: dg.AssetKey,
+    metadata: dict[str, Any],
+) -> Iterator[Any]:
+    yield from _results(outcomes, asset_key)
+    failed = [o.name for o in outcomes if o.blocking and not o.passed]
+    if failed:
+        # Nothing is written: the warehouse keeps the last good data for this window.
+        raise dg.Failure(
+            description=f"{asset_key.to_user_string()} not written: blocking check(s) failed: "
+            + ", ".join(failed),
+            metadata={"rows_rejected": len(frame)},
+        )
+    yield dg.Output(frame, metadata=metadata)
+
+
+def _union(
+    frames: Mapping[str, pd.DataFrame],
+    conformers: Mapping[str, Callable[[pd.DataFrame], pd.DataFrame]],
+    conform_frame: Callable[[pd.DataFrame], pd.DataFrame],
+) -> pd.DataFrame:
+    parts = []
+    for vendor, raw in frames.items():
+        if raw is None or raw.empty:
+            continue
+        parts.append(conform_frame(conformers[vendor](raw)))
+    if not parts:
+        return conform_frame(pd.DataFrame())
+    return conform_frame(pd.concat(parts, ignore_index=True))
+
+
+def _follow_recent() -> dg.AutomationCondition:
+    return dg.AutomationCondition.eager() & dg.AutomationCondition.in_latest_time_window(
+        timedelta(days=RECENT_DAYS_FOLLOWED)
+    )
+
+
+def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefinition:
+    feeding = {p.name: p.timesheets for p in plugins if p.timesheets is not None}
+    ins = {name: dg.AssetIn(key=key) for name, (key, _) in feeding.items()}
+    ins["conformed_projects"] = dg.AssetIn(key=PROJECTS_KEY)
+    conformers = {name: fn for name, (_, fn) in feeding.items()}
+
+    @dg.asset(
+        key=TIMESHEETS_KEY,
+        ins=ins,
+        group_name="conformed",
+        partitions_def=daily_partitions(),
+        backfill_policy=DATE_WINDOW_BACKFILL,
+        metadata={"partition_expr": "work_date", "dagster/column_schema": _table_schema(TIMESHEET_COLUMNS)},
+        check_specs=_specs(TIMESHEETS_KEY, TIMESHEET_CHECKS),
+        automation_condition=_follow_recent(),
+        kinds={"pandas", "duckdb"},
+        owners=["team:data-platform"],
+        description="One row per timesheet line (employee × work date × project/task × source) "
+        "across every enabled vendor, in one schema. See docs/conformed-model.md.",
+    )
+    def conformed_timesheets(
+        context: dg.AssetExecutionContext, config: ConformedConfig, **inputs: pd.DataFrame
+    ):
+        first, last = partition_window(context)
+        projects = inputs.pop("conformed_projects")
+        frame = _union(inputs, conformers, conform_timesheet_frame)
+        in_window = frame["work_date"].map(lambda d: d is not None and first <= d <= last)
+        frame = frame[in_window.astype(bool)].reset_index(drop=True)
+        by_day = {str(k): int(v) for k, v in frame.groupby("work_date").size().items()}
+        outcomes = timesheet_checks(frame)
+        projects = conform_project_frame(projects) if not projects.empty else projects
+        outcomes.append(projects_known(frame, projects))
+        outcomes.append(
+            row_count_not_dropping(
+                by_day, _previous_counts(context, TIMESHEETS_KEY, "rows_by_work_date"),
+                config.max_row_drop_fraction,
+            )
+        )
+        metadata = {
+            "rows": len(frame),
+            "rows_by_vendor": {str(k): int(v) for k, v in frame.groupby("source_system").size().items()},
+            "hours_by_vendor": {
+                str(k): round(float(v), 2) for k, v in frame.groupby("source_system")["total_hours"].sum().items()
+            },
+            "rows_by_work_date": by_day,
+            "work_dates": f"{first.isoformat()} .. {last.isoformat()}",
+            "preview": frame_preview(frame),
+        }
+        yield from _write_or_block(frame, outcomes, TIMESHEETS_KEY, metadata)
+
+    return conformed_timesheets
+
+
+def build_conformed_projects(plugins: list[VendorPlugin]) -> dg.AssetsDefinition:
+    feeding = {p.name: p.projects for p in plugins if p.projects is not None}
+    ins = {name: dg.AssetIn(key=key) for name, (key, _) in feeding.items()}
+    conformers = {name: fn for name, (_, fn) in feeding.items()}
+
+    @dg.asset(
+        key=PROJECTS_KEY,
+        ins=ins,
+        group_name="conformed",
+        metadata={"dagster/column_schema": _table_schema(PROJECT_COLUMNS)},
+        check_specs=_specs(PROJECTS_KEY, PROJECT_CHECKS),
+        automation_condition=dg.AutomationCondition.eager(),
+        kinds={"pandas", "duckdb"},
+        owners=["team:data-platform"],
+        description="One row per project/job across every enabled vendor. See docs/conformed-model.md.",
+    )
+    def conformed_projects(
+        context: dg.AssetExecutionContext, config: ConformedConfig, **inputs: pd.DataFrame
+    ):
+        frame = _union(inputs, conformers, conform_project_frame)
+        counts = {"all": len(frame)}
+        outcomes = project_checks(frame)
+        outcomes.append(
+            row_count_not_dropping(
+                counts, _previous_counts(context, PROJECTS_KEY, "row_counts"), config.max_row_drop_fraction
+            )
+        )
+        metadata = {
+            "rows": len(frame),
+            "row_counts": counts,
+            "rows_by_vendor": {str(k): int(v) for k, v in frame.groupby("source_system").size().items()},
+            "preview": frame_preview(frame),
+        }
+        yield from _write_or_block(frame, outcomes, PROJECTS_KEY, metadata)
+
+    return conformed_projects
+
+

@@ -1,0 +1,164 @@
+"""Pydantic models of the iBuildApp Timesheets payloads this pipeline reads.
+
+The documentation is loose about types, so the models are too:
+
+* ids are integers in most examples but the side tables are keyed by id *strings*; ids are
+  normalised to strings so ``"7"`` and ``7`` join;
+* timestamps are epoch seconds as integers (``1583905200``), as numeric strings
+  (``"1566486923"``, task/work_history) or as ``"2019-08-13 12:04:03"`` (user/history); all
+  become timezone-aware UTC datetimes. ``0`` and ``""`` mean "not set" (the doc's examples
+  use ``0`` as a placeholder for dates that were never filled in);
+* counts shown as integers may arrive as ``""`` (``comments`` in the dashboard example);
+* every object keeps unknown keys (``extra="allow"``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Mapping
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+_TEXT_TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
+
+
+def epoch_to_utc(value: Any) -> datetime | None:
+    """An iBuildApp timestamp as an aware UTC datetime; ``None`` for "not set".
+
+    Raises ``ValueError`` for values that are present but unreadable, so the record is
+    quarantined with a reason instead of silently losing its date.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)):
+        return None if value == 0 else datetime.fromtimestamp(float(value), tz=timezone.utc)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            pass
+        else:
+            return None if number == 0 else datetime.fromtimestamp(number, tz=timezone.utc)
+        for fmt in _TEXT_TIMESTAMP_FORMATS:
+            try:
+                return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+            except ValueError:
+                continue
+    raise ValueError("not an epoch-seconds timestamp or 'YYYY-MM-DD HH:MM:SS' text")
+
+
+def id_text(value: Any) -> str | None:
+    """Ids as strings (side tables are keyed by id strings); ``None`` when absent."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, (int, float, str)):
+        text = str(value).strip()
+        return text or None
+    raise ValueError("an id must be an integer or a string")
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Timestamp = Annotated[datetime | None, BeforeValidator(epoch_to_utc)]
+RequiredTimestamp = Annotated[datetime, BeforeValidator(epoch_to_utc)]
+IdText = Annotated[str | None, BeforeValidator(id_text)]
+RequiredId = Annotated[str, BeforeValidator(id_text)]
+Count = Annotated[int | None, BeforeValidator(_blank_to_none)]
+Number = Annotated[float | None, BeforeValidator(_blank_to_none)]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class TimeEntry(_Payload):
+    """One entry of ``ts/search`` ``data.time_entries``."""
+
+    id: RequiredId
+    user_id: RequiredId
+    task_id: IdText = None
+    schedule_id: IdText = None
+    start_time: RequiredTimestamp
+    end_time: Timestamp = None
+    approve_date: Timestamp = None
+    created: Timestamp = None
+    updated: Timestamp = None
+    duration: Number = Field(default=None, ge=0, description="Seconds.")
+    breaks: Count = Field(default=None, ge=0, description="How many breaks, not their length.")
+    comments: Count = None
+    status: str | None = None
+    payment_status: str | None = None
+
+
+class User(_Payload):
+    """A ``users`` side-table entry."""
+
+    id: IdText = None
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+    @property
+    def display_name(self) -> str | None:
+        name = " ".join(p.strip() for p in (self.first_name, self.last_name) if p and p.strip())
+        return name or None
+
+
+class Task(_Payload):
+    """A ``tasks`` side-table entry."""
+
+    id: IdText = None
+    name: str | None = None
+    project: IdText = None
+    duration: Number = None
+    status: str | None = None
+
+
+class Client(_Payload):
+    """A ``clients`` side-table entry of ``project/search``."""
+
+    id: IdText = None
+    name: str | None = None
+    status: str | None = None
+
+
+class Project(_Payload):
+    """One entry of ``project/search`` ``data.projects`` (also the ``projects`` side table of
+    ``ts/search``)."""
+
+    id: RequiredId
+    name: str | None = None
+    description: str | None = None
+    category: str | None = None
+    client_id: IdText = None
+    duration_unit: str | None = None
+    status: str | None = None
+    planned_start_date: Timestamp = None
+    actual_start_date: Timestamp = None
+    planned_end_date: Timestamp = None
+    actual_end_date: Timestamp = None
+    estimated_duration: Number = None
+    actual_duration: Number = None
+    updated: Timestamp = None
+    # Task ids; a PHP backend may serialise the list as an object, so either is accepted.
+    tasks: list[Any] | dict[str, Any] | None = None
+
+
+def lenient(model: type[_Payload], record: Mapping[str, Any] | None) -> _Payload | None:
+    """Side-table entries only supply names: one that does not validate gives no name rather
+    than failing the time entry that points at it."""
+    if not isinstance(record, Mapping):
+        return None
+    try:
+        return model.model_validate(record)
+    except ValueError:
+        return None
