@@ -1,0 +1,136 @@
+"""The warehouse IO manager: partition windows replaced exactly, upserts, atomic writes,
+schema drift."""
+
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from tests.support.dagster_helpers import materialize, read_table
+from timesheet_assets.ingest import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
+
+STATE: dict = {}
+
+
+@dg.asset(
+    key=["raw", "probe", "lines"],
+    partitions_def=daily_partitions("2026-01-01"),
+    backfill_policy=DATE_WINDOW_BACKFILL,
+    metadata={"partition_expr": "work_date"},
+)
+def probe_lines(context: dg.AssetExecutionContext) -> pd.DataFrame:
+    first, last = partition_window(context)
+    days = list(pd.date_range(first, last).date)
+    version = STATE.get("version", 1)
+    frame = pd.DataFrame(
+        {
+            "record_key": [f"{d}:{i}" for d in days for i in range(3)],
+            "work_date": [d for d in days for _ in range(3)],
+            "hours": [float(version)] * (3 * len(days)),
+        }
+    )
+    if STATE.get("extra_column"):
+        frame["note"] = "added later"
+    if STATE.get("explode"):
+        raise RuntimeError("vendor went away mid-run")
+    return frame
+
+
+@dg.asset(key=["raw", "probe", "cards"], metadata={"primary_key": "record_key"})
+def probe_cards() -> dg.Output:
+    frame = pd.DataFrame(STATE["cards"], columns=["record_key", "hours"])
+    return dg.Output(frame, metadata={"write_mode": STATE.get("mode", "upsert")})
+
+
+@pytest.fixture(autouse=True)
+def clean_state():
+    STATE.clear()
+    yield
+    STATE.clear()
+
+
+def test_range_run_replaces_exactly_its_window(warehouse, instance):
+    materialize([probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 10), instance=instance)
+    table = read_table(warehouse, "probe.lines")
+    assert len(table) == 30 and table["record_key"].is_unique
+
+    STATE["version"] = 2
+    materialize([probe_lines], {}, warehouse, first=date(2026, 1, 4), last=date(2026, 1, 5), instance=instance)
+    table = read_table(warehouse, "probe.lines")
+    assert len(table) == 30 and table["record_key"].is_unique
+    rewritten = table[table["hours"] == 2.0]
+    assert sorted({str(d.date()) for d in rewritten["work_date"]}) == ["2026-01-04", "2026-01-05"]
+    assert len(rewritten) == 6
+
+
+def test_same_range_twice_keeps_row_count(warehouse, instance):
+    for _ in range(2):
+        materialize([probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 7), instance=instance)
+    assert len(read_table(warehouse, "probe.lines")) == 21
+
+
+def test_failed_write_leaves_previous_partition_intact(warehouse, instance, monkeypatch):
+    materialize([probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 3), instance=instance)
+    before = read_table(warehouse, "probe.lines").sort_values("record_key").reset_index(drop=True)
+
+    from timesheet_assets.storage import warehouse as module
+
+    original = module.ByNamePandasTypeHandler.handle_output
+
+    def crash_after_delete(self, context, table_slice, obj, connection):
+        # The slice has been deleted in this transaction; fail half-way through the insert.
+        connection.execute(f"INSERT INTO probe.lines BY NAME SELECT * FROM obj LIMIT 2")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(module.ByNamePandasTypeHandler, "handle_output", crash_after_delete)
+    STATE["version"] = 9
+    result = materialize(
+        [probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 3), instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    monkeypatch.setattr(module.ByNamePandasTypeHandler, "handle_output", original)
+    after = read_table(warehouse, "probe.lines").sort_values("record_key").reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_new_columns_are_added_not_shifted(warehouse, instance):
+    materialize([probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 1), instance=instance)
+    STATE["extra_column"] = True
+    materialize([probe_lines], {}, warehouse, first=date(2026, 1, 2), last=date(2026, 1, 2), instance=instance)
+    table = read_table(warehouse, "probe.lines")
+    assert list(table.columns) == ["record_key", "work_date", "hours", "note"]
+    assert table.loc[table["work_date"] == pd.Timestamp("2026-01-02"), "note"].eq("added later").all()
+    assert table.loc[table["work_date"] == pd.Timestamp("2026-01-01"), "note"].isna().all()
+
+
+def test_upsert_replaces_matching_keys_and_keeps_the_rest(warehouse, instance):
+    STATE["cards"] = [("a", 1.0), ("b", 2.0)]
+    materialize([probe_cards], {}, warehouse, instance=instance)
+    STATE["cards"] = [("b", 5.0), ("c", 3.0)]
+    materialize([probe_cards], {}, warehouse, instance=instance)
+    table = read_table(warehouse, "probe.cards").set_index("record_key")["hours"].to_dict()
+    assert table == {"a": 1.0, "b": 5.0, "c": 3.0}
+
+
+def test_replace_mode_overrides_upsert_for_full_refresh(warehouse, instance):
+    STATE["cards"] = [("a", 1.0), ("b", 2.0)]
+    materialize([probe_cards], {}, warehouse, instance=instance)
+    STATE.update(cards=[("c", 3.0)], mode="replace")
+    materialize([probe_cards], {}, warehouse, instance=instance)
+    assert read_table(warehouse, "probe.cards")["record_key"].tolist() == ["c"]
+
+
+def test_empty_first_window_still_creates_the_table(warehouse, instance):
+    @dg.asset(key=["raw", "probe", "empty"], partitions_def=daily_partitions("2026-01-01"), metadata={"partition_expr": "work_date"})
+    def empty() -> pd.DataFrame:
+        return pd.DataFrame({"record_key": pd.Series(dtype="string"), "work_date": pd.Series(dtype="datetime64[ns]")})
+
+    result = dg.materialize(
+        [empty], partition_key="2026-01-01",
+        resources={"io_manager": __import__("timesheet_assets.storage", fromlist=["x"]).WarehouseIOManager(database=warehouse)},
+        instance=instance,
+    )
+    assert result.success
+    assert len(read_table(warehouse, "probe.empty")) == 0
