@@ -14,6 +14,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
 
 import pandas as pd
+import pydantic_core
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
@@ -70,10 +71,50 @@ class RawFrame:
 
 def _lenient_key(spec: RawSpec, record: Any, index: int) -> str:
     try:
-        key = spec.key_of(record) if isinstance(record, Mapping) else None
+        key = spec.key_of(record) if isinstance(record, dict) else None
     except Exception:  # noqa: BLE001 - a broken record must still get a key
         key = None
     return str(key) if key not in (None, "") else f"unkeyed:{index}"
+
+
+def _payload_text(record: Any) -> str:
+    try:
+        return pydantic_core.to_json(record).decode()
+    except (TypeError, ValueError, pydantic_core.PydanticSerializationError):
+        return json.dumps(record, separators=(",", ":"), default=str)
+
+
+def _quarantined_row(
+    spec: RawSpec, record: Any, index: int, reason: str, default_date: date | None
+) -> dict[str, Any]:
+    row: dict[str, Any] = {c: None for c in spec.columns}
+    if spec.date_column:
+        when = None
+        if spec.date_of is not None and isinstance(record, dict):
+            try:
+                when = spec.date_of(record)
+            except Exception:  # noqa: BLE001 - the record is already known to be broken
+                when = None
+        row[spec.date_column] = when or default_date
+    row[KEY_COLUMN] = _lenient_key(spec, record, index)
+    row[PAYLOAD_COLUMN] = _payload_text(record)
+    row[QUARANTINE_COLUMN] = reason
+    return row
+
+
+def _validate_all(spec: RawSpec[M], records: list[Any]) -> list[Any]:
+    """Validate every record; an exception instance stands in for each invalid one."""
+    validate = spec.model.model_validate
+    results: list[Any] = []
+    for record in records:
+        if type(record) is not dict:
+            results.append(TypeError("record is not a JSON object"))
+            continue
+        try:
+            results.append(validate(record))
+        except ValidationError as exc:
+            results.append(exc)
+    return results
 
 
 def build_raw_frame(
@@ -85,40 +126,27 @@ def build_raw_frame(
     keep_models: bool = False,
 ) -> RawFrame:
     ingested_at = ingested_at or datetime.now(timezone.utc)
+    records = list(records)
     rows: list[dict[str, Any]] = []
     models: list[Any] = []
-    served = 0
     quarantined = 0
     empty = {c: None for c in spec.columns}
-    for index, record in enumerate(records):
-        served += 1
-        payload = json.dumps(record, separators=(",", ":"), default=str)
-        try:
-            if not isinstance(record, Mapping):
-                raise TypeError("record is not a JSON object")
-            model = spec.model.model_validate(record)
-            produced = [dict(r) for r in spec.to_rows(model)]
-        except (ValidationError, TypeError, ValueError, KeyError, AttributeError) as exc:
+    for index, (record, outcome) in enumerate(zip(records, _validate_all(spec, records))):
+        if isinstance(outcome, Exception):
             quarantined += 1
-            row = dict(empty)
-            if spec.date_column:
-                when = None
-                if spec.date_of is not None and isinstance(record, Mapping):
-                    try:
-                        when = spec.date_of(record)
-                    except Exception:  # noqa: BLE001
-                        when = None
-                row[spec.date_column] = when or default_date
-            row[KEY_COLUMN] = _lenient_key(spec, record, index)
-            row[PAYLOAD_COLUMN] = payload
-            row[QUARANTINE_COLUMN] = quarantine_reason(exc)
-            rows.append(row)
+            rows.append(_quarantined_row(spec, record, index, quarantine_reason(outcome), default_date))
+            continue
+        try:
+            produced = list(spec.to_rows(outcome))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            quarantined += 1
+            rows.append(_quarantined_row(spec, record, index, quarantine_reason(exc), default_date))
             continue
         if keep_models:
-            models.append(model)
+            models.append(outcome)
+        payload = _payload_text(record)
         for produced_row in produced:
             row = {**empty, **produced_row}
-            row.setdefault(KEY_COLUMN, _lenient_key(spec, record, index))
             if row.get(KEY_COLUMN) is None:
                 row[KEY_COLUMN] = _lenient_key(spec, record, index)
             row[PAYLOAD_COLUMN] = payload
@@ -128,7 +156,7 @@ def build_raw_frame(
     frame[INGESTED_COLUMN] = pd.Timestamp(ingested_at).tz_convert("UTC") if len(frame) else pd.Series(
         dtype="datetime64[ns, UTC]"
     )
-    return RawFrame(frame=frame, records_served=served, quarantined=quarantined, models=models)
+    return RawFrame(frame=frame, records_served=len(records), quarantined=quarantined, models=models)
 
 
 def typed_frame(rows: list[dict[str, Any]], columns: Mapping[str, str]) -> pd.DataFrame:
