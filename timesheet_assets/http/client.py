@@ -246,11 +246,12 @@ class VendorClient:
                 else:
                     try:
                         return parse(response)
-                    except AuthExpired:
+                    except AuthExpired as exc:
                         if reauthenticated or self.auth is None:
+                            detail = str(exc) or "session or token rejected"
                             raise self._http_error(
                                 VendorAuthError, method, path, response, attempt,
-                                message="session or token rejected after re-authentication",
+                                message=f"{detail} (after re-authentication)" if reauthenticated else detail,
                             ) from None
                         self._reauthenticate(method, path)
                         reauthenticated = True

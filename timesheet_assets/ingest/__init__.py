@@ -1,6 +1,7 @@
 """What every raw asset shares: partitions, payload-keeping validation with quarantine,
 materialization metadata and run policies."""
 
+from .failures import permanent_errors_fail_fast
 from .metadata import frame_preview, raw_output
 from .partitions import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
 from .policies import HTTP_RETRY_POLICY
@@ -15,6 +16,7 @@ __all__ = [
     "daily_partitions",
     "frame_preview",
     "partition_window",
+    "permanent_errors_fail_fast",
     "quarantine_reason",
     "raw_output",
 ]

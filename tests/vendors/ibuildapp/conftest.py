@@ -1,0 +1,47 @@
+"""Fixtures for the iBuildApp tests: the sandbox on loopback and a resource pointed at it."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Callable
+
+import pytest
+
+from timesheet_assets.sandbox.data import SandboxConfig
+from timesheet_assets.sandbox.server import SandboxServer
+from timesheet_assets.vendors.ibuildapp import sandbox as ibuildapp_sandbox
+from timesheet_assets.vendors.ibuildapp.resource import IBuildAppResource
+
+ANCHOR = date(2025, 3, 31)
+
+
+def small_config(**overrides: Any) -> SandboxConfig:
+    values: dict[str, Any] = dict(seed=5, time_records=120, projects=5, employees=6, days=10, anchor_date=ANCHOR)
+    values.update(overrides)
+    return SandboxConfig(**values)
+
+
+def resource_for(server: SandboxServer, **overrides: Any) -> IBuildAppResource:
+    env = ibuildapp_sandbox.sandbox_env(server.url)
+    values: dict[str, Any] = dict(
+        base_url=env["IBUILDAPP_BASE_URL"],
+        app_code=env["IBUILDAPP_APP_CODE"],
+        email=env["IBUILDAPP_EMAIL"],
+        password=env["IBUILDAPP_PASSWORD"],
+        # Fast retries and a quicker pace: the tests count calls and attempts, not seconds
+        # (the default 5/s is exercised by the env-built resource and the benchmark).
+        backoff_cap_seconds=0.2,
+        requests_per_second=25.0,
+    )
+    values.update(overrides)
+    return IBuildAppResource(**values)
+
+
+@pytest.fixture
+def start_sandbox(serve_app) -> Callable[..., SandboxServer]:
+    """Start the iBuildApp sandbox for a config (default: small) on 127.0.0.1."""
+
+    def start(config: SandboxConfig | None = None, **app_options: Any) -> SandboxServer:
+        return serve_app(ibuildapp_sandbox.create_app(config or small_config(), **app_options))
+
+    return start
