@@ -2,12 +2,21 @@
 materialization metadata and run policies."""
 
 from .failures import permanent_errors_fail_fast
-from .metadata import frame_preview, raw_output
+from .metadata import (
+    QUARANTINE_CHECK,
+    frame_preview,
+    quarantine_check_result,
+    quarantine_check_spec,
+    raw_output,
+)
 from .partitions import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
 from .policies import HTTP_RETRY_POLICY
 from .records import RawFrame, RawSpec, build_raw_frame, quarantine_reason
 
 __all__ = [
+    "QUARANTINE_CHECK",
+    "quarantine_check_result",
+    "quarantine_check_spec",
     "DATE_WINDOW_BACKFILL",
     "HTTP_RETRY_POLICY",
     "RawFrame",

@@ -37,3 +37,26 @@ def raw_output(raw: RawFrame, metrics: MetricsSnapshot, **extra: Any) -> dg.Outp
     }
     metadata.update(extra)
     return dg.Output(frame, metadata=metadata)
+
+
+QUARANTINE_CHECK = "no_quarantined_records"
+
+
+def quarantine_check_spec(asset_key: dg.AssetKey) -> dg.AssetCheckSpec:
+    """Every raw asset declares this check: a WARN when any served record was quarantined."""
+    return dg.AssetCheckSpec(
+        QUARANTINE_CHECK,
+        asset=asset_key,
+        description="Every record the vendor served passed validation (quarantined rows keep "
+        "their payload and the validation error in the raw table).",
+    )
+
+
+def quarantine_check_result(asset_key: dg.AssetKey, raw: RawFrame) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=QUARANTINE_CHECK,
+        passed=raw.quarantined == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantined": raw.quarantined, "records_served": raw.records_served},
+    )
