@@ -1,0 +1,99 @@
+"""AIMS360 Aqua: requests and time for the export-job flow (no documented rate limit).
+
+Starts the AIMS360 sandbox (jobs advance one step per status poll: Queued 0% → 50% →
+Completed) and runs, with the resource's conservative default rate, what a materialization
+without the sensor sends:
+
+1. ``full``: create an export job for ``Orders/Open Orders`` (``records`` rows), poll it to
+   completion, download the publishlink (JSON);
+2. ``no_change``: rerun the same job (``/rerun``: same job id and publishlink), poll, download;
+3. ``after_1pct_changed``: after ~1 % of the view's rows changed, the same rerun flow. Aqua
+   exports a whole view each time, so the cost does not depend on how much changed.
+
+Each scenario uses a fresh resource and token, as separate runs do. Requests and rate
+violations come from the sandbox's own log.
+
+    python -m benchmarks.vendor_aims360 --records 6000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from timesheet_assets.sandbox.data import SandboxConfig
+from timesheet_assets.sandbox.server import SandboxServer
+from timesheet_assets.vendors.aims360.resource import Aims360Resource, ViewSpec, forget_cached_tokens
+from timesheet_assets.vendors.aims360.sandbox import create_app, sandbox_env, state_of
+
+VENDOR = "aims360"
+VIEW = ViewSpec("Orders", "Open Orders")
+
+
+def _run_once(scenario: str, server: SandboxServer, rerun_job_id: str | None) -> tuple[dict[str, Any], str]:
+    env = sandbox_env(server.url)
+    stats = server.sandbox.stats
+    stats.reset()
+    forget_cached_tokens()
+    resource = Aims360Resource(
+        base_url=env["AIMS360_BASE_URL"],
+        client_id=env["AIMS360_CLIENT_ID"],
+        client_secret=env["AIMS360_CLIENT_SECRET"],
+        username=env["AIMS360_USERNAME"],
+        password=env["AIMS360_PASSWORD"],
+    )
+    started = time.perf_counter()
+    try:
+        job = resource.start_export(VIEW, rerun_job_id=rerun_job_id)
+        done = resource.wait_for_job(job.job_id, timeout_seconds=120, first_poll_seconds=0.1)
+        export = resource.download_publishlink(
+            done.publish_link or job.publish_link or "", done.publish_link_access_scope, job_id=done.job_id
+        )
+    finally:
+        resource.close()
+    wall = time.perf_counter() - started
+    summary = stats.summary()
+    requests = int(summary["requests"])
+    records = len(export.records)
+    return (
+        {
+            "vendor": VENDOR,
+            "scenario": scenario,
+            "requests": requests,
+            "records": records,
+            "wall_s": round(wall, 3),
+            "achieved_rps": round(requests / wall, 3) if wall > 0 else 0.0,
+            "documented_limit_rps": None,
+            "utilisation_pct": None,
+            "rate_violations": int(summary["violations"]),
+            "requests_per_1000_records": round(1000.0 * requests / records, 2) if records else None,
+        },
+        done.job_id,
+    )
+
+
+def run_benchmark(records: int) -> list[dict[str, Any]]:
+    config = SandboxConfig(time_records=records, days=30)
+    app = create_app(config)
+    results = []
+    with SandboxServer(app) as server:
+        full, job_id = _run_once("full", server, None)
+        results.append(full)
+        results.append(_run_once("no_change", server, job_id)[0])
+        state_of(app).change_view(VIEW.label)
+        results.append(_run_once("after_1pct_changed", server, job_id)[0])
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=6000, help="rows in the exported view")
+    args = parser.parse_args()
+    for row in run_benchmark(args.records):
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""All five vendors, raw and conformed, in one Dagster instance against the sandboxes."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from tests.support.dagster_helpers import range_tags, read_table
+from timesheet_assets.definitions import build_definitions
+from timesheet_assets.sandbox.data import SandboxConfig
+from timesheet_assets.sandbox.registry import sandbox_module, serve_sandboxes
+from timesheet_assets.settings import VENDOR_NAMES
+from timesheet_assets.storage import WarehouseIOManager
+
+pytestmark = pytest.mark.xdist_group("end_to_end")
+
+ANCHOR = date(2026, 3, 20)
+CONFIG = SandboxConfig(seed=7, time_records=120, projects=8, employees=6, days=20, anchor_date=ANCHOR)
+FIRST, LAST = ANCHOR - timedelta(days=9), ANCHOR
+
+
+@pytest.fixture(scope="module")
+def sandboxes():
+    with serve_sandboxes(VENDOR_NAMES, CONFIG) as running:
+        yield running
+
+
+@pytest.fixture
+def vendor_env(sandboxes, monkeypatch):
+    for sandbox in sandboxes.values():
+        for name, value in sandbox.env.items():
+            monkeypatch.setenv(name, value)
+    yield sandboxes
+
+
+def run_all(defs, warehouse, instance, selection=None):
+    resources = {**dict(defs.resources), "io_manager": WarehouseIOManager(database=warehouse)}
+    return dg.materialize(
+        list(defs.assets), resources=resources, instance=instance, selection=selection,
+        tags=range_tags(FIRST, LAST), raise_on_error=False,
+    )
+
+
+def expected():
+    lines, hours, projects = {}, {}, 0
+    for vendor in VENDOR_NAMES:
+        module = sandbox_module(vendor)
+        summary = module.expected_timesheets(CONFIG, FIRST, LAST)
+        if summary["lines"]:
+            lines[vendor] = summary["lines"]
+            hours[vendor] = summary["total_hours"]
+        projects += module.expected_projects(CONFIG)
+    return lines, hours, projects
+
+
+def test_all_vendors_land_in_the_conformed_model_and_every_check_passes(vendor_env, warehouse, instance):
+    defs = build_definitions(VENDOR_NAMES)
+    result = run_all(defs, warehouse, instance)
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert evaluations and all(e.passed for e in evaluations), [
+        (e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed
+    ]
+
+    lines, hours, project_count = expected()
+    timesheets = read_table(warehouse, "conformed.timesheets")
+    by_vendor = timesheets.groupby("source_system").size().to_dict()
+    assert by_vendor == lines
+    assert len(timesheets) == sum(lines.values())
+    totals = timesheets.groupby("source_system")["total_hours"].sum().round(2).to_dict()
+    assert totals == {v: round(h, 2) for v, h in hours.items()}
+    assert timesheets.duplicated(["source_system", "entry_id"]).sum() == 0
+
+    projects = read_table(warehouse, "conformed.projects")
+    assert len(projects) == project_count
+    assert projects.duplicated(["source_system", "project_id"]).sum() == 0
+
+    # The same range again: every write replaces its window, nothing doubles.
+    again = run_all(defs, warehouse, instance)
+    assert again.success
+    assert len(read_table(warehouse, "conformed.timesheets")) == len(timesheets)
+    assert len(read_table(warehouse, "conformed.projects")) == len(projects)
