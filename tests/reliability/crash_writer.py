@@ -1,0 +1,60 @@
+"""Subprocess for the crash test: materializes a probe partition range into a warehouse and,
+when told to, kills itself (SIGKILL, no cleanup) half-way through the warehouse write."""
+
+import os
+import signal
+import sys
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+
+from timesheet_assets.ingest import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
+from timesheet_assets.storage import WarehouseIOManager
+from timesheet_assets.storage import warehouse as module
+
+
+@dg.asset(
+    key=["raw", "probe", "lines"],
+    partitions_def=daily_partitions("2026-01-01"),
+    backfill_policy=DATE_WINDOW_BACKFILL,
+    metadata={"partition_expr": "work_date"},
+)
+def probe_lines(context: dg.AssetExecutionContext) -> pd.DataFrame:
+    first, last = partition_window(context)
+    days = list(pd.date_range(first, last).date)
+    version = int(os.environ["PROBE_VERSION"])
+    return pd.DataFrame(
+        {
+            "record_key": [f"{d}:{i}" for d in days for i in range(50)],
+            "work_date": [d for d in days for _ in range(50)],
+            "version": [version] * (50 * len(days)),
+        }
+    )
+
+
+def main() -> None:
+    warehouse, first, last, mode = sys.argv[1:5]
+    if mode == "kill":
+        original = module.ByNamePandasTypeHandler.handle_output
+
+        def die_mid_insert(self, context, table_slice, obj, connection):
+            # The old slice is deleted and half the new rows are inserted in this transaction.
+            connection.execute("INSERT INTO probe.lines BY NAME SELECT * FROM obj LIMIT 25")
+            os.kill(os.getpid(), signal.SIGKILL)
+            return original(self, context, table_slice, obj, connection)
+
+        module.ByNamePandasTypeHandler.handle_output = die_mid_insert
+    dg.materialize(
+        [probe_lines],
+        resources={"io_manager": WarehouseIOManager(database=warehouse)},
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+    )
+    print("DONE", flush=True)
+
+
+if __name__ == "__main__":
+    main()
