@@ -134,3 +134,18 @@ def test_empty_first_window_still_creates_the_table(warehouse, instance):
     )
     assert result.success
     assert len(read_table(warehouse, "probe.empty")) == 0
+
+
+def test_a_column_that_was_all_null_takes_the_type_of_later_values(warehouse, instance):
+    import datetime as dt
+
+    @dg.asset(key=["raw", "probe", "dated"], metadata={"primary_key": "record_key"})
+    def dated() -> dg.Output:
+        return dg.Output(pd.DataFrame(STATE["rows"], columns=["record_key", "day"]), metadata={"write_mode": "upsert"})
+
+    STATE["rows"] = [("a", None)]
+    materialize([dated], {}, warehouse, instance=instance)
+    STATE["rows"] = [("b", dt.date(2026, 1, 2))]
+    materialize([dated], {}, warehouse, instance=instance)
+    table = read_table(warehouse, "probe.dated").set_index("record_key")
+    assert table.loc["b", "day"] == pd.Timestamp("2026-01-02") and pd.isna(table.loc["a", "day"])

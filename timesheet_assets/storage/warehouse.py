@@ -126,21 +126,26 @@ class ByNamePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         if not _table_exists(connection, table_slice):
             connection.execute(f"CREATE TABLE {target} AS SELECT * FROM frame LIMIT 0")
         else:
-            existing = {
-                row[0]
-                for row in connection.execute(
-                    "SELECT column_name FROM information_schema.columns "
+            existing = dict(
+                connection.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns "
                     "WHERE table_schema = ? AND table_name = ?",
                     [table_slice.schema, table_slice.table],
                 ).fetchall()
-            }
-            missing = [c for c in frame.columns if c not in existing]
-            if missing:
-                probe = connection.execute(
-                    "DESCRIBE SELECT " + ", ".join(_quote(c) for c in missing) + " FROM frame"
-                ).fetchall()
-                for name, sql_type, *_ in probe:
+            )
+            incoming = dict(
+                (name, sql_type)
+                for name, sql_type, *_ in connection.execute("DESCRIBE SELECT * FROM frame").fetchall()
+            )
+            for name, sql_type in incoming.items():
+                if name not in existing:
                     connection.execute(f"ALTER TABLE {target} ADD COLUMN {_quote(name)} {sql_type}")
+                elif existing[name].strip('"') == "NULL" and sql_type.strip('"') != "NULL":
+                    # A first write whose column held only nulls gave it no type; the first
+                    # real values decide it (e.g. a date column of an all-quarantined batch).
+                    connection.execute(
+                        f"ALTER TABLE {target} ALTER COLUMN {_quote(name)} SET DATA TYPE {sql_type}"
+                    )
         if _write_mode(context) == "upsert" and len(frame):
             keys = _primary_key(context)
             match = " AND ".join(f"t.{_quote(k)} = f.{_quote(k)}" for k in keys)
