@@ -149,3 +149,24 @@ def test_a_column_that_was_all_null_takes_the_type_of_later_values(warehouse, in
     materialize([dated], {}, warehouse, instance=instance)
     table = read_table(warehouse, "probe.dated").set_index("record_key")
     assert table.loc["b", "day"] == pd.Timestamp("2026-01-02") and pd.isna(table.loc["a", "day"])
+
+
+def test_writer_waits_for_another_process_holding_the_lock(warehouse, instance, tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import duckdb, time, sys
+            c = duckdb.connect({warehouse!r})
+            print("locked", flush=True)
+            time.sleep(3)
+            c.close()
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    materialize([probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 2), instance=instance)
+    holder.wait(timeout=30)
+    assert len(read_table(warehouse, "probe.lines")) == 6

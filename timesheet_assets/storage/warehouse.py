@@ -16,6 +16,8 @@ range, so a single-run backfill of 30 days replaces exactly those 30 days.
 
 from __future__ import annotations
 
+import random
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -83,6 +85,27 @@ def _primary_key(context: dg.OutputContext) -> list[str]:
     return [key] if isinstance(key, str) else list(key)
 
 
+LOCK_WAIT_SECONDS = 120.0
+
+
+def _connect_waiting_for_lock(database: str) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse, waiting while another process holds DuckDB's file lock.
+
+    Runs of different vendors are in different pools and may finish at the same moment;
+    each write is one short transaction, so waiting for the lock is enough to serialise them.
+    """
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(database, read_only=False)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay + random.uniform(0, delay))
+            delay = min(delay * 2, 2.0)
+
+
 class TransactionalDuckDbClient(DuckDbClient):
     @staticmethod
     def delete_table_slice(context: dg.OutputContext, table_slice: TableSlice, connection) -> None:
@@ -104,7 +127,7 @@ class TransactionalDuckDbClient(DuckDbClient):
     @staticmethod
     @contextmanager
     def connect(context, _table_slice) -> Iterator[duckdb.DuckDBPyConnection]:
-        conn = duckdb.connect(context.resource_config["database"], read_only=False)
+        conn = _connect_waiting_for_lock(context.resource_config["database"])
         try:
             conn.execute("SET TimeZone = 'UTC'")
             conn.execute("BEGIN TRANSACTION")
