@@ -299,3 +299,26 @@ def test_no_secret_in_any_log_line(caplog):
         assert SECRET not in record.getMessage()
     assert SECRET not in str(info.value)
     assert "***" in str(info.value)
+
+
+def test_body_signing_hook_resigns_every_attempt_after_reauth():
+    class BodySession(TokenAuth):
+        def headers(self):
+            return {}
+
+        def sign_body(self, body):
+            return {**body, "SessionToken": self.token}
+
+    def parse(response):
+        body = decode_json(response)
+        if body.get("expired"):
+            raise AuthExpired("session expired")
+        return body
+
+    auth = BodySession()
+    script = Script(ok({"expired": True}), ok({"rows": 3}))
+    client, _ = make_client(script, auth=auth)
+    assert client.request("POST", "rpc", json_body={"Method": "List"}, parse=parse) == {"rows": 3}
+    sent = [json.loads(r.content) for r in script.requests]
+    assert [b["SessionToken"] for b in sent] == ["token-1", "token-2"]
+    assert all(b["Method"] == "List" for b in sent)

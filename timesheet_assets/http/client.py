@@ -48,7 +48,9 @@ _ERROR_MESSAGE_KEYS = ("message", "Message", "error_description", "error", "deta
 
 class AuthHook(Protocol):
     """How a vendor authenticates. ``headers`` may fetch a token lazily (through the same
-    client, with ``authenticate=False``); ``refresh`` drops it and gets a new one."""
+    client, with ``authenticate=False``); ``refresh`` drops it and gets a new one. A hook may
+    also define ``sign_body(json_body) -> json_body``, called before every attempt, for
+    vendors that carry the session in the request body."""
 
     def headers(self) -> Mapping[str, str]: ...
 
@@ -186,8 +188,14 @@ class VendorClient:
         while True:
             attempt += 1
             request_headers = dict(headers or {})
+            attempt_body = json_body
             if authenticate and self.auth is not None:
                 request_headers.update(self.auth.headers())
+                # Vendors whose session token travels in the body (Ajera) re-sign every attempt,
+                # so a retry after re-authentication carries the new token.
+                sign_body = getattr(self.auth, "sign_body", None)
+                if sign_body is not None and json_body is not None:
+                    attempt_body = sign_body(json_body)
             failure: str | None = None
             wait: float | None = None
             response: httpx.Response | None = None
@@ -200,7 +208,7 @@ class VendorClient:
                         method,
                         url,
                         params=params,
-                        json=json_body,
+                        json=attempt_body,
                         data=data,
                         headers=request_headers,
                     )

@@ -1,0 +1,93 @@
+"""Ajera throughput: what one materialization of ``raw/ajera/timesheets`` (the whole data
+window) plus ``raw/ajera/projects`` sends, at the resource's default pace.
+
+Ajera documents no rate limit, so the sandbox enforces none and ``documented_limit_rps`` and
+``utilisation_pct`` are ``None``; the client's conservative default (5 requests/s, 2 in flight)
+sets the pace. ``records`` is the number of timesheets (weeks) in the sandbox.
+
+1. ``full``: every timesheet of the sandbox's data window, then all projects;
+2. ``no_change``: the same again — timesheets carry no modified date, so a run re-reads its
+   window;
+3. ``after_1pct_changed``: after ~1 % of the timesheets were edited, the window re-read (the
+   same calls: that is how edits are caught).
+
+Each scenario uses a fresh resource (a new session), as separate runs do. Requests come from
+the sandbox's own log.
+
+    python -m benchmarks.vendor_ajera --records 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from timesheet_assets.sandbox.data import SandboxConfig
+from timesheet_assets.sandbox.server import SandboxServer
+from timesheet_assets.vendors.ajera.assets import build_timesheet_frame, fetch_project_records
+from timesheet_assets.vendors.ajera.resource import AjeraResource
+from timesheet_assets.vendors.ajera.sandbox import ajera_state, create_app, sandbox_env, touch_timesheets
+
+VENDOR = "ajera"
+
+
+def _run_once(scenario: str, server: SandboxServer, config: SandboxConfig) -> dict[str, Any]:
+    env = sandbox_env(server.url)
+    stats = server.sandbox.stats
+    stats.reset()
+    resource = AjeraResource(
+        base_url=env["AJERA_BASE_URL"],
+        api_id=env["AJERA_API_ID"],
+        username=env["AJERA_USERNAME"],
+        password=env["AJERA_PASSWORD"],
+    )
+    started = time.perf_counter()
+    try:
+        fetch = resource.fetch_timesheets(config.first_date, config.anchor_date)
+        build_timesheet_frame(fetch)
+        projects, _ = fetch_project_records(resource)
+    finally:
+        resource.close()
+    wall = time.perf_counter() - started
+    summary = stats.summary()
+    requests = int(summary["requests"])
+    records = len(fetch.listed) + len(projects)
+    achieved = requests / wall if wall > 0 else 0.0
+    return {
+        "vendor": VENDOR,
+        "scenario": scenario,
+        "requests": requests,
+        "records": records,
+        "wall_s": round(wall, 3),
+        "achieved_rps": round(achieved, 3),
+        "documented_limit_rps": None,
+        "utilisation_pct": None,
+        "rate_violations": int(summary["violations"]),
+        "requests_per_1000_records": round(1000.0 * requests / records, 2) if records else None,
+    }
+
+
+def run_benchmark(records: int) -> list[dict[str, Any]]:
+    config = SandboxConfig(time_records=records, days=30)
+    app = create_app(config)
+    results = []
+    with SandboxServer(app) as server:
+        results.append(_run_once("full", server, config))
+        results.append(_run_once("no_change", server, config))
+        touch_timesheets(ajera_state(app), fraction=0.01)
+        results.append(_run_once("after_1pct_changed", server, config))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=3000, help="timesheets in the sandbox")
+    args = parser.parse_args()
+    for row in run_benchmark(args.records):
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

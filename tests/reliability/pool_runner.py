@@ -1,0 +1,32 @@
+"""Subprocess for the cross-run concurrency test: one run of a vendor's date-windowed raw
+asset against a sandbox, on the Dagster instance in DAGSTER_HOME."""
+
+import json
+import sys
+import time
+from datetime import date
+
+import dagster as dg
+
+from timesheet_assets.definitions import build_definitions
+from timesheet_assets.storage import WarehouseIOManager
+
+
+def main() -> None:
+    vendor, asset_path, first, last, warehouse = sys.argv[1:6]
+    defs = build_definitions((vendor,))
+    key = dg.AssetKey(asset_path.split("/"))
+    asset = next(a for a in defs.assets if key in a.keys)
+    started = time.time()
+    result = dg.materialize(
+        [asset],
+        resources={**dict(defs.resources), "io_manager": WarehouseIOManager(database=warehouse)},
+        instance=dg.DagsterInstance.get(),
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        raise_on_error=False,
+    )
+    print(json.dumps({"success": result.success, "started": started, "ended": time.time()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Two runs of the same vendor at once stay inside the vendor's documented limit in total:
+the vendor pool (limit 1, as in dagster.yaml) serialises their steps. Without the pool the
+same two runs overrun the limit — the sandbox counts it."""
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from timesheet_assets.sandbox.data import SandboxConfig
+from timesheet_assets.sandbox.registry import serve_sandboxes
+
+pytestmark = pytest.mark.xdist_group("pools")
+
+ROOT = Path(__file__).resolve().parents[2]
+ANCHOR = date(2026, 2, 28)
+CONFIG = SandboxConfig(seed=3, time_records=1500, days=30, anchor_date=ANCHOR, employees=8, projects=6)
+
+
+def launch(home: Path, env: dict, first: date, last: date, warehouse: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.pool_runner", "blikk", "raw/blikk/time_reports",
+         first.isoformat(), last.isoformat(), str(warehouse)],
+        cwd=ROOT, env={**env, "DAGSTER_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def two_concurrent_runs(tmp_path: Path, pool_limit: int):
+    home = tmp_path / f"home-{pool_limit}"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        f"telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: {pool_limit}\n"
+    )
+    with serve_sandboxes(("blikk",), CONFIG) as running:
+        sandbox = running["blikk"]
+        env = {**os.environ, **sandbox.env}
+        first_half = (ANCHOR - timedelta(days=29), ANCHOR - timedelta(days=15))
+        second_half = (ANCHOR - timedelta(days=14), ANCHOR)
+        runs = [
+            launch(home, env, *first_half, tmp_path / f"a-{pool_limit}.duckdb"),
+            launch(home, env, *second_half, tmp_path / f"b-{pool_limit}.duckdb"),
+        ]
+        outcomes = []
+        for run in runs:
+            out, err = run.communicate(timeout=240)
+            assert run.returncode == 0, err[-3000:]
+            outcomes.append(json.loads(out.strip().splitlines()[-1]))
+        stats = sandbox.server.sandbox.stats
+        return outcomes, stats.rate_exceeded, stats.requests
+
+
+def test_vendor_pool_keeps_two_runs_within_the_documented_rate(tmp_path):
+    outcomes, exceeded, requests = two_concurrent_runs(tmp_path, pool_limit=1)
+    assert all(o["success"] for o in outcomes)
+    assert requests >= 20
+    assert exceeded == 0
+
+
+def test_without_the_pool_the_same_runs_overrun_the_limit(tmp_path):
+    outcomes, exceeded, _ = two_concurrent_runs(tmp_path, pool_limit=10)
+    # Both still finish (the client honours the 429s), but the vendor saw too many calls.
+    assert all(o["success"] for o in outcomes)
+    assert exceeded > 0

@@ -1,0 +1,142 @@
+"""The Ajera sandbox is as strict as the documentation: every refusal is the documented envelope."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import httpx
+import pytest
+
+from timesheet_assets.sandbox.data import SandboxConfig
+from timesheet_assets.vendors.ajera.sandbox import (
+    API_ID,
+    ENDPOINT,
+    PASSWORD,
+    USERNAME,
+    build_dataset,
+    day_cells,
+    expected_projects,
+    expected_timesheets,
+    sandbox_env,
+    week_start,
+)
+
+from .conftest import small_config
+
+
+@pytest.fixture
+def api(ajera_server):
+    server = ajera_server()
+
+    def post(body, *, query: str = API_ID):
+        response = httpx.post(f"{server.url}{ENDPOINT}?{query}", json=body)
+        return response.status_code, response.json()
+
+    return post
+
+
+def session(api, version=2) -> str:
+    status, body = api({"Method": "CreateAPISession", "Username": USERNAME, "Password": PASSWORD,
+                        "APIVersion": version, "UseSessionCookie": False})
+    assert status == 200 and body["ResponseCode"] == 200 and body["Errors"] == []
+    assert body["Content"]["SessionExpiration"]
+    return body["Content"]["SessionToken"]
+
+
+def refusal(answer) -> tuple[int, int, str]:
+    status, body = answer
+    assert body["Content"] is None and len(body["Errors"]) == 1
+    return status, body["ResponseCode"], body["Errors"][0]["ErrorMessage"]
+
+
+def test_refusals_use_the_documented_envelope(api):
+    token = session(api)
+    cases = [
+        (api({"Method": "ListTimesheets", "SessionToken": token}, query=""), (200, 400, "The API id in the URL is missing or not valid.")),
+        (api({"Method": "ListTimesheets", "SessionToken": token}, query="wrong"), (200, 400, "The API id in the URL is missing or not valid.")),
+        (api({"Method": "DeleteEverything", "SessionToken": token}), (200, 400, "Unknown method 'DeleteEverything'")),
+        (api({"Method": "GetTimesheets", "SessionToken": token, "MethodArguments": {}}),
+         (200, 400, "GetTimesheets: RequestedTimesheets is required")),
+        (api({"Method": "GetTimesheets", "SessionToken": token, "MethodArguments": {"RequestedTimesheets": ["1"]}}),
+         (200, 400, "GetTimesheets: RequestedTimesheets must be an array of integers")),
+        (api({"Method": "ListTimesheets", "SessionToken": token, "MethodArguments": {"FilterByWeek": 1}}),
+         (200, 400, "ListTimesheets: unknown argument(s) FilterByWeek")),
+        (api({"Method": "ListTimesheets", "SessionToken": token, "MethodArguments": {"FilterByEarliestTimesheetDate": "soon"}}),
+         (200, 400, "ListTimesheets: FilterByEarliestTimesheetDate must be a date (YYYY-MM-DD)")),
+        (api({"Method": "ListProjects", "SessionToken": token, "MethodArguments": {"PageResults": True, "PageNumber": 0, "PageSize": 10}}),
+         (200, 400, "ListProjects: PageNumber must be 1 or greater")),
+        (api({"Method": "ListProjects", "SessionToken": token, "MethodArguments": {"PageResults": True, "PageNumber": 1, "PageSize": 1001}}),
+         (200, 400, "ListProjects: PageSize must be between 1 and 1000")),
+        (api({"Method": "ListProjects", "SessionToken": token, "MethodArguments": {"PageResults": True}}),
+         (200, 400, "ListProjects: PageNumber and PageSize are required when PageResults is true")),
+        (api({"Method": "ListProjects", "SessionToken": "not-a-session"}), (200, 401, "Invalid or expired session token.")),
+        (api({"Method": "ListProjects"}), (200, 401, "SessionToken is required.")),
+        (api({"Method": "CreateAPISession", "Username": USERNAME, "Password": "nope", "APIVersion": 2}),
+         (200, 401, "Invalid username or password.")),
+        (api({"Method": "CreateAPISession", "Username": USERNAME, "Password": PASSWORD, "APIVersion": 3}),
+         (200, 400, "CreateAPISession: APIVersion must be one of 1, 2")),
+    ]
+    for answer, expected in cases:
+        assert refusal(answer) == expected
+
+
+def test_non_json_body_is_http_400_with_the_envelope(ajera_server):
+    server = ajera_server()
+    response = httpx.post(f"{server.url}{ENDPOINT}?{API_ID}", content=b"{not json")
+    assert response.status_code == 400
+    assert response.json()["Errors"][0]["ErrorMessage"] == "Request body is not valid JSON."
+
+
+def test_credentials_in_method_arguments_are_accepted_too(api):
+    status, body = api({"Method": "CreateAPISession", "MethodArguments": {
+        "Username": USERNAME, "Password": PASSWORD, "APIVersion": 1, "UseSessionCookie": False}})
+    assert (status, body["ResponseCode"]) == (200, 200) and body["Content"]["SessionToken"]
+
+
+def test_paging_filters_and_employee_methods(api):
+    token = session(api)
+    config = small_config()
+    pages = [
+        api({"Method": "ListProjects", "SessionToken": token,
+             "MethodArguments": {"PageResults": True, "PageNumber": n, "PageSize": 4}})[1]["Content"]["Projects"]
+        for n in (1, 2, 3)
+    ]
+    assert [len(p) for p in pages] == [4, 2, 0]
+    assert len({p["ProjectKey"] for page in pages for p in page}) == config.projects
+    employees = api({"Method": "ListEmployees", "SessionToken": token,
+                     "MethodArguments": {"PageResults": True, "PageNumber": 1, "PageSize": 3}})[1]["Content"]["Employees"]
+    assert len(employees) == 3
+    detail = api({"Method": "GetEmployees", "SessionToken": token,
+                  "MethodArguments": {"RequestedEmployees": [employees[0]["EmployeeKey"]]}})[1]["Content"]["Employees"]
+    assert detail[0]["LastName"] == employees[0]["LastName"]
+    week = week_start(config.anchor_date)
+    listed = api({"Method": "ListTimesheets", "SessionToken": token, "MethodArguments": {
+        "FilterByEarliestTimesheetDate": week.isoformat(), "FilterByLatestTimesheetDate": week.isoformat(),
+        "FilterBySubmitted": True}})[1]["Content"]["Timesheets"]
+    assert listed and all(t["Timesheet Date"] == week.isoformat() and t["Submitted"] for t in listed)
+
+
+def test_data_is_deterministic_and_covers_the_configured_days():
+    config = SandboxConfig(seed=3, time_records=60, days=30, anchor_date=date(2025, 6, 18))
+    assert build_dataset(config) == build_dataset(config)
+    cells = day_cells(build_dataset(config), config.first_date, config.anchor_date)
+    worked = {date.fromisoformat(key.rsplit(":", 1)[1]) for key in cells}
+    assert min(worked) >= config.first_date and max(worked) <= config.anchor_date
+    assert day_cells(build_dataset(config), config.first_date - timedelta(days=7), config.first_date - timedelta(days=1)) == {}
+    assert len(build_dataset(config).timesheets) == 60
+    flags = [t["list"] for t in build_dataset(config).timesheets.values()]
+    assert any(f["Paid"] for f in flags) and any(f["Rejected"] for f in flags)
+    assert any(t["detail"]["Overhead"]["Detail"] for t in build_dataset(config).timesheets.values())
+    expected = expected_timesheets(config, config.first_date, config.anchor_date)
+    assert expected == {"lines": len(cells), "total_hours": sum(cells.values())}
+    assert expected_projects(config) == config.projects
+
+
+def test_sandbox_env_names_every_design_variable():
+    env = sandbox_env("http://127.0.0.1:8999/")
+    assert env == {
+        "AJERA_BASE_URL": "http://127.0.0.1:8999/AjeraAPI.ashx",
+        "AJERA_API_ID": API_ID,
+        "AJERA_USERNAME": USERNAME,
+        "AJERA_PASSWORD": PASSWORD,
+    }

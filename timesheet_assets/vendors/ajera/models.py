@@ -1,0 +1,342 @@
+"""Pydantic models of the Ajera payloads.
+
+Field names keep Ajera's spelling through aliases: the list methods use spaced keys
+(``"Timesheet Key"``), the detail methods joined ones (``"TimesheetKey"``). Every model allows
+unknown keys, takes ints where decimals are shown, ``null`` where a value is optional, and
+dates with or without a time part (``"2012-09-09"`` and ``"2012-09-09T00:00:00"``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Annotated, Any, Iterator, Literal, Mapping, Union
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    create_model,
+)
+
+DAY_NUMBERS = range(1, 8)
+
+
+def _date_part(value: Any) -> Any:
+    """``"2012-09-09T00:00:00"`` → ``"2012-09-09"``: the day as Ajera reports it, no zone shift."""
+    if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-" and value[7:8] == "-":
+        return value[:10]
+    if isinstance(value, datetime):
+        return value.date()
+    return value
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+AjeraDate = Annotated[date, BeforeValidator(_date_part)]
+OptionalDate = Annotated[date | None, BeforeValidator(_blank_to_none), BeforeValidator(_date_part)]
+Hours = Annotated[float | None, BeforeValidator(_blank_to_none)]
+Key = int
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An Ajera timestamp as an aware UTC datetime. Ajera does not say which zone naive
+    timestamps are in; they are read as UTC (documented in docs/vendors/ajera.md)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        text = str(value).strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+class AjeraModel(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+# -- envelope and session ---------------------------------------------------------------------
+class Envelope(AjeraModel):
+    response_code: int | None = Field(default=None, alias="ResponseCode")
+    message: str | None = Field(default=None, alias="Message")
+    errors: list[Any] | None = Field(default=None, alias="Errors")
+    content: Any = Field(default=None, alias="Content")
+    usage_key: str | None = Field(default=None, alias="UsageKey")
+
+    def error_texts(self) -> list[str]:
+        """The messages of the ``Errors`` entries (objects, plain strings or anything else)."""
+        texts: list[str] = []
+        for entry in self.errors or []:
+            if isinstance(entry, Mapping):
+                text = next(
+                    (
+                        str(entry[k])
+                        for k in ("ErrorMessage", "Message", "message", "Error", "Description")
+                        if entry.get(k) not in (None, "")
+                    ),
+                    None,
+                )
+                texts.append(text or str(dict(entry)))
+            elif entry not in (None, ""):
+                texts.append(str(entry))
+            else:
+                texts.append("unspecified error")
+        return texts
+
+
+class SessionContent(AjeraModel):
+    session_token: str = Field(alias="SessionToken", min_length=1)
+    session_expiration: str | None = Field(default=None, alias="SessionExpiration")
+
+
+# -- timesheets -------------------------------------------------------------------------------
+class TimesheetListRecord(AjeraModel):
+    """One record of ``ListTimesheets``: who, which week, and the approval flags."""
+
+    timesheet_key: Key = Field(alias="Timesheet Key")
+    company_key: Key | None = Field(default=None, alias="Company Key")
+    employee_key: Key = Field(alias="Employee Key")
+    employee: str | None = Field(default=None, alias="Employee")
+    first_name: str | None = Field(default=None, alias="First Name")
+    last_name: str | None = Field(default=None, alias="Last Name")
+    timesheet_date: AjeraDate = Field(alias="Timesheet Date")
+    timesheet_total: Hours = Field(default=None, alias="Timesheet Total")
+    submitted: bool | None = Field(default=None, alias="Submitted")
+    supervisor_approved: bool | None = Field(default=None, alias="Supervisor Approved")
+    accounting_approved: bool | None = Field(default=None, alias="Accounting Approved")
+    project_manager_approved: bool | None = Field(default=None, alias="Project Manager Approved")
+    rejected: bool | None = Field(default=None, alias="Rejected")
+    paid: bool | None = Field(default=None, alias="Paid")
+
+    @property
+    def employee_name(self) -> str | None:
+        if self.employee and self.employee.strip():
+            return self.employee.strip()
+        parts = [p.strip() for p in (self.first_name, self.last_name) if p and p.strip()]
+        return " ".join(parts) or None
+
+
+# The list record fields a day-row keeps in its payload (who, which week, status flags).
+LIST_FIELDS_KEPT = (
+    "Timesheet Key", "Company Key", "Employee Key", "Employee", "First Name", "Last Name",
+    "Timesheet Date", "Timesheet Total", "Submitted", "Supervisor Approved",
+    "Accounting Approved", "Project Manager Approved", "Rejected", "Paid",
+)
+
+
+def _day_fields() -> dict[str, Any]:
+    """``D1``..``D7`` cells of a detail line. ``Dn`` alone (the day total, as in the documented
+    ``Totals``) is read only when a line has no ``Dn Regular``."""
+    fields: dict[str, Any] = {}
+    for n in DAY_NUMBERS:
+        fields[f"d{n}_regular"] = (Hours, Field(default=None, alias=f"D{n} Regular"))
+        fields[f"d{n}_overtime"] = (Hours, Field(default=None, alias=f"D{n} Overtime"))
+        fields[f"d{n}_total"] = (Hours, Field(default=None, alias=f"D{n}"))
+        fields[f"d{n}_notes"] = (str | None, Field(default=None, alias=f"D{n} Notes"))
+        fields[f"d{n}_ot_notes"] = (str | None, Field(default=None, alias=f"D{n} OT Notes"))
+    return fields
+
+
+_DayCells = create_model("_DayCells", __base__=AjeraModel, **_day_fields())
+
+
+class DayCell(BaseModel):
+    day_number: int
+    regular: float
+    overtime: float
+    notes: str | None
+    overtime_notes: str | None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.regular == 0 and self.overtime == 0 and not self.notes and not self.overtime_notes
+
+
+class DetailLine(_DayCells):  # type: ignore[misc, valid-type]
+    def day(self, n: int) -> DayCell:
+        regular = getattr(self, f"d{n}_regular")
+        overtime = getattr(self, f"d{n}_overtime") or 0.0
+        if regular is None:
+            total = getattr(self, f"d{n}_total")
+            regular = (total - overtime) if total is not None else 0.0
+        return DayCell(
+            day_number=n,
+            regular=float(regular),
+            overtime=float(overtime),
+            notes=_blank_to_none(getattr(self, f"d{n}_notes")),
+            overtime_notes=_blank_to_none(getattr(self, f"d{n}_ot_notes")),
+        )
+
+    def days(self) -> Iterator[DayCell]:
+        for n in DAY_NUMBERS:
+            yield self.day(n)
+
+    def week_hours(self) -> float:
+        return sum(cell.regular + cell.overtime for cell in self.days())
+
+
+class ProjectLine(DetailLine):
+    timesheet_project_key: Key = Field(alias="Timesheet Project Key")
+    project_key: Key | None = Field(default=None, alias="Project Key")
+    phase_key: Key | None = Field(default=None, alias="Phase Key")
+    activity_key: Key | None = Field(default=None, alias="Activity Key")
+    employee_type_key: Key | None = Field(default=None, alias="Employee Type Key")
+    project_description: str | None = Field(default=None, alias="Project Description")
+    phase_description: str | None = Field(default=None, alias="Phase Description")
+    activity: str | None = Field(default=None, alias="Activity")
+
+
+class OverheadLine(DetailLine):
+    group_detail_key: Key = Field(alias="Timesheet Overhead Group Detail Key")
+    group_detail: str | None = Field(default=None, alias="Timesheet Overhead Group Detail")
+    timesheet_overhead_key: Key | None = Field(default=None, alias="Timesheet Overhead Key")
+
+
+class TimesheetSection(AjeraModel):
+    totals: dict[str, Any] | None = Field(default=None, alias="Totals")
+    detail: list[dict[str, Any]] | None = Field(default=None, alias="Detail")
+
+
+class TimesheetDetail(AjeraModel):
+    """One record of ``GetTimesheets`` (also the shape Create/Update/SubmitTimesheets return)."""
+
+    timesheet_key: Key = Field(alias="TimesheetKey")
+    timesheet_date: OptionalDate = Field(default=None, alias="TimesheetDate")
+    employee_key: Key | None = Field(default=None, alias="EmployeeKey")
+    overhead: TimesheetSection | None = Field(default=None, alias="Overhead")
+    project: TimesheetSection | None = Field(default=None, alias="Project")
+
+
+class _LineRecord(AjeraModel):
+    """A day-row's source: one detail line with the week it belongs to and the list fields."""
+
+    timesheet: TimesheetListRecord = Field(alias="Timesheet")
+    timesheet_date: AjeraDate = Field(alias="TimesheetDate")
+
+    def work_date(self, cell: DayCell) -> date:
+        return self.timesheet_date + timedelta(days=cell.day_number - 1)
+
+
+class ProjectLineRecord(_LineRecord):
+    section: Literal["Project"] = Field(alias="Section")
+    detail: ProjectLine = Field(alias="Detail")
+
+    @property
+    def line_key(self) -> int:
+        return self.detail.timesheet_project_key
+
+
+class OverheadLineRecord(_LineRecord):
+    section: Literal["Overhead"] = Field(alias="Section")
+    detail: OverheadLine = Field(alias="Detail")
+
+    @property
+    def line_key(self) -> int:
+        return self.detail.group_detail_key
+
+
+class TimesheetLine(RootModel[Annotated[Union[ProjectLineRecord, OverheadLineRecord], Field(discriminator="section")]]):
+    pass
+
+
+# -- projects ---------------------------------------------------------------------------------
+def _name_of(value: Any) -> str | None:
+    """A person or client reference as a display name: a plain string or an object."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, Mapping):
+        for key in ("Name", "Description", "DisplayName", "Employee"):
+            if isinstance(value.get(key), str) and value[key].strip():
+                return value[key].strip()
+        parts = [
+            str(value[k]).strip()
+            for k in ("FirstName", "First Name", "LastName", "Last Name")
+            if value.get(k)
+        ]
+        return " ".join(parts) or None
+    return None
+
+
+def _key_of(value: Any, *names: str) -> str | None:
+    if isinstance(value, Mapping):
+        for name in names:
+            if value.get(name) not in (None, ""):
+                return str(value[name])
+    return None
+
+
+class ProjectListRecord(AjeraModel):
+    project_key: Key = Field(validation_alias=AliasChoices("ProjectKey", "Project Key"))
+
+
+class Project(AjeraModel):
+    """A ``GetProjects`` record (or, when the detail is missing, the ``ListProjects`` record).
+
+    Ajera's documentation at hand does not list project fields; these are the ones the
+    conformed model needs, read under the names listed in docs/vendors/ajera.md.
+    """
+
+    project_key: Key = Field(validation_alias=AliasChoices("ProjectKey", "Project Key"))
+    id: str | None = Field(default=None, validation_alias=AliasChoices("ID", "Id", "ProjectID"))
+    description: str | None = Field(
+        default=None, validation_alias=AliasChoices("Description", "Project Description", "Name")
+    )
+    status: str | None = Field(default=None, validation_alias=AliasChoices("Status", "Project Status"))
+    project_manager: Any = Field(default=None, validation_alias=AliasChoices("ProjectManager", "Project Manager"))
+    client: Any = Field(default=None, validation_alias=AliasChoices("Client", "PrimaryClient"))
+    client_key: Key | None = Field(default=None, validation_alias=AliasChoices("ClientKey", "Client Key"))
+    client_name: str | None = Field(default=None, validation_alias=AliasChoices("ClientName", "Client Name"))
+    actual_start: OptionalDate = Field(default=None, validation_alias=AliasChoices("ActualStartDate", "Actual Start Date"))
+    estimated_start: OptionalDate = Field(
+        default=None, validation_alias=AliasChoices("EstimatedStartDate", "Estimated Start Date")
+    )
+    actual_completion: OptionalDate = Field(
+        default=None, validation_alias=AliasChoices("ActualCompletionDate", "Actual Completion Date")
+    )
+    estimated_completion: OptionalDate = Field(
+        default=None, validation_alias=AliasChoices("EstimatedCompletionDate", "Estimated Completion Date")
+    )
+    last_modified: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("LastModifiedDate", "Last Modified Date", "ModifiedDate"),
+    )
+
+    @property
+    def manager_name(self) -> str | None:
+        return _name_of(self.project_manager)
+
+    @property
+    def customer_id(self) -> str | None:
+        if self.client_key is not None:
+            return str(self.client_key)
+        return _key_of(self.client, "ClientKey", "Client Key", "Key")
+
+    @property
+    def customer_name(self) -> str | None:
+        return self.client_name or _name_of(self.client)
+
+    @property
+    def start_date(self) -> date | None:
+        return self.actual_start or self.estimated_start
+
+    @property
+    def end_date(self) -> date | None:
+        return self.actual_completion or self.estimated_completion
+
+    @property
+    def updated_at(self) -> datetime | None:
+        return parse_timestamp(self.last_modified)
