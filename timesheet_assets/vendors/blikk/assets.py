@@ -1,0 +1,437 @@
+"""Blikk raw assets: ``raw/blikk/time_reports`` (daily partitions on work date) and
+``raw/blikk/projects`` (full refresh).
+
+Time reports have no updated-since filter, so a run reads its whole work-date window (one
+paged query for the run, however many days it covers) and replaces those partitions; late
+edits are picked up by re-running recent days. Projects have no change filter either and are
+few, so each run reads them all — with the internal and absence project registries, which
+time reports are booked on too — and replaces the table.
+
+Errors no retry can fix (4xx other than 429) fail the step without the step retry policy;
+a 403 on the optional reads (user names, the two registries) is a warning instead.
+"""
+
+# No ``from __future__ import annotations`` here: Dagster inspects the context annotation.
+import os
+from contextlib import contextmanager
+from datetime import date
+from typing import Any, Iterator, Mapping
+
+import dagster as dg
+import pandas as pd
+
+from ...http import VendorHTTPError, VendorTransportError
+from ...ingest import (
+    DATE_WINDOW_BACKFILL,
+    HTTP_RETRY_POLICY,
+    RawFrame,
+    RawSpec,
+    build_raw_frame,
+    daily_partitions,
+    partition_window,
+    raw_output,
+)
+from .conform import ABSENCE_PREFIX, INTERNAL_PREFIX
+from .models import AbsenceProject, NameRef, Project, RegistryProject, TimeReport, parse_blikk_date
+from .resource import DEFAULT_BASE_URL, BlikkResource, ListFetch
+
+TIME_REPORTS_KEY = dg.AssetKey(["raw", "blikk", "time_reports"])
+PROJECTS_KEY = dg.AssetKey(["raw", "blikk", "projects"])
+GROUP = "blikk"
+RESOURCE_KEY = "blikk"
+
+TIME_REPORT_COLUMNS: Mapping[str, str] = {
+    "work_date": "date",
+    "user_id": "string",
+    "employee_name": "string",
+    "project_id": "string",
+    "project_number": "string",
+    "project_name": "string",
+    "internal_project_id": "string",
+    "internal_project_name": "string",
+    "absence_project_id": "string",
+    "absence_project_name": "string",
+    "contact_id": "string",
+    "contact_name": "string",
+    "activity_name": "string",
+    "time_code_name": "string",
+    "time_article_name": "string",
+    "clock_start": "string",
+    "clock_end": "string",
+    "hours": "Float64",
+    "invoiceable_hours": "Float64",
+    "break_minutes": "Int64",
+    "comment": "string",
+    "internal_comment": "string",
+    "sent_to_attest": "boolean",
+    "attested": "boolean",
+    "sent_to_attest_at": "datetime64[ns, UTC]",
+    "attested_at": "datetime64[ns, UTC]",
+    "invoice_id": "string",
+    "created_at": "datetime64[ns, UTC]",
+    "updated_at": "datetime64[ns, UTC]",
+}
+
+PROJECT_COLUMNS: Mapping[str, str] = {
+    "project_type": "string",
+    "project_id": "string",
+    "order_number": "string",
+    "title": "string",
+    "status_id": "string",
+    "status_name": "string",
+    "status_is_completed": "boolean",
+    "start_date": "date",
+    "end_date": "date",
+    "invoice_type": "string",
+    "customer_id": "string",
+    "customer_name": "string",
+    "manager_id": "string",
+    "manager_name": "string",
+    "is_active": "boolean",
+    "created_at": "datetime64[ns, UTC]",
+    "updated_at": "datetime64[ns, UTC]",
+}
+
+
+def _id(ref: NameRef | None) -> str | None:
+    return str(ref.id) if ref is not None and ref.id is not None else None
+
+
+def _name(ref: NameRef | None) -> str | None:
+    return ref.name if ref is not None else None
+
+
+def _string(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def time_report_rows(report: TimeReport, user_names: Mapping[str, str]) -> list[dict[str, Any]]:
+    user_id = str(report.user.id)
+    name = (report.user.name or "").strip() or user_names.get(user_id)
+    return [
+        {
+            "record_key": str(report.id),
+            "work_date": report.date,
+            "user_id": user_id,
+            "employee_name": name,
+            "project_id": _id(report.project),
+            "project_number": report.project.number if report.project else None,
+            "project_name": _name(report.project),
+            "internal_project_id": _id(report.internalProject),
+            "internal_project_name": _name(report.internalProject),
+            "absence_project_id": _id(report.absenceProject),
+            "absence_project_name": _name(report.absenceProject),
+            "contact_id": _id(report.contact),
+            "contact_name": _name(report.contact),
+            "activity_name": _name(report.activity),
+            "time_code_name": _name(report.timeCode),
+            "time_article_name": _name(report.timeArticle),
+            "clock_start": report.clockStart,
+            "clock_end": report.clockEnd,
+            "hours": report.hours,
+            "invoiceable_hours": report.invoiceableHours,
+            "break_minutes": report.breakMinutes,
+            "comment": report.comment,
+            "internal_comment": report.internalComment,
+            "sent_to_attest": report.is_sent_to_attest,
+            "attested": report.is_attested,
+            "sent_to_attest_at": report.sent_to_attest_at,
+            "attested_at": report.attested_at,
+            "invoice_id": _string(report.invoiceId),
+            "created_at": report.createdDate,
+            "updated_at": report.updatedDate,
+        }
+    ]
+
+
+def _lenient_work_date(record: Mapping[str, Any]) -> date | None:
+    try:
+        return parse_blikk_date(record.get("date"))
+    except ValueError:
+        return None
+
+
+def time_report_spec(user_names: Mapping[str, str] | None = None) -> RawSpec[TimeReport]:
+    names = dict(user_names or {})
+    return RawSpec(
+        model=TimeReport,
+        columns=TIME_REPORT_COLUMNS,
+        to_rows=lambda report: time_report_rows(report, names),
+        key_of=lambda record: record.get("id"),
+        date_column="work_date",
+        date_of=_lenient_work_date,
+    )
+
+
+def project_rows(project: Project) -> list[dict[str, Any]]:
+    status = project.status
+    return [
+        {
+            "record_key": str(project.id),
+            "project_type": "project",
+            "project_id": str(project.id),
+            "order_number": project.orderNumber,
+            "title": project.title,
+            "status_id": _string(status.id) if status else None,
+            "status_name": status.name if status else None,
+            "status_is_completed": status.isCompletedStatus if status else None,
+            "start_date": project.startDate,
+            "end_date": project.endDate,
+            "invoice_type": project.invoiceType,
+            "customer_id": _id(project.customer),
+            "customer_name": _name(project.customer),
+            "manager_id": _id(project.projectManager),
+            "manager_name": _name(project.projectManager),
+            "created_at": project.created,
+            "updated_at": project.updated,
+        }
+    ]
+
+
+PROJECT_SPEC: RawSpec[Project] = RawSpec(
+    model=Project,
+    columns=PROJECT_COLUMNS,
+    to_rows=project_rows,
+    key_of=lambda record: record.get("id"),
+)
+
+
+def registry_project_rows(project: RegistryProject, kind: str, prefix: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "record_key": f"{prefix}{project.id}",
+            "project_type": kind,
+            "project_id": str(project.id),
+            "title": project.name,
+            "is_active": project.isActive,
+            "created_at": project.created,
+            "updated_at": project.updated,
+        }
+    ]
+
+
+def _registry_spec(model: type[RegistryProject], kind: str, prefix: str) -> RawSpec[Any]:
+    return RawSpec(
+        model=model,
+        columns=PROJECT_COLUMNS,
+        to_rows=lambda project: registry_project_rows(project, kind, prefix),
+        key_of=lambda record: f"{prefix}{record.get('id')}" if record.get("id") is not None else None,
+    )
+
+
+INTERNAL_PROJECT_SPEC = _registry_spec(RegistryProject, "internal", INTERNAL_PREFIX)
+ABSENCE_PROJECT_SPEC = _registry_spec(AbsenceProject, "absence", ABSENCE_PREFIX)
+
+
+def combine_raw(parts: list[RawFrame]) -> RawFrame:
+    frames = [part.frame for part in parts if len(part.frame)]
+    frame = pd.concat(frames, ignore_index=True) if frames else parts[0].frame
+    return RawFrame(
+        frame=frame,
+        records_served=sum(part.records_served for part in parts),
+        quarantined=sum(part.quarantined for part in parts),
+    )
+
+
+def split_by_window(records: list[Any], first: date, last: date) -> tuple[list[Any], int]:
+    """Records inside the window, and how many fell outside it. The server filters by date
+    already; a record outside would land in a partition this run does not own, so it is left
+    to the run that owns its day. Records without a readable date stay (quarantined later)."""
+    kept: list[Any] = []
+    outside = 0
+    for record in records:
+        day = _lenient_work_date(record) if isinstance(record, Mapping) else None
+        if day is not None and not first <= day <= last:
+            outside += 1
+            continue
+        kept.append(record)
+    return kept, outside
+
+
+def lacks_user_name(record: Any) -> bool:
+    if not isinstance(record, Mapping):
+        return False
+    user = record.get("user")
+    return isinstance(user, Mapping) and not str(user.get("name") or "").strip()
+
+
+def is_permanent(exc: VendorHTTPError) -> bool:
+    """Errors another attempt cannot fix: rejected credentials, missing permissions, invalid
+    requests. Outages (5xx, timeouts, exhausted 429s) are left to the step retry policy."""
+    if isinstance(exc, VendorTransportError) or exc.status is None:
+        return False
+    return 400 <= exc.status < 500 and exc.status != 429
+
+
+@contextmanager
+def fail_fast_on_permanent_errors() -> Iterator[None]:
+    try:
+        yield
+    except VendorHTTPError as exc:
+        if is_permanent(exc):
+            # The message is already scrubbed of credentials by the HTTP core.
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise
+
+
+def _quarantine_check(key: dg.AssetKey, quarantined: int) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="no_quarantined_records",
+        passed=quarantined == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantined": quarantined},
+    )
+
+
+def _complete_check(key: dg.AssetKey, *listings: ListFetch) -> dg.AssetCheckResult:
+    incomplete = [listing.path for listing in listings if not listing.complete]
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="list_read_complete",
+        passed=not incomplete,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "server_total": sum(listing.server_total or 0 for listing in listings),
+            "records_read": sum(len(listing.records) for listing in listings),
+            "walks": max(listing.walks for listing in listings),
+            "changed_mid_walk": any(listing.changed_mid_walk for listing in listings),
+            "incomplete_lists": ", ".join(incomplete) or "none",
+        },
+    )
+
+
+def _check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            "no_quarantined_records",
+            asset=key,
+            description="Every record the API served passed validation (failures are kept "
+            "in the quarantine_reason column).",
+        ),
+        dg.AssetCheckSpec(
+            "list_read_complete",
+            asset=key,
+            description="The paged read saw as many distinct records as the API's "
+            "totalItemCount, with counts that did not move during the read.",
+        ),
+    ]
+
+
+@dg.asset(
+    key=TIME_REPORTS_KEY,
+    description="Blikk time reports (GET /v1/Core/TimeReports), one row per report, "
+    "partitioned by work date. Payload JSON kept; invalid records quarantined.",
+    group_name=GROUP,
+    pool=GROUP,
+    kinds={"python", "duckdb"},
+    owners=["team:data-platform"],
+    partitions_def=daily_partitions(),
+    backfill_policy=DATE_WINDOW_BACKFILL,
+    metadata={"partition_expr": "work_date"},
+    retry_policy=HTTP_RETRY_POLICY,
+    check_specs=_check_specs(TIME_REPORTS_KEY),
+)
+def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) -> Iterator[Any]:
+    first, last = partition_window(context)
+    before = blikk.metrics.snapshot()
+    with fail_fast_on_permanent_errors():
+        listing = blikk.fetch_time_reports(first, last)
+    records, outside = split_by_window(listing.records, first, last)
+    if outside:
+        context.log.warning(
+            f"Blikk returned {outside} time report(s) dated outside {first}..{last}; left to "
+            "the runs that own those days"
+        )
+    user_names: dict[str, str] = {}
+    names_looked_up = False
+    if any(lacks_user_name(record) for record in records):
+        # Names are an enrichment: an API application without access to the user registry
+        # still loads its time reports.
+        with fail_fast_on_permanent_errors():
+            try:
+                user_names = blikk.fetch_user_names()
+                names_looked_up = True
+            except VendorHTTPError as exc:
+                if exc.status != 403:
+                    raise
+                context.log.warning(
+                    f"Blikk user registry not readable ({exc}); employee_name stays empty for "
+                    "reports without a user name"
+                )
+    raw = build_raw_frame(time_report_spec(user_names), records, default_date=first)
+    yield raw_output(
+        raw,
+        blikk.metrics.snapshot() - before,
+        window_first=first.isoformat(),
+        window_last=last.isoformat(),
+        outside_window_skipped=outside,
+        user_names_looked_up=names_looked_up,
+        **listing.as_metadata("list"),
+    )
+    yield _quarantine_check(TIME_REPORTS_KEY, raw.quarantined)
+    yield _complete_check(TIME_REPORTS_KEY, listing)
+
+
+@dg.asset(
+    key=PROJECTS_KEY,
+    description="Blikk projects (GET /v1/Core/Projects) plus the internal and absence project "
+    "registries time reports can be booked on, full refresh each run. Payload JSON kept; "
+    "invalid records quarantined.",
+    group_name=GROUP,
+    pool=GROUP,
+    kinds={"python", "duckdb"},
+    owners=["team:data-platform"],
+    retry_policy=HTTP_RETRY_POLICY,
+    check_specs=_check_specs(PROJECTS_KEY),
+)
+def blikk_projects(context: dg.AssetExecutionContext, blikk: BlikkResource) -> Iterator[Any]:
+    before = blikk.metrics.snapshot()
+    with fail_fast_on_permanent_errors():
+        listing = blikk.fetch_projects()
+    listings = [listing]
+    parts = [build_raw_frame(PROJECT_SPEC, listing.records)]
+    registries_refused: list[str] = []
+    for kind, fetch, spec in (
+        ("internal", blikk.fetch_internal_projects, INTERNAL_PROJECT_SPEC),
+        ("absence", blikk.fetch_absence_projects, ABSENCE_PROJECT_SPEC),
+    ):
+        # Optional registries: without access to them only their rows are missing.
+        with fail_fast_on_permanent_errors():
+            try:
+                registry = fetch()
+            except VendorHTTPError as exc:
+                if exc.status != 403:
+                    raise
+                registries_refused.append(kind)
+                context.log.warning(f"Blikk {kind} project registry not readable ({exc}); skipped")
+                continue
+        listings.append(registry)
+        parts.append(build_raw_frame(spec, registry.records))
+    raw = combine_raw(parts)
+    yield raw_output(
+        raw,
+        blikk.metrics.snapshot() - before,
+        registries_refused=", ".join(registries_refused) or "none",
+        **listing.as_metadata("list"),
+    )
+    yield _quarantine_check(PROJECTS_KEY, raw.quarantined)
+    yield _complete_check(PROJECTS_KEY, *listings)
+
+
+def blikk_resource_from_env() -> BlikkResource:
+    """The resource as deployed: credentials from ``BLIKK_APP_ID`` / ``BLIKK_APP_SECRET``,
+    base URL from ``BLIKK_BASE_URL`` when set (the production host otherwise)."""
+    base_url: Any = dg.EnvVar("BLIKK_BASE_URL") if os.environ.get("BLIKK_BASE_URL") else DEFAULT_BASE_URL
+    return BlikkResource(
+        base_url=base_url,
+        app_id=dg.EnvVar("BLIKK_APP_ID"),
+        app_secret=dg.EnvVar("BLIKK_APP_SECRET"),
+    )
+
+
+def definitions() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[blikk_time_reports, blikk_projects],
+        resources={RESOURCE_KEY: blikk_resource_from_env()},
+    )
