@@ -81,3 +81,64 @@ def test_all_vendors_land_in_the_conformed_model_and_every_check_passes(vendor_e
     assert again.success
     assert len(read_table(warehouse, "conformed.timesheets")) == len(timesheets)
     assert len(read_table(warehouse, "conformed.projects")) == len(projects)
+
+
+def e2e_job():
+    defs = dg.Definitions.merge(
+        build_definitions(VENDOR_NAMES),
+        dg.Definitions(jobs=[dg.define_asset_job("everything", selection=dg.AssetSelection.all())]),
+    )
+    return defs.resolve_job_def("everything")
+
+
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+
+
+def test_reexecution_from_failure_completes_without_duplicates(vendor_env, warehouse, instance, monkeypatch):
+    monkeypatch.setenv("TIMESHEET_WAREHOUSE", warehouse)
+    broken = vendor_env["ibuildapp"].server.sandbox
+    broken.knobs.update(status_rates={400: 1.0})
+    job = dg.reconstructable(e2e_job)
+    with dg.execute_job(job, instance, run_config=IN_PROCESS, tags=range_tags(FIRST, LAST), raise_on_error=False) as first:
+        assert not first.success
+        failed_steps = {e.step_key for e in first.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE}
+        assert any("ibuildapp" in step for step in failed_steps)
+        first_run_id = first.run_id
+    partial = read_table(warehouse, "ajera.timesheets")
+    assert len(partial) > 0  # healthy vendors landed in the failed run
+
+    broken.knobs.clear()
+    options = dg.ReexecutionOptions.from_failure(first_run_id, instance)
+    with dg.execute_job(
+        job, instance, run_config=IN_PROCESS, reexecution_options=options, tags=range_tags(FIRST, LAST), raise_on_error=False
+    ) as retry:
+        assert retry.success
+        rerun_steps = {e.step_key for e in retry.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS}
+    assert not any("ajera" in step for step in rerun_steps)  # only what failed or was skipped
+    assert any("ibuildapp" in step for step in rerun_steps)
+
+    lines, hours, project_count = expected()
+    timesheets = read_table(warehouse, "conformed.timesheets")
+    assert timesheets.groupby("source_system").size().to_dict() == lines
+    assert timesheets.duplicated(["source_system", "entry_id"]).sum() == 0
+    assert len(read_table(warehouse, "ajera.timesheets")) == len(partial)
+
+
+def test_corrupted_raw_row_fails_the_hours_check(vendor_env, warehouse, instance):
+    import duckdb
+
+    defs = build_definitions(VENDOR_NAMES)
+    assert run_all(defs, warehouse, instance).success
+    with duckdb.connect(warehouse) as conn:
+        key = conn.execute(
+            "SELECT record_key FROM aimsio.timecards WHERE quarantine_reason IS NULL "
+            "AND work_date BETWEEN ? AND ? LIMIT 1", [FIRST, LAST]
+        ).fetchone()[0]
+        conn.execute("UPDATE aimsio.timecards SET regular_hours = -5 WHERE record_key = ?", [key])
+    result = run_all(defs, warehouse, instance, selection=dg.AssetSelection.groups("conformed"))
+    evaluations = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+    hours = evaluations[("conformed/timesheets", "hours_between_0_and_24")]
+    assert not hours.passed and hours.severity == dg.AssetCheckSeverity.WARN
+    assert hours.metadata["rows"].value == 1
+    blocking = [e for (asset, name), e in evaluations.items() if name in ("primary_key_unique", "required_columns_not_null")]
+    assert blocking and all(e.passed for e in blocking)
