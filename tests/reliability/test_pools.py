@@ -37,6 +37,9 @@ def two_concurrent_runs(tmp_path: Path, pool_limit: int):
     )
     with serve_sandboxes(("blikk",), CONFIG) as running:
         sandbox = running["blikk"]
+        # Blikk documents its limit per access token and two runs hold two tokens; count
+        # every token against one budget so the test shows what the pool adds.
+        sandbox.server.sandbox.extra["data"].rate_limit_scope = "application"
         env = {**os.environ, **sandbox.env}
         first_half = (ANCHOR - timedelta(days=29), ANCHOR - timedelta(days=15))
         second_half = (ANCHOR - timedelta(days=14), ANCHOR)
