@@ -52,10 +52,15 @@ def _summary_rows(result, instance) -> tuple[list[list[Any]], bool]:
             all_passed = False
         checks.setdefault(evaluation.asset_key.to_user_string(), []).append(f"{evaluation.check_name}:{mark}")
     rows = []
+    seen: set[str] = set()
     for node in sorted({e.node_name for e in result.all_node_events if e.node_name}):
         for materialization in result.asset_materializations_for_node(node):
-            meta = {k: _value(v) for k, v in materialization.metadata.items()}
             key = materialization.asset_key.to_user_string()
+            # A range run records one materialization per partition, all with the run's metadata.
+            if key in seen:
+                continue
+            seen.add(key)
+            meta = {k: _value(v) for k, v in materialization.metadata.items()}
             passed = checks.get(key, [])
             rows.append(
                 [

@@ -322,3 +322,12 @@ def test_body_signing_hook_resigns_every_attempt_after_reauth():
     sent = [json.loads(r.content) for r in script.requests]
     assert [b["SessionToken"] for b in sent] == ["token-1", "token-2"]
     assert all(b["Method"] == "List" for b in sent)
+
+
+def test_waits_asked_for_by_429_count_as_rate_limit_waits():
+    script = Script(httpx.Response(429, headers={"Retry-After": "4"}), httpx.Response(503), ok())
+    client, _ = make_client(script)
+    client.get_json("x")
+    snap = client.metrics.snapshot()
+    assert snap.seconds_waited_rate_limit >= 4
+    assert 0 < snap.seconds_waited_backoff < 4

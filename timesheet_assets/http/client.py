@@ -278,7 +278,8 @@ class VendorClient:
                 )
             delay = wait if wait is not None else self.retry.backoff(attempt, self._rng)
             self.metrics.add("retries")
-            self.metrics.add("seconds_waited_backoff", delay)
+            throttled = response is not None and response.status_code == 429
+            self.metrics.add("seconds_waited_rate_limit" if throttled else "seconds_waited_backoff", delay)
             self.log.warning(
                 "%s %s %s: %s (attempt %d of %d), retrying in %.2f s",
                 self.vendor, method, path, failure, attempt, self.retry.max_attempts, delay,

@@ -138,7 +138,8 @@ def build_raw_frame(
             continue
         try:
             produced = list(spec.to_rows(outcome))
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError, OSError) as exc:
+            # e.g. an epoch far outside any calendar (OverflowError/OSError from datetime).
             quarantined += 1
             rows.append(_quarantined_row(spec, record, index, quarantine_reason(exc), default_date))
             continue

@@ -20,7 +20,8 @@ class FaultKnobs:
     (deterministic, for tests); the ``*_rate`` knobs fire at random from ``seed`` (storms)."""
 
     seed: int = 0
-    script: list[Any] = field(default_factory=list)  # e.g. [503, 429, "reset", "truncate"]
+    # e.g. [503, 429, "reset", "truncate"]; a None entry lets that request through untouched.
+    script: list[Any] = field(default_factory=list)
     status_rates: dict[int, float] = field(default_factory=dict)
     reset_rate: float = 0.0
     truncate_rate: float = 0.0
@@ -42,14 +43,16 @@ class FaultKnobs:
                     raise ValueError(f"unknown fault knob {name!r}")
                 if name == "status_rates":
                     value = {int(k): float(v) for k, v in value.items()}
+                if name == "script":
+                    value = list(value)  # consumed as requests arrive; never the caller's list
                 setattr(self, name, value)
             if "seed" in changes:
                 self._rng = random.Random(self.seed)
 
     def clear(self) -> None:
+        defaults = FaultKnobs()
         self.update(
-            script=[], status_rates={}, reset_rate=0.0, truncate_rate=0.0, latency_seconds=0.0,
-            token_expiry_after_calls=None, path_contains=None,
+            **{name: getattr(defaults, name) for name in self.__dataclass_fields__ if name != "seed"}
         )
 
     def draw(self, path: str) -> Any | None:

@@ -7,7 +7,6 @@ the schedule re-materializes a trailing lookback window, and each run replaces i
 """
 
 import json
-from contextlib import contextmanager
 from datetime import date
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -16,21 +15,22 @@ import dagster as dg
 from ...ingest import (
     DATE_WINDOW_BACKFILL,
     HTTP_RETRY_POLICY,
+    QUARANTINE_CHECK,  # noqa: F401 - re-exported: the check's name next to the assets
     RawSpec,
     build_raw_frame,
     daily_partitions,
     partition_window,
+    permanent_errors_fail_fast,
+    quarantine_check_result,
+    quarantine_check_spec,
     raw_output,
 )
-from ...http import VendorError, VendorHTTPError, VendorTransportError
-from ...http.retry import RETRYABLE_STATUSES
 from .models import Client, Project, Task, TimeEntry, User, epoch_to_utc, lenient
 from .resource import IBuildAppResource, SearchResult, resource_from_env
 
 VENDOR = "ibuildapp"
 TIME_ENTRIES_KEY = dg.AssetKey(["raw", VENDOR, "time_entries"])
 PROJECTS_KEY = dg.AssetKey(["raw", VENDOR, "projects"])
-QUARANTINE_CHECK = "no_quarantined_records"
 
 TIME_ENTRY_COLUMNS: Mapping[str, str] = {
     "work_date": "date",
@@ -202,16 +202,6 @@ def split_by_window(
     return inside, outside
 
 
-def _quarantine_check(asset_key: dg.AssetKey, quarantined: int, rows: int) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        asset_key=asset_key,
-        check_name=QUARANTINE_CHECK,
-        passed=quarantined == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"quarantined": quarantined, "rows": rows},
-    )
-
-
 def _search_metadata(result: SearchResult, logins: int) -> dict[str, Any]:
     return {
         "search_pages": result.pages,
@@ -219,23 +209,6 @@ def _search_metadata(result: SearchResult, logins: int) -> dict[str, Any]:
         "duplicates_dropped": result.duplicates_dropped,
         "logins": logins,
     }
-
-
-@contextmanager
-def permanent_errors_skip_step_retries() -> Iterator[None]:
-    """The step retry policy is for outages that outlast the client's own retries. A
-    rejection (error envelope, refused credentials, 4xx) would fail again the same way 30 s
-    later, so it fails the step at once, quoting the vendor."""
-    try:
-        yield
-    except VendorTransportError:
-        raise
-    except VendorHTTPError as exc:
-        if exc.status in RETRYABLE_STATUSES:
-            raise
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    except VendorError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
 COMMON: dict[str, Any] = dict(
@@ -257,11 +230,7 @@ COMMON: dict[str, Any] = dict(
     partitions_def=daily_partitions(),
     backfill_policy=DATE_WINDOW_BACKFILL,
     metadata={"partition_expr": "work_date"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            QUARANTINE_CHECK, asset=TIME_ENTRIES_KEY, description="Every served entry parsed."
-        )
-    ],
+    check_specs=[quarantine_check_spec(TIME_ENTRIES_KEY)],
     **COMMON,
 )
 def time_entries(
@@ -269,7 +238,7 @@ def time_entries(
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     first, last = partition_window(context)
     before, logins_before = ibuildapp.metrics.snapshot(), ibuildapp.logins
-    with permanent_errors_skip_step_retries():
+    with permanent_errors_fail_fast():
         result = ibuildapp.search_time_entries(first, last)
     inside, outside = split_by_window(ibuildapp, result.records, first, last)
     raw = build_raw_frame(time_entry_spec(ibuildapp, result.related, first, last), inside, default_date=first)
@@ -286,22 +255,20 @@ def time_entries(
         outside_window_dropped=outside,
         **_search_metadata(result, ibuildapp.logins - logins_before),
     )
-    yield _quarantine_check(TIME_ENTRIES_KEY, raw.quarantined, len(raw.frame))
+    yield quarantine_check_result(TIME_ENTRIES_KEY, raw)
 
 
 @dg.asset(
     key=PROJECTS_KEY,
     description="iBuildApp projects (project/search, full refresh) with client and task names.",
-    check_specs=[
-        dg.AssetCheckSpec(QUARANTINE_CHECK, asset=PROJECTS_KEY, description="Every served project parsed.")
-    ],
+    check_specs=[quarantine_check_spec(PROJECTS_KEY)],
     **COMMON,
 )
 def projects(
     context: dg.AssetExecutionContext, ibuildapp: IBuildAppResource
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     before, logins_before = ibuildapp.metrics.snapshot(), ibuildapp.logins
-    with permanent_errors_skip_step_retries():
+    with permanent_errors_fail_fast():
         result = ibuildapp.search_projects()
     raw = build_raw_frame(project_spec(result.related), result.records)
     delta = ibuildapp.metrics.snapshot() - before
@@ -310,7 +277,7 @@ def projects(
         f"{raw.quarantined} quarantined"
     )
     yield raw_output(raw, delta, **_search_metadata(result, ibuildapp.logins - logins_before))
-    yield _quarantine_check(PROJECTS_KEY, raw.quarantined, len(raw.frame))
+    yield quarantine_check_result(PROJECTS_KEY, raw)
 
 
 ASSETS = (time_entries, projects)

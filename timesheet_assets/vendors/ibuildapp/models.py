@@ -10,6 +10,11 @@ The documentation is loose about types, so the models are too:
   use ``0`` as a placeholder for dates that were never filled in);
 * counts shown as integers may arrive as ``""`` (``comments`` in the dashboard example);
 * every object keeps unknown keys (``extra="allow"``).
+
+Values no real entry can have are errors, so the record is quarantined with the reason rather
+than distorting totals or breaking the frame: timestamps outside 1970..2099 (epoch seconds
+overflowing a date included), NaN/infinite numbers, a negative duration or one longer than
+31 days, negative or absurd counts (over 10,000 breaks), an ``end_time`` before ``start_time``.
 """
 
 from __future__ import annotations
@@ -17,9 +22,35 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Mapping
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 _TEXT_TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
+
+# Plausible instants for this API (it went online long after 1970); outside them a value is
+# corrupt, and far-off years would also break timezone conversion and pandas' nanosecond range.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+# A single tracked entry longer than this is a broken clock, not work.
+MAX_ENTRY_SECONDS = 31 * 24 * 3600
+MAX_COUNT = 10_000
+
+
+def _in_range(moment: datetime) -> datetime:
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError("timestamp outside 1970..2099")
+    return moment
+
+
+def _from_epoch(number: float) -> datetime | None:
+    if number == 0:
+        return None
+    try:
+        moment = datetime.fromtimestamp(number, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        # Pydantic turns only ValueError into a validation error; anything else would escape
+        # validation and fail the whole page instead of quarantining this record.
+        raise ValueError("timestamp outside 1970..2099") from None
+    return _in_range(moment)
 
 
 def epoch_to_utc(value: Any) -> datetime | None:
@@ -31,9 +62,13 @@ def epoch_to_utc(value: Any) -> datetime | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return _in_range(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
     if isinstance(value, (int, float)):
-        return None if value == 0 else datetime.fromtimestamp(float(value), tz=timezone.utc)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float range
+            raise ValueError("timestamp outside 1970..2099") from None
+        return _from_epoch(number)
     if isinstance(value, str):
         text = value.strip()
         if not text:
@@ -43,12 +78,13 @@ def epoch_to_utc(value: Any) -> datetime | None:
         except ValueError:
             pass
         else:
-            return None if number == 0 else datetime.fromtimestamp(number, tz=timezone.utc)
+            return _from_epoch(number)
         for fmt in _TEXT_TIMESTAMP_FORMATS:
             try:
-                return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+                parsed = datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
             except ValueError:
                 continue
+            return _in_range(parsed)
     raise ValueError("not an epoch-seconds timestamp or 'YYYY-MM-DD HH:MM:SS' text")
 
 
@@ -77,7 +113,8 @@ Number = Annotated[float | None, BeforeValidator(_blank_to_none)]
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # NaN/Infinity parse from JSON (Python's decoder accepts them) but are never real values.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, allow_inf_nan=False)
 
 
 class TimeEntry(_Payload):
@@ -92,11 +129,17 @@ class TimeEntry(_Payload):
     approve_date: Timestamp = None
     created: Timestamp = None
     updated: Timestamp = None
-    duration: Number = Field(default=None, ge=0, description="Seconds.")
-    breaks: Count = Field(default=None, ge=0, description="How many breaks, not their length.")
-    comments: Count = None
+    duration: Number = Field(default=None, ge=0, le=MAX_ENTRY_SECONDS, description="Seconds.")
+    breaks: Count = Field(default=None, ge=0, le=MAX_COUNT, description="How many breaks, not their length.")
+    comments: Count = Field(default=None, ge=0, le=MAX_COUNT)
     status: str | None = None
     payment_status: str | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> "TimeEntry":
+        if self.end_time is not None and self.end_time < self.start_time:
+            raise ValueError("end_time is before start_time")
+        return self
 
 
 class User(_Payload):

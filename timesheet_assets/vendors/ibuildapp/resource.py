@@ -21,6 +21,13 @@ Decisions where the documentation is silent or ambiguous (also in docs/vendors/i
   The client asks for ``[first 00:00, last+1 00:00]`` in the configured timezone and keeps
   only entries whose *start* falls on a day of the window, so either reading of the filter
   gives the same rows and every row belongs to a partition of the run.
+* **Malformed pages.** A page whose ``data`` (or ``data.<records>``) is neither an object nor a
+  list is a changed or broken API: the run fails at once naming the endpoint and offset
+  instead of reading it as "no more records" (that would replace a partition with nothing).
+  A page with no records although ``count`` says more remain is retried (a replica may lag),
+  then fails the same way. Records that are not objects are kept and quarantined.
+* **Server errors.** The doc's error table says of 500 "We had a problem with our server. Try
+  again later.", so 500 is retried like 502/503/504 (searches are reads: safe to repeat).
 * **Side tables** (``users``, ``tasks``, ``projects``, ``clients``) arrive as objects keyed by
   id strings; a PHP backend serialises keys 0..n-1 as a JSON list, so lists of objects are
   indexed by their ``id`` too. ``data`` itself may be a list (an empty result, or the
@@ -31,9 +38,9 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Mapping
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -50,6 +57,7 @@ from ...http import (
     decode_json,
     default_error_message,
 )
+from ...http.retry import RETRYABLE_STATUSES
 from ...settings import SettingError
 from ..base import VendorResource
 
@@ -66,10 +74,13 @@ TIME_ENTRY_SEARCH = "ts/search"
 PROJECT_SEARCH = "project/search"
 TIME_ENTRY_SIDE_TABLES = ("users", "tasks", "projects")
 PROJECT_SIDE_TABLES = ("tasks", "clients")
+# The documented "500 -- ... Try again later." is transient for this vendor.
+RETRY_STATUSES = RETRYABLE_STATUSES | {500}
 
 
-class IBuildAppTokenRejected(VendorError):
-    """The configured token was refused and there are no credentials to get a new one."""
+class IBuildAppTokenRejected(VendorError, SettingError):
+    """The configured token was refused and there are no credentials to get a new one: a
+    configuration problem (it names the variables to set), so it fails the run at once."""
 
 
 def envelope_message(body: Any) -> str | None:
@@ -138,9 +149,36 @@ def _records(data: Any, key: str) -> list[Any]:
         return []
     if isinstance(data, list):
         # "data": [] for an empty result; earlier API versions put the records straight
-        # into "data" (without side tables).
-        return [row for row in data if isinstance(row, Mapping)]
+        # into "data" (without side tables). Non-objects are kept: they are quarantined.
+        return list(data)
     return []
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__
+    )
+
+
+def page_parser(list_key: str, offset: int) -> Callable[[httpx.Response], dict[str, Any]]:
+    """``parse_envelope`` plus a shape check of one search page (see "Malformed pages")."""
+
+    def parse(response: httpx.Response) -> dict[str, Any]:
+        body = parse_envelope(response)
+        data = body.get("data")
+        where = f"malformed page at offset {offset}"
+        if data is not None and not isinstance(data, (Mapping, list)):
+            raise VendorRejected(f"{where}: 'data' is {_type_name(data)}, expected an object or a list")
+        if isinstance(data, Mapping):
+            rows = data.get(list_key)
+            if rows is not None and not isinstance(rows, (list, Mapping)):
+                raise VendorRejected(f"{where}: 'data.{list_key}' is {_type_name(rows)}, expected a list")
+        count = _count(body, data)
+        if not _records(data, list_key) and count is not None and offset < count:
+            raise MalformedBody(f"{where}: no records although count is {count}")
+        return body
+
+    return parse
 
 
 def _count(body: Mapping[str, Any], data: Any) -> int | None:
@@ -289,6 +327,11 @@ class IBuildAppResource(VendorResource):
         self.check_configuration()
         return _Session(self, client)
 
+    def open_client(self, **kwargs: Any) -> VendorClient:
+        client = super().open_client(**kwargs)
+        client.retry = replace(client.retry, retry_statuses=RETRY_STATUSES)
+        return client
+
     def error_message(self, response: httpx.Response) -> str | None:
         try:
             message = envelope_message(response.json())
@@ -302,11 +345,14 @@ class IBuildAppResource(VendorResource):
         return auth.logins if isinstance(auth, _Session) else 0
 
     # -- calls -----------------------------------------------------------------------------
-    def call(self, endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def call(
+        self,
+        endpoint: str,
+        body: Mapping[str, Any],
+        parse: Callable[[httpx.Response], dict[str, Any]] = parse_envelope,
+    ) -> dict[str, Any]:
         """One authenticated ``POST /api/{APP_CODE}/{endpoint}``."""
-        return self.client.request(
-            "POST", f"{self.api_prefix}/{endpoint}", json_body=dict(body), parse=parse_envelope
-        )
+        return self.client.request("POST", f"{self.api_prefix}/{endpoint}", json_body=dict(body), parse=parse)
 
     def search(
         self,
@@ -326,7 +372,7 @@ class IBuildAppResource(VendorResource):
         reported: int | None = None
         while True:
             body = {**(filters or {}), "limit": self.page_size, "offset": offset, "with": list(side_tables)}
-            payload = self.call(endpoint, body)
+            payload = self.call(endpoint, body, parse=page_parser(list_key, offset))
             pages += 1
             data = payload.get("data")
             rows = _records(data, list_key)

@@ -15,7 +15,9 @@ picks the stricter reading and the client tolerates the others (see the client's
 Test knobs on ``app.state.sandbox.extra``: ``state`` (the data, mutable), ``scripted_errors``
 (``status: ERROR`` bodies served once each, with any HTTP status), ``auth_error_status``
 (HTTP status of the "token incorrect" answer; the real service is documented with 401 but
-may send the envelope under 200).
+may send the envelope under 200), ``transform_response`` (test-only, ``None`` by default: a
+callable ``(endpoint, params, body) -> body`` applied to every successful search answer, to
+serve records or pages the generator never produces — drifting, mistyped, malformed).
 """
 
 from __future__ import annotations
@@ -334,6 +336,7 @@ def create_app(
         state=build_state(config),
         scripted_errors=[],
         auth_error_status=401,
+        transform_response=None,
         app_code=SANDBOX_APP_CODE,
         email=SANDBOX_EMAIL,
         password=SANDBOX_PASSWORD,
@@ -396,7 +399,11 @@ def create_app(
                 _validate(params, allowed, endpoint)
             except _BadRequest as exc:
                 return _error(str(exc), 400)
-            return JSONResponse(handler(params))
+            body: Any = handler(params)
+            transform = sandbox.extra.get("transform_response")
+            if transform is not None:
+                body = transform(endpoint, params, body)
+            return JSONResponse(body)
 
         return route
 
