@@ -1,0 +1,107 @@
+"""The code location as users see it: names, groups, pools, policies, schedules, sensors."""
+
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from timesheet_assets.definitions import build_definitions
+from timesheet_assets.ingest import HTTP_RETRY_POLICY
+from timesheet_assets.schedules import RANGE_END, RANGE_START
+from timesheet_assets.settings import VENDOR_NAMES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+EXPECTED_KEYS = {
+    "raw/aimsio/timecards", "raw/aimsio/job_orders", "raw/ajera/timesheets", "raw/ajera/projects",
+    "raw/blikk/time_reports", "raw/blikk/projects", "raw/ibuildapp/time_entries", "raw/ibuildapp/projects",
+    "raw/aims360/orders_open_orders", "conformed/timesheets", "conformed/projects",
+}
+
+
+@pytest.fixture(scope="module")
+def defs():
+    return build_definitions(VENDOR_NAMES)
+
+
+def all_specs(defs):
+    for assets_def in defs.assets:
+        for key in assets_def.keys:
+            yield key, assets_def, assets_def.specs_by_key[key]
+
+
+def test_asset_keys_are_the_documented_names(defs):
+    keys = {key.to_user_string() for key, _, _ in all_specs(defs)}
+    assert keys == EXPECTED_KEYS
+
+
+def test_groups_pools_owners_kinds_and_descriptions(defs):
+    for key, assets_def, spec in all_specs(defs):
+        vendor = key.path[1] if key.path[0] == "raw" else None
+        assert spec.group_name == (vendor or "conformed"), key
+        assert spec.description, key
+        assert spec.owners == ["team:data-platform"], key
+        assert spec.kinds, key
+        if vendor:
+            assert assets_def.op.pool == vendor, key
+            assert assets_def.op.retry_policy == HTTP_RETRY_POLICY, key
+
+
+def test_checks_cover_raw_and_conformed(defs):
+    check_keys = {
+        (c.asset_key.to_user_string(), c.name)
+        for a in defs.assets
+        for c in a.check_keys
+    }
+    for key in EXPECTED_KEYS - {"conformed/timesheets", "conformed/projects"}:
+        assert (key, "no_quarantined_records") in check_keys
+    for name in ("primary_key_unique", "required_columns_not_null", "status_in_allowed_set"):
+        assert ("conformed/timesheets", name) in check_keys and ("conformed/projects", name) in check_keys
+    for name in ("hours_between_0_and_24", "employee_day_at_most_24h", "total_equals_regular_plus_overtime",
+                 "project_id_in_projects", "row_count_not_dropping"):
+        assert ("conformed/timesheets", name) in check_keys
+
+
+def test_schedules_and_sensors_are_registered_and_off_by_default(defs):
+    schedule = defs.resolve_schedule_def("daily_refresh")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    for name in ("aims360_export_sensor", "conformed_follows_raw"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
+
+
+def test_daily_refresh_rereads_each_vendors_lookback_window(defs, monkeypatch):
+    monkeypatch.setenv("BLIKK_LOOKBACK_DAYS", "30")
+    schedule = defs.resolve_schedule_def("daily_refresh")
+    when = datetime(2026, 5, 20, 5, 0, tzinfo=timezone.utc)
+    with dg.build_schedule_context(scheduled_execution_time=when) as context:
+        requests = list(schedule.evaluate_tick(context).run_requests)
+    by_vendor = {r.tags["timesheet_assets/vendor"]: r for r in requests}
+    assert set(by_vendor) == {"aimsio", "ajera", "blikk", "ibuildapp"}  # AIMS360 runs from its sensor
+    assert by_vendor["blikk"].tags[RANGE_START] == "2026-04-21" and by_vendor["blikk"].tags[RANGE_END] == "2026-05-20"
+    assert by_vendor["ajera"].tags[RANGE_START] == "2026-05-07"  # default 14 days
+    assert RANGE_START not in by_vendor["aimsio"].tags  # incremental, not windowed
+    assert {k.to_user_string() for k in by_vendor["ibuildapp"].asset_selection} == {
+        "raw/ibuildapp/time_entries", "raw/ibuildapp/projects"
+    }
+    assert len({r.run_key for r in requests}) == len(requests)
+
+
+def test_unselected_vendor_is_simply_absent():
+    defs = build_definitions(("blikk",))
+    keys = {key.to_user_string() for a in defs.assets for key in a.keys}
+    assert keys == {"raw/blikk/time_reports", "raw/blikk/projects", "conformed/timesheets", "conformed/projects"}
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_dagster_cli_validates_the_code_location(tmp_path):
+    import os
+
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "timesheet_assets.definitions"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
