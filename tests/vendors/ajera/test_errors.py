@@ -54,7 +54,10 @@ def test_http_error_status_quotes_the_envelope_message(ajera_server):
             resource.call("ListProjects", {})
     finally:
         resource.close()
-    assert str(failure.value) == "Ajera POST /AjeraAPI.ashx failed with HTTP 500 after 1 attempt: sandbox fault"
+    # The first request is the session the call needs; the message names that method.
+    assert str(failure.value) == (
+        "Ajera POST /AjeraAPI.ashx failed with HTTP 500 after 1 attempt: CreateAPISession: sandbox fault"
+    )
 
 
 def test_transient_faults_are_retried_and_the_window_is_complete(ajera_server, warehouse, instance):

@@ -41,7 +41,10 @@ from ...ingest import (
 )
 from ...ingest.records import INGESTED_COLUMN, KEY_COLUMN, PAYLOAD_COLUMN, QUARANTINE_COLUMN, typed_frame
 from .models import (
+    DETAIL_FIELDS_DOCUMENTED,
+    LIST_FIELDS_DOCUMENTED,
     LIST_FIELDS_KEPT,
+    SECTION_FIELDS_DOCUMENTED,
     DayCell,
     OverheadLineRecord,
     Project,
@@ -50,7 +53,7 @@ from .models import (
     TimesheetLine,
     TimesheetListRecord,
 )
-from .resource import AjeraResource, TimesheetFetch, project_keys
+from .resource import AjeraResource, TimesheetFetch, lenient_key, project_keys
 
 VENDOR = "ajera"
 TIMESHEETS_KEY = dg.AssetKey(["raw", VENDOR, "timesheets"])
@@ -103,13 +106,6 @@ PROJECT_COLUMNS: Mapping[str, str] = {
 
 
 # -- timesheets: week → day-rows --------------------------------------------------------------
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def day_row_key(timesheet_key: int, section: str, line_key: int, work_date: date) -> str:
     """``{Timesheet Key}:{P|O}{line key}:{work date}``, e.g. ``147:P2:2012-09-11``: the line
     key is ``Timesheet Project Key`` for project lines and ``Timesheet Overhead Group Detail
@@ -117,11 +113,20 @@ def day_row_key(timesheet_key: int, section: str, line_key: int, work_date: date
     return f"{timesheet_key}:{SECTIONS[section]}{line_key}:{work_date.isoformat()}"
 
 
+def _undocumented(record: Mapping[str, Any], documented: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in documented}
+
+
 def line_records(listed: Mapping[str, Any], detail: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One record per detail line: the line as served, the week it belongs to and the list
     fields used downstream. A section that is not the documented shape becomes one record
-    holding it, which then fails validation with a precise reason."""
-    header = {k: listed[k] for k in LIST_FIELDS_KEPT if k in listed}
+    holding it, which then fails validation with a precise reason.
+
+    Fields the documentation does not know are never dropped: unknown list-record fields stay
+    in ``Timesheet``, unknown fields of the GetTimesheets record in ``TimesheetExtra`` and of
+    the line's section in ``SectionExtra`` (both only present when there are any)."""
+    header = {k: v for k, v in listed.items() if k in LIST_FIELDS_KEPT or k not in LIST_FIELDS_DOCUMENTED}
+    detail_extra = _undocumented(detail, DETAIL_FIELDS_DOCUMENTED)
     records: list[dict[str, Any]] = []
     for section in SECTIONS:
         part = detail.get(section)
@@ -132,7 +137,12 @@ def line_records(listed: Mapping[str, Any], detail: Mapping[str, Any]) -> list[d
             continue
         # GetTimesheets dates the week; the list record's date stands in when the detail omits it.
         week = detail.get("TimesheetDate") or listed.get("Timesheet Date")
-        base = {"Timesheet": header, "TimesheetDate": week, "Section": section}
+        base: dict[str, Any] = {"Timesheet": header, "TimesheetDate": week, "Section": section}
+        if detail_extra:
+            base["TimesheetExtra"] = detail_extra
+        section_extra = _undocumented(part, SECTION_FIELDS_DOCUMENTED) if isinstance(part, Mapping) else {}
+        if section_extra:
+            base["SectionExtra"] = section_extra
         if isinstance(lines, list):
             records.extend({**base, "Detail": line} for line in lines)
         else:
@@ -228,7 +238,7 @@ def _quarantine_rows(
     position: int, listed: Any, detail: Any, records: list[dict[str, Any]], reason: str, first: date, last: date
 ) -> list[dict[str, Any]]:
     listed_map = listed if isinstance(listed, Mapping) else {}
-    ts_key = _int_or_none(listed_map.get("Timesheet Key"))
+    ts_key = lenient_key(listed_map.get("Timesheet Key"))
     key_text = str(ts_key) if ts_key is not None else f"unkeyed:{position}"
     when = _clamp(
         _lenient_date(
@@ -273,7 +283,7 @@ def build_timesheet_frame(
     checked = 0
     mismatched: list[int] = []
     for position, listed in enumerate(fetch.listed):
-        key = _int_or_none(listed.get("Timesheet Key")) if isinstance(listed, Mapping) else None
+        key = lenient_key(listed.get("Timesheet Key")) if isinstance(listed, Mapping) else None
         detail = fetch.details.get(key) if key is not None else None
         records = line_records(listed, detail) if isinstance(detail, Mapping) else []
         try:
@@ -340,13 +350,13 @@ def fetch_project_records(ajera: AjeraResource) -> tuple[list[Any], dict[str, in
     details: dict[int, Any] = {}
     for batch in batches:
         for record in batch:
-            key = _int_or_none(PROJECT_SPEC.key_of(record)) if isinstance(record, Mapping) else None
+            key = lenient_key(PROJECT_SPEC.key_of(record)) if isinstance(record, Mapping) else None
             if key is not None:
                 details[key] = record
     records: list[Any] = []
     missing = 0
     for record in listed:
-        key = _int_or_none(PROJECT_SPEC.key_of(record)) if isinstance(record, Mapping) else None
+        key = lenient_key(PROJECT_SPEC.key_of(record)) if isinstance(record, Mapping) else None
         if key is not None and key in details:
             records.append(details[key])
         else:

@@ -4,15 +4,23 @@ Field names keep Ajera's spelling through aliases: the list methods use spaced k
 (``"Timesheet Key"``), the detail methods joined ones (``"TimesheetKey"``). Every model allows
 unknown keys, takes ints where decimals are shown, ``null`` where a value is optional, and
 dates with or without a time part (``"2012-09-09"`` and ``"2012-09-09T00:00:00"``).
+
+What is refused (the record is quarantined with the reason): keys that are not whole numbers
+or lie beyond ±2**53 (Ajera's keys are 32-bit; larger ones cannot survive pandas' float
+representation of a nullable integer column); hours that are not finite numbers; a day cell
+outside −24..24 hours (negative hours are kept, as a correction may be entered that way); a
+week whose last day is past the last representable date.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, Iterator, Literal, Mapping, Union
 
 from pydantic import (
     AliasChoices,
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -37,10 +45,37 @@ def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
+MAX_DAY_HOURS = 24.0
+# Keys pass through pandas columns that turn float64 when they hold a null: only integers up to
+# 2**53 survive that exactly. Ajera's keys are 32-bit, so a larger one is an impossible value.
+MAX_KEY = 2**53
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("hours must be a finite number")
+    return value
+
+
+def _one_day(value: float | None) -> float | None:
+    if value is not None and abs(value) > MAX_DAY_HOURS:
+        raise ValueError(f"a day's hours must be between -{MAX_DAY_HOURS:g} and {MAX_DAY_HOURS:g}")
+    return value
+
+
+def _week_fits(value: date) -> date:
+    if value > date.max - timedelta(days=6):
+        raise ValueError("the week runs past the last representable date")
+    return value
+
+
 AjeraDate = Annotated[date, BeforeValidator(_date_part)]
+WeekDate = Annotated[date, BeforeValidator(_date_part), AfterValidator(_week_fits)]
 OptionalDate = Annotated[date | None, BeforeValidator(_blank_to_none), BeforeValidator(_date_part)]
-Hours = Annotated[float | None, BeforeValidator(_blank_to_none)]
-Key = int
+# A day cell (``Dn``, ``Dn Regular``, ``Dn Overtime``) and a week's total.
+Hours = Annotated[float | None, BeforeValidator(_blank_to_none), AfterValidator(_finite), AfterValidator(_one_day)]
+TotalHours = Annotated[float | None, BeforeValidator(_blank_to_none), AfterValidator(_finite)]
+Key = Annotated[int, Field(ge=-MAX_KEY, le=MAX_KEY)]
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -60,7 +95,10 @@ def parse_timestamp(value: Any) -> datetime | None:
             return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 has no UTC equivalent
+        return None
 
 
 class AjeraModel(BaseModel):
@@ -112,7 +150,7 @@ class TimesheetListRecord(AjeraModel):
     first_name: str | None = Field(default=None, alias="First Name")
     last_name: str | None = Field(default=None, alias="Last Name")
     timesheet_date: AjeraDate = Field(alias="Timesheet Date")
-    timesheet_total: Hours = Field(default=None, alias="Timesheet Total")
+    timesheet_total: TotalHours = Field(default=None, alias="Timesheet Total")
     submitted: bool | None = Field(default=None, alias="Submitted")
     supervisor_approved: bool | None = Field(default=None, alias="Supervisor Approved")
     accounting_approved: bool | None = Field(default=None, alias="Accounting Approved")
@@ -128,7 +166,28 @@ class TimesheetListRecord(AjeraModel):
         return " ".join(parts) or None
 
 
-# The list record fields a day-row keeps in its payload (who, which week, status flags).
+# Every field of a ListTimesheets record in the documentation's example.
+LIST_FIELDS_DOCUMENTED = frozenset(
+    {
+        "Timesheet Key", "Company Key", "Employee Key", "Employee Status", "Employee", "First Name",
+        "Middle Name", "Last Name", "My Employee", "Timesheet Date", "Timesheet Total", "Submitted",
+        "Supervisor Approved", "Accounting Approved", "Project Manager Approved", "Rejected", "Billed",
+        "Paid", "Project Manager Approved Value", "Paid Value", "Rejected Value",
+        "Target Billable Percent", "Actual Billable Percent", "Company Name", "Multilevel Employee",
+        "Submitted Date", "Submitted By", "Accounting Approved Date", "Accounting Approved By",
+        "Supervisor Approved Date", "Supervisor Approved By",
+    }
+)
+# The documented fields of a GetTimesheets record; a day-row's payload carries them otherwise:
+# key, date and employee (the list record has them too), the sections (the line itself) and
+# ``UnchangedData`` (a base64 copy of the lines). Any other field goes to ``TimesheetExtra``.
+DETAIL_FIELDS_DOCUMENTED = frozenset(
+    {"TimesheetKey", "TimesheetDate", "EmployeeKey", "Overhead", "Project", "UnchangedData"}
+)
+SECTION_FIELDS_DOCUMENTED = frozenset({"Totals", "Detail"})
+
+# The list record fields a day-row keeps in its payload (who, which week, status flags); fields
+# the documentation does not know are kept as well (see ``assets.line_records``).
 LIST_FIELDS_KEPT = (
     "Timesheet Key", "Company Key", "Employee Key", "Employee", "First Name", "Last Name",
     "Timesheet Date", "Timesheet Total", "Submitted", "Supervisor Approved",
@@ -223,7 +282,7 @@ class _LineRecord(AjeraModel):
     """A day-row's source: one detail line with the week it belongs to and the list fields."""
 
     timesheet: TimesheetListRecord = Field(alias="Timesheet")
-    timesheet_date: AjeraDate = Field(alias="TimesheetDate")
+    timesheet_date: WeekDate = Field(alias="TimesheetDate")
 
     def work_date(self, cell: DayCell) -> date:
         return self.timesheet_date + timedelta(days=cell.day_number - 1)

@@ -14,10 +14,16 @@ docs/vendors/ajera.md):
   the session is invalid/expired: the shared client re-creates the session once and repeats
   the call (``AuthExpired``). Any other non-200 ``ResponseCode`` or any ``Errors`` entry fails
   the call with the vendor's message, also under HTTP 200.
-* The session token travels in the body, not in a header. The shared ``AuthHook`` is asked for
-  headers before every attempt; this hook uses that moment to stamp the current token into the
-  body of the call being sent on this thread, so the repeat after a re-created session carries
-  the new token.
+* The session token travels in the body, not in a header. The shared client asks the auth hook
+  to ``sign_body`` before every attempt; this hook returns the body with the current
+  ``SessionToken`` written in, so the repeat after a re-created session carries the new token.
+* An answer whose ``Content`` is not the documented shape (not an object, or its record list
+  missing or not a list) fails the call at once (``VendorRejected``): it is valid JSON, so
+  asking again would not change it, and reading it as "no records" would replace a window with
+  nothing. A body that is not JSON at all (cut off, an HTML error page) is retried like a broken
+  connection.
+* Every failure message names the Ajera method after the path (all methods share one URL):
+  ``Ajera POST /AjeraAPI.ashx failed with HTTP 503 after 3 attempts: GetTimesheets: ...``.
 * No rate limit is documented: 5 requests/s and 2 in flight by default, both configurable.
 * The API id is a secret like the password: it lives only in the query string, which errors
   and request logs never show (they name the path), and it is scrubbed like the password.
@@ -39,12 +45,13 @@ from ...http import (
     AuthExpired,
     MalformedBody,
     VendorClient,
+    VendorHTTPError,
     VendorRejected,
     decode_json,
     default_error_message,
 )
 from ..base import VendorResource
-from .models import Envelope, ProjectListRecord, SessionContent, parse_timestamp
+from .models import MAX_KEY, Envelope, ProjectListRecord, SessionContent, parse_timestamp
 
 LOGGER = logging.getLogger(__name__)
 
@@ -77,12 +84,18 @@ def _failure_text(method: str, envelope: Envelope) -> str:
     return f"{method}: ResponseCode {code}: {detail}"
 
 
-def read_envelope(method: str, response: httpx.Response, *, session_call: bool) -> Any:
-    """The ``Content`` of a successful Ajera answer; raises for everything else.
+def read_envelope(
+    method: str, response: httpx.Response, *, session_call: bool, records: str | None = None
+) -> Any:
+    """The ``Content`` of a successful Ajera answer (or, with ``records``, the list
+    ``Content[records]``); raises for everything else.
 
     ``session_call`` is true for calls that carry a session token: only those may ask for the
     session to be re-created (CreateAPISession itself failing is a credentials problem)."""
-    body = decode_json(response)
+    try:
+        body = decode_json(response)
+    except MalformedBody as exc:
+        raise MalformedBody(f"{method}: {exc}") from None
     if not isinstance(body, Mapping):
         raise MalformedBody(f"{method}: response body is not a JSON object")
     try:
@@ -91,10 +104,42 @@ def read_envelope(method: str, response: httpx.Response, *, session_call: bool) 
         raise MalformedBody(f"{method}: response is not an Ajera envelope ({exc.error_count()} errors)") from None
     failed = bool(envelope.errors) or (envelope.response_code not in (None, 200))
     if not failed:
-        return envelope.content
+        return envelope.content if records is None else content_records(envelope.content, records, method)
     if session_call and _session_is_invalid(envelope):
         raise AuthExpired(_failure_text(method, envelope))
     raise VendorRejected(_failure_text(method, envelope))
+
+
+def content_records(content: Any, name: str, method: str) -> list[Any]:
+    """``Content[name]`` of a List/Get answer. ``null`` stands for no records; anything else
+    that is not a list — or a ``Content`` that is not an object — is a malformed answer."""
+    if not isinstance(content, Mapping):
+        shown = "null" if content is None else type(content).__name__
+        raise VendorRejected(f"{method}: malformed answer: Content is {shown}, not an object")
+    if name not in content:
+        raise VendorRejected(f"{method}: malformed answer: Content has no {name!r} list")
+    records = content[name]
+    if records is None:
+        return []
+    if not isinstance(records, list):
+        raise VendorRejected(f"{method}: malformed answer: Content.{name} is not a list")
+    return records
+
+
+def _naming(method: str, exc: VendorHTTPError) -> VendorHTTPError:
+    """``exc`` with the Ajera method in its message (the path is the same for every method).
+    A failure of the session call made on the way (``CreateAPISession``) keeps that name."""
+    if getattr(exc, "ajera_method", None):
+        return exc
+    message = exc.vendor_message
+    if message is not None and (message == method or message.startswith(f"{method}:")):
+        named = exc
+    else:
+        named = type(exc)(
+            exc.vendor, exc.method, exc.path, exc.status, exc.attempts, f"{method}: {message}" if message else method
+        )
+    named.ajera_method = method  # type: ignore[attr-defined]
+    return named
 
 
 def batched(items: Sequence[T], size: int) -> list[list[T]]:
@@ -110,18 +155,26 @@ class AjeraSession:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at: datetime | None = None
-        self._pending = threading.local()
+        # The token this thread last signed a call with. ``refresh`` takes no arguments, so this
+        # is how it tells "my call was refused with the current session" (re-create it) from
+        # "another thread already replaced the session I was refused with" (reuse the new one).
+        self._signed = threading.local()
 
     # -- AuthHook ------------------------------------------------------------------------------
     def headers(self) -> Mapping[str, str]:
-        body = getattr(self._pending, "body", None)
-        if body is not None:
-            body["SessionToken"] = self.token()
-        return {}
+        return {}  # the session travels in the body (``sign_body``), never in a header
+
+    def sign_body(self, json_body: Any) -> Any:
+        """The body of one attempt with the current ``SessionToken`` written in (a copy; the
+        caller's body is left as it was, so every attempt is signed afresh)."""
+        token = self.token()
+        self._signed.token = token
+        if not isinstance(json_body, Mapping):
+            return json_body
+        return {**json_body, "SessionToken": token}
 
     def refresh(self) -> None:
-        body = getattr(self._pending, "body", None)
-        used = body.get("SessionToken") if body is not None else None
+        used = getattr(self._signed, "token", None)
         with self._lock:
             # Another thread may already have replaced the token this call was rejected with.
             if used is None or used == self._token:
@@ -148,17 +201,24 @@ class AjeraSession:
             "APIVersion": res.api_version,
             "UseSessionCookie": False,
         }
-        content = self._client.request(
-            "POST",
-            res.endpoint,
-            json_body={"Method": "CreateAPISession", **credentials, "MethodArguments": credentials},
-            authenticate=False,
-            parse=lambda r: read_envelope("CreateAPISession", r, session_call=False),
-        )
+
+        def parse(response: httpx.Response) -> SessionContent:
+            content = read_envelope("CreateAPISession", response, session_call=False)
+            try:
+                return SessionContent.model_validate(content)
+            except ValidationError:
+                raise VendorRejected("CreateAPISession: malformed answer: Content carries no SessionToken") from None
+
         try:
-            session = SessionContent.model_validate(content)
-        except ValidationError:
-            raise MalformedBody("CreateAPISession: answer carries no SessionToken") from None
+            session = self._client.request(
+                "POST",
+                res.endpoint,
+                json_body={"Method": "CreateAPISession", **credentials, "MethodArguments": credentials},
+                authenticate=False,
+                parse=parse,
+            )
+        except VendorHTTPError as exc:
+            raise _naming("CreateAPISession", exc) from None
         self._client.redact.add(session.session_token)
         self._token = session.session_token
         self._renew_at = None
@@ -178,27 +238,31 @@ class AjeraSession:
             token, self._token = self._token, None
         if token is None:
             return
-        self._client.request(
-            "POST",
-            self._resource.endpoint,
-            json_body={"Method": "EndAPISession", "SessionToken": token},
-            authenticate=False,
-            parse=lambda r: read_envelope("EndAPISession", r, session_call=False),
-        )
+        try:
+            self._client.request(
+                "POST",
+                self._resource.endpoint,
+                json_body={"Method": "EndAPISession", "SessionToken": token},
+                authenticate=False,
+                parse=lambda r: read_envelope("EndAPISession", r, session_call=False),
+            )
+        except VendorHTTPError as exc:
+            raise _naming("EndAPISession", exc) from None
 
     # -- one call ----------------------------------------------------------------------------
-    def call(self, method: str, arguments: Mapping[str, Any] | None) -> Any:
-        body: dict[str, Any] = {"Method": method, "SessionToken": None, "MethodArguments": dict(arguments or {})}
-        self._pending.body = body
+    def call(self, method: str, arguments: Mapping[str, Any] | None, records: str | None = None) -> Any:
+        """One method call; ``sign_body`` adds the ``SessionToken`` to every attempt. Returns
+        ``Content``, or with ``records`` the list ``Content[records]``."""
+        body: dict[str, Any] = {"Method": method, "MethodArguments": dict(arguments or {})}
         try:
             return self._client.request(
                 "POST",
                 self._resource.endpoint,
                 json_body=body,
-                parse=lambda r: read_envelope(method, r, session_call=True),
+                parse=lambda r: read_envelope(method, r, session_call=True, records=records),
             )
-        finally:
-            self._pending.body = None
+        except VendorHTTPError as exc:
+            raise _naming(method, exc) from None
 
 
 @dataclass
@@ -276,9 +340,9 @@ class AjeraResource(VendorResource):
         assert self._session is not None
         return self._session
 
-    def call(self, method: str, arguments: Mapping[str, Any] | None = None) -> Any:
-        """One Ajera method call; returns ``Content``."""
-        return self.session.call(method, arguments)
+    def call(self, method: str, arguments: Mapping[str, Any] | None = None, records: str | None = None) -> Any:
+        """One Ajera method call; returns ``Content`` (with ``records``: the list ``Content[records]``)."""
+        return self.session.call(method, arguments, records)
 
     def _in_parallel(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if len(items) <= 1 or self.effective_in_flight <= 1:
@@ -286,35 +350,23 @@ class AjeraResource(VendorResource):
         with ThreadPoolExecutor(max_workers=self.effective_in_flight, thread_name_prefix="ajera") as pool:
             return list(pool.map(fn, items))
 
-    @staticmethod
-    def _records(content: Any, name: str, method: str) -> list[Any]:
-        records = content.get(name) if isinstance(content, Mapping) else None
-        if records is None and isinstance(content, Mapping) and name not in content:
-            raise MalformedBody(f"{method}: Content has no {name!r} list")
-        if records is None:
-            return []
-        if not isinstance(records, list):
-            raise MalformedBody(f"{method}: Content.{name} is not a list")
-        return records
-
     # -- timesheets ------------------------------------------------------------------------------
     def list_timesheets(self, earliest: date, latest: date) -> list[Any]:
         """``ListTimesheets`` for weeks starting ``earliest``..``latest`` (inclusive)."""
-        content = self.call(
+        return self.call(
             "ListTimesheets",
             {
                 "FilterByEarliestTimesheetDate": earliest.isoformat(),
                 "FilterByLatestTimesheetDate": latest.isoformat(),
             },
+            records="Timesheets",
         )
-        return self._records(content, "Timesheets", "ListTimesheets")
 
     def get_timesheets(self, keys: Sequence[int]) -> list[list[Any]]:
         """``GetTimesheets`` in batches (in parallel up to the in-flight cap); one list per batch."""
 
         def one(batch: list[int]) -> list[Any]:
-            content = self.call("GetTimesheets", {"RequestedTimesheets": batch})
-            return self._records(content, "Timesheets", "GetTimesheets")
+            return self.call("GetTimesheets", {"RequestedTimesheets": batch}, records="Timesheets")
 
         return self._in_parallel(one, batched(list(keys), self.timesheet_batch_size))
 
@@ -357,10 +409,11 @@ class AjeraResource(VendorResource):
         seen: set[int] = set()
         page = 1
         while True:
-            content = self.call(
-                "ListProjects", {"PageResults": True, "PageNumber": page, "PageSize": self.page_size}
+            batch = self.call(
+                "ListProjects",
+                {"PageResults": True, "PageNumber": page, "PageSize": self.page_size},
+                records="Projects",
             )
-            batch = self._records(content, "Projects", "ListProjects")
             keys = [_project_key(r) for r in batch]
             if batch and all(k is not None and k in seen for k in keys):
                 # A server that ignores paging answers every page with page one.
@@ -377,25 +430,31 @@ class AjeraResource(VendorResource):
 
     def get_projects(self, keys: Sequence[int]) -> list[list[Any]]:
         def one(batch: list[int]) -> list[Any]:
-            content = self.call("GetProjects", {"RequestedProjects": batch})
-            return self._records(content, "Projects", "GetProjects")
+            return self.call("GetProjects", {"RequestedProjects": batch}, records="Projects")
 
         return self._in_parallel(one, batched(list(keys), self.project_batch_size))
 
 
-def _lenient_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+def lenient_key(value: Any) -> int | None:
+    """A record key read leniently (``12``, ``"12"``, ``12.0``); ``None`` when it is not a whole
+    number within ±2**53 like every valid key (booleans, ``12.5``, ``inf``, ``10**30``)."""
+    if isinstance(value, bool):
         return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    try:
+        key = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return key if abs(key) <= MAX_KEY else None
 
 
 def _timesheet_key(record: Any) -> int | None:
-    return _lenient_int(record.get("Timesheet Key")) if isinstance(record, Mapping) else None
+    return lenient_key(record.get("Timesheet Key")) if isinstance(record, Mapping) else None
 
 
 def _detail_key(detail: Any) -> int | None:
-    return _lenient_int(detail.get("TimesheetKey")) if isinstance(detail, Mapping) else None
+    return lenient_key(detail.get("TimesheetKey")) if isinstance(detail, Mapping) else None
 
 
 def _project_key(record: Any) -> int | None:
