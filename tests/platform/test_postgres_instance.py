@@ -26,13 +26,18 @@ def probe_rows() -> pd.DataFrame:
     return pd.DataFrame({"record_key": ["a", "b", "c"], "hours": [1.5, 2.0, 7.25]})
 
 
-def test_instance_from_root_dagster_yaml_stores_runs_and_events_in_postgres(postgres, tmp_path, monkeypatch):
+def production_instance(postgres, tmp_path, monkeypatch) -> dg.DagsterInstance:
+    """An instance configured by the repository's root dagster.yaml, pointed at ``postgres``."""
     for name, value in postgres.env.items():
         monkeypatch.setenv(name, value)
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    instance = dg.DagsterInstance.from_config(str(home))
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def test_instance_from_root_dagster_yaml_stores_runs_and_events_in_postgres(postgres, tmp_path, monkeypatch):
+    instance = production_instance(postgres, tmp_path, monkeypatch)
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
@@ -70,12 +75,7 @@ def test_instance_from_root_dagster_yaml_stores_runs_and_events_in_postgres(post
 
 
 def test_pool_default_limit_applies_to_vendor_pools(postgres, tmp_path, monkeypatch):
-    for name, value in postgres.env.items():
-        monkeypatch.setenv(name, value)
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    instance = dg.DagsterInstance.from_config(str(home))
+    instance = production_instance(postgres, tmp_path, monkeypatch)
     try:
         config = instance.get_concurrency_config()
         assert config.pool_config.default_pool_limit == 1
