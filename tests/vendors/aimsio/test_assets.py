@@ -7,6 +7,7 @@ import json
 from datetime import date
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
@@ -79,6 +80,11 @@ def test_a_first_batch_without_any_date_does_not_break_later_writes(serve_app, w
     run_raw(server, warehouse, instance, resource=fast)
     raw = read_table(warehouse, TIMECARDS_TABLE).set_index("record_key")
     assert pd.isna(raw.loc["undated", "work_date"])
+    # The first write created work_date from nulls only; the warehouse typed it on the second.
+    with duckdb.connect(warehouse, read_only=True) as conn:
+        types = dict(conn.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                  "WHERE table_name = 'timecards'").fetchall())
+    assert (types["work_date"], types["record_date"]) == ("DATE", "TIMESTAMP WITH TIME ZONE")
     conformed = conform_timecards(raw.reset_index())
     assert list(conformed["work_date"]) == [date(2025, 4, 21)]
 

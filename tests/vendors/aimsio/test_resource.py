@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from timesheet_assets.http import InsecureURLError, VendorAuthError, VendorHTTPError, VendorTransportError
-from timesheet_assets.vendors.aimsio.assets import vendor_failure
+from timesheet_assets.ingest import permanent_errors_fail_fast
 from timesheet_assets.vendors.aimsio.resource import PORTAL_URL, AimsioResource, basic_token
 from timesheet_assets.vendors.aimsio.sandbox import SANDBOX_USERNAME
 
@@ -162,12 +162,23 @@ def test_secrets_never_reach_logs_metadata_or_errors(serve_app, warehouse, insta
 
 
 def test_only_outages_are_worth_a_step_retry():
-    def failure(cls, status):
-        return vendor_failure(cls("Aimsio", "GET", "/x", status, 6, "m"))
+    """The assets wrap their calls in the shared ``permanent_errors_fail_fast``: outages reach
+    the step retry policy unchanged, permanent errors become a Failure without retries."""
 
-    assert failure(VendorAuthError, 401).allow_retries is False
-    assert failure(VendorHTTPError, 404).allow_retries is False
-    assert failure(VendorHTTPError, 429).allow_retries is True
-    assert failure(VendorHTTPError, 504).allow_retries is True
-    assert failure(VendorTransportError, None).allow_retries is True
-    assert "failed with HTTP 401 after 6 attempts: m" in failure(VendorAuthError, 401).description
+    def outcome(cls, status):
+        error = cls("Aimsio", "GET", "/x", status, 6, "m")
+        try:
+            with permanent_errors_fail_fast():
+                raise error
+        except dg.Failure as failure:
+            return failure
+        except VendorHTTPError as passed_through:
+            assert passed_through is error
+            return None
+
+    assert outcome(VendorAuthError, 401).allow_retries is False
+    assert outcome(VendorHTTPError, 404).allow_retries is False
+    assert outcome(VendorHTTPError, 429) is None
+    assert outcome(VendorHTTPError, 504) is None
+    assert outcome(VendorTransportError, None) is None
+    assert "failed with HTTP 401 after 6 attempts: m" in outcome(VendorAuthError, 401).description

@@ -26,8 +26,16 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from ...http import VendorError, VendorHTTPError
-from ...ingest import HTTP_RETRY_POLICY, RawFrame, RawSpec, build_raw_frame, raw_output
+from ...ingest import (
+    HTTP_RETRY_POLICY,
+    RawFrame,
+    RawSpec,
+    build_raw_frame,
+    permanent_errors_fail_fast,
+    quarantine_check_result,
+    quarantine_check_spec,
+    raw_output,
+)
 from ...ingest.records import INGESTED_COLUMN, KEY_COLUMN, PAYLOAD_COLUMN, QUARANTINE_COLUMN, typed_frame
 from .models import JobOrder, TimeCard, epoch_ms_to_utc, local_date
 from .resource import AimsioResource, ChangedRecords, unusable_stub_key
@@ -37,7 +45,6 @@ RESOURCE_KEY = "aimsio"
 TIMECARDS_KEY = dg.AssetKey(["raw", "aimsio", "timecards"])
 JOB_ORDERS_KEY = dg.AssetKey(["raw", "aimsio", "job_orders"])
 CURSOR_KEY = "cursor_updated_at"
-QUARANTINE_CHECK = "no_quarantined_records"
 
 # Stub-derived columns, filled after validation: the detail body has no ``updatedAt``.
 STUB_COLUMNS = {"source_updated_at": "datetime64[ns, UTC]", "source_updated_at_ms": "Int64"}
@@ -151,16 +158,6 @@ JOB_ORDER_SPEC = RawSpec(
 )
 
 
-def duckdb_safe(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
-    """A ``date`` column holding only nulls reaches DuckDB as type ``"NULL"``; a table created
-    from it could never take a date again. Such a column is sent as a timestamp instead,
-    which DuckDB casts to and from ``DATE`` without loss."""
-    for column, dtype in columns.items():
-        if dtype == "date" and frame[column].isna().all():
-            frame[column] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
-    return frame
-
-
 def build_incremental_frame(spec: RawSpec, fetched: ChangedRecords) -> RawFrame:
     """Validated details keyed by the stub they were fetched for, stamped with the stub's
     ``updatedAt``; list elements that cannot be fetched become quarantined rows."""
@@ -179,19 +176,24 @@ def build_incremental_frame(spec: RawSpec, fetched: ChangedRecords) -> RawFrame:
     )
     quarantined = raw.quarantined
     if fetched.listing.unusable:
-        rows = [
-            {
-                KEY_COLUMN: unusable_stub_key(element),
-                PAYLOAD_COLUMN: json.dumps(element, separators=(",", ":"), default=str),
-                QUARANTINE_COLUMN: reason,
-            }
-            for element, reason in fetched.listing.unusable
-        ]
+        rows = []
+        seen: dict[str, int] = {}
+        for element, reason in fetched.listing.unusable:
+            # Identical elements would share a key; the n-th repeat gets "#n" so the upsert
+            # never writes two rows under one key (and a rerun replaces each of them).
+            key = unusable_stub_key(element)
+            seen[key] = seen.get(key, 0) + 1
+            rows.append(
+                {
+                    KEY_COLUMN: key if seen[key] == 1 else f"{key}#{seen[key]}",
+                    PAYLOAD_COLUMN: json.dumps(element, separators=(",", ":"), default=str),
+                    QUARANTINE_COLUMN: reason,
+                }
+            )
         extra = typed_frame(rows, spec.columns)
         extra[INGESTED_COLUMN] = pd.Timestamp(ingested_at)
         frame = pd.concat([frame, extra], ignore_index=True)
         quarantined += len(rows)
-    frame = duckdb_safe(frame, spec.columns)
     return RawFrame(
         frame=frame,
         records_served=raw.records_served + len(fetched.listing.unusable),
@@ -209,14 +211,6 @@ def stored_cursor(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return int(value)
-
-
-def vendor_failure(exc: VendorError) -> dg.Failure:
-    """Step retries help against outages (5xx, 429, timeouts), not against a 4xx answer such
-    as rejected credentials, which would fail the same way three more times."""
-    status = exc.status if isinstance(exc, VendorHTTPError) else None
-    retryable = status is None or status >= 500 or status == 429
-    return dg.Failure(description=str(exc), allow_retries=retryable)
 
 
 class AimsioIncrementalConfig(dg.Config):
@@ -242,13 +236,7 @@ def _incremental_asset(
         description=description,
         retry_policy=retry_policy,
         metadata={"primary_key": KEY_COLUMN},
-        check_specs=[
-            dg.AssetCheckSpec(
-                QUARANTINE_CHECK,
-                asset=key,
-                description="Every detail fetched in this run passed validation.",
-            )
-        ],
+        check_specs=[quarantine_check_spec(key)],
     )
     def raw_incremental(
         context: dg.AssetExecutionContext,
@@ -257,10 +245,12 @@ def _incremental_asset(
     ):
         previous = None if config.full_refresh else stored_cursor(context.instance, key)
         before = aimsio.metrics.snapshot()
-        try:
+        # Outages (429/502/503/504, timeouts, dropped or truncated answers, after the client's
+        # own retries) reach the step retry policy; permanent errors (401/403, other 4xx, 500,
+        # a list page that is not an array) fail at once without step retries. Either way
+        # nothing is written and the cursor stays where it was.
+        with permanent_errors_fail_fast():
             fetched = fetch(aimsio, previous)
-        except VendorError as exc:
-            raise vendor_failure(exc) from None
         raw = build_incremental_frame(spec, fetched)
         deleted = int(raw.frame["is_deleted"].astype("boolean").fillna(False).sum())
         extra: dict[str, Any] = {
@@ -281,12 +271,7 @@ def _incremental_asset(
             f"{raw.quarantined} quarantined"
         )
         yield raw_output(raw, aimsio.metrics.snapshot() - before, **extra)
-        yield dg.AssetCheckResult(
-            check_name=QUARANTINE_CHECK,
-            passed=raw.quarantined == 0,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"quarantined": raw.quarantined},
-        )
+        yield quarantine_check_result(key, raw)
 
     return raw_incremental
 

@@ -3,9 +3,12 @@
 The API document shows one full body, the ``CurrentTimeCard`` GET-single example; its schema
 table and its example disagree on types (the table says ``number`` for travel hours and some
 amounts, the example sends strings such as ``"0.000"``), so every number is read leniently:
-int, float or numeric string, and ``null``. Key casing is taken from the example
-(``timeCarddescription``) with the schema table's spelling (``timeCardDescription``) accepted
-too. Unknown keys are kept (``extra="allow"``) and the raw payload is stored verbatim anyway.
+int, float or numeric string, and ``null``. Impossible values quarantine the record: a number
+that is not finite (``NaN``, ``Infinity``, ``1e400``), negative hours or more than 168 hours
+in one field, epoch milliseconds outside the years 1900-2199 (validation messages never quote
+the value). Key casing is taken from the example (``timeCarddescription``) with the schema
+table's spelling (``timeCardDescription``) accepted too. Unknown keys are kept
+(``extra="allow"``) and the raw payload is stored verbatim anyway.
 
 Job orders have no documented body. The fields below are the shape the sandbox serves
 (``docs/vendors/aimsio.md``); all of them are optional, a few common spellings are accepted,
@@ -15,6 +18,7 @@ and everything else stays in the payload.
 from __future__ import annotations
 
 import json
+import math
 from datetime import date, datetime, timezone
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,19 +28,46 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 UTC_NAME = "UTC"
 
 
+# Epoch milliseconds are accepted for the years 1900..2199 (UTC): wide enough for any real
+# timecard, narrow enough that every zone's local date and pandas' nanosecond timestamps can
+# hold the value. Anything outside is an impossible value and quarantines the record.
+MIN_EPOCH_MS = int(datetime(1900, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+MAX_EPOCH_MS = int(datetime(2200, 1, 1, tzinfo=timezone.utc).timestamp() * 1000) - 1
+
+
 def _number(value: Any) -> float | None:
+    """A finite number from an int, float or numeric string (messages never quote the value)."""
     if value is None:
         return None
     if isinstance(value, bool):
         raise ValueError("a boolean is not a number")
-    if isinstance(value, (int, float)):
-        return float(value)
     if isinstance(value, str):
-        text = value.strip()
-        if not text:
+        value = value.strip()
+        if not value:
             return None
-        return float(text)
-    raise ValueError(f"expected a number or numeric string, got {type(value).__name__}")
+    elif not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number or numeric string, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise ValueError("expected a number or numeric string") from None
+    if not math.isfinite(number):
+        raise ValueError("number is not finite")
+    return number
+
+
+# One timecard line is one employee's day; more than a week of hours in one field is a unit or
+# data error (minutes, an amount), not time worked. A sanity bound, deliberately loose.
+MAX_HOURS = 168.0
+
+
+def _hours(value: Any) -> float | None:
+    number = _number(value)
+    if number is not None and number < 0:
+        raise ValueError("hours cannot be negative")
+    if number is not None and number > MAX_HOURS:
+        raise ValueError("more than 168 hours on one timecard line")
+    return number
 
 
 def _epoch_ms(value: Any) -> int | None:
@@ -45,20 +76,31 @@ def _epoch_ms(value: Any) -> int | None:
         return None
     if isinstance(value, bool):
         raise ValueError("a boolean is not a timestamp")
-    if isinstance(value, (int, float)):
-        return int(value)
     if isinstance(value, str):
         text = value.strip()
         if not text:
             return None
         try:
-            return int(float(text))
+            value = float(text)
         except ValueError:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=timezone.utc)
-            return int(parsed.timestamp() * 1000)
-    raise ValueError(f"expected epoch milliseconds, got {type(value).__name__}")
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+                if parsed.tzinfo is None:
+                    parsed = parsed.replace(tzinfo=timezone.utc)
+                value = parsed.timestamp() * 1000
+            except (ValueError, OverflowError, OSError):
+                raise ValueError("expected epoch milliseconds or an ISO timestamp") from None
+    elif not isinstance(value, (int, float)):
+        raise ValueError(f"expected epoch milliseconds, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("timestamp is not finite")
+    try:
+        millis = int(value)
+    except (ValueError, OverflowError):
+        raise ValueError("expected epoch milliseconds") from None
+    if not MIN_EPOCH_MS <= millis <= MAX_EPOCH_MS:
+        raise ValueError("epoch milliseconds outside the years 1900-2199")
+    return millis
 
 
 def _text(value: Any) -> str | None:
@@ -73,7 +115,7 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-Number = Annotated[float | None, BeforeValidator(_number)]
+Hours = Annotated[float | None, BeforeValidator(_hours)]
 EpochMs = Annotated[int | None, BeforeValidator(_epoch_ms)]
 Text = Annotated[str | None, BeforeValidator(_text)]
 
@@ -89,7 +131,7 @@ def zone_or_utc(name: str | None) -> tuple[ZoneInfo | timezone, str]:
     if name:
         try:
             return ZoneInfo(name), name
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             pass
     return timezone.utc, UTC_NAME
 
@@ -129,10 +171,10 @@ class TimeCard(BaseModel):
         default=None,
         validation_alias=AliasChoices("timeCarddescription", "timeCardDescription"),
     )
-    regular_hours: Number = Field(default=None, alias="timeCardEmployeeRegularHours")
-    overtime_hours: Number = Field(default=None, alias="timeCardEmployeeOverTimeHours")
-    double_time_hours: Number = Field(default=None, alias="timeCardEmployeeDoubleTimeHours")
-    travel_hours: Number = Field(default=None, alias="timeCardEmployeeTravelTimeHours")
+    regular_hours: Hours = Field(default=None, alias="timeCardEmployeeRegularHours")
+    overtime_hours: Hours = Field(default=None, alias="timeCardEmployeeOverTimeHours")
+    double_time_hours: Hours = Field(default=None, alias="timeCardEmployeeDoubleTimeHours")
+    travel_hours: Hours = Field(default=None, alias="timeCardEmployeeTravelTimeHours")
     pay_code: Text = Field(default=None, alias="timeCardPayCode")
     job_guid: Text = Field(default=None, alias="timeCardJobGuid")
     job_number: Text = Field(default=None, alias="timeCardJobNumber")
