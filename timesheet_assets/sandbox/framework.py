@@ -77,7 +77,10 @@ class Sandbox:
         if mode is None:
             return None
         if mode == HTTP_DATE:
+            # HTTP-dates have whole seconds: round up, so the date is never earlier than the
+            # wait the sandbox means (truncating would let an honest client come back early).
             when = datetime.now(timezone.utc) + timedelta(seconds=max(1.0, wait))
+            when = when.replace(microsecond=0) + timedelta(seconds=1 if when.microsecond else 0)
             return format_datetime(when, usegmt=True)
         return mode
 

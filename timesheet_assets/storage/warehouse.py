@@ -160,9 +160,20 @@ class ByNamePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
                 (name, sql_type)
                 for name, sql_type, *_ in connection.execute("DESCRIBE SELECT * FROM frame").fetchall()
             )
+            # An unpartitioned, non-upsert write replaces the whole table (its rows were deleted
+            # in this transaction): columns take the types of the new values. Inserting them
+            # into the old types would fail ('twelve' into BIGINT) or silently change them
+            # (12.5 into BIGINT becomes 12, a timestamp into DATE loses its time).
+            replaces_table = not context.has_asset_partitions and _write_mode(context) != "upsert"
             for name, sql_type in incoming.items():
                 if name not in existing:
                     connection.execute(f"ALTER TABLE {target} ADD COLUMN {_quote(name)} {sql_type}")
+                elif replaces_table and sql_type.strip('"') != "NULL" and existing[name] != sql_type:
+                    # USING NULL: DuckDB would still cast the rows deleted in this transaction.
+                    connection.execute(
+                        f"ALTER TABLE {target} ALTER COLUMN {_quote(name)} SET DATA TYPE {sql_type} "
+                        f"USING CAST(NULL AS {sql_type})"
+                    )
                 elif existing[name].strip('"') == "NULL" and sql_type.strip('"') != "NULL":
                     # A first write whose column held only nulls gave it no type; the first
                     # real values decide it (e.g. a date column of an all-quarantined batch).

@@ -32,6 +32,7 @@ materializations without the sensor). The sensor is STOPPED by default.
 # parameter annotation when the asset is defined, and a string annotation defeats that.
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -42,20 +43,27 @@ import dagster as dg
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ...http.errors import InsecureURLError, VendorError, VendorHTTPError
-from ...ingest import HTTP_RETRY_POLICY, RawSpec, build_raw_frame, raw_output
+from ...http.errors import VendorError, VendorHTTPError
+from ...ingest import (
+    HTTP_RETRY_POLICY,
+    RawFrame,
+    RawSpec,
+    build_raw_frame,
+    permanent_errors_fail_fast,
+    quarantine_check_result,
+    quarantine_check_spec,
+    raw_output,
+)
 from ...ingest.records import INGESTED_COLUMN, KEY_COLUMN, PAYLOAD_COLUMN, QUARANTINE_COLUMN
 from .models import BackgroundJob, ViewRow, normalise_scope, parse_timestamp
 from .resource import (
     RERUN_REFUSED_STATUSES,
-    AccessTokenRejected,
     Aims360ConfigError,
     Aims360Resource,
     ExportFile,
     ExportJob,
     ExportJobFailed,
     PublishlinkGone,
-    PublishlinkHostRefused,
     ViewSpec,
     parse_views,
     snake_case,
@@ -160,6 +168,10 @@ _FLOAT = re.compile(r"^[+-]?(0|[1-9][0-9]*)?(\.[0-9]+)?([eE][+-]?[0-9]+)?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
 _KINDS = ("boolean", "Int64", "Float64", "date", "datetime64[ns, UTC]", "string")
+_INT64 = (-(2**63), 2**63 - 1)
+# Dates and timestamps outside what pandas holds in nanoseconds (1677-09-21 .. 2262-04-11)
+# would turn into nulls or wrap around in a typed column: such columns stay text.
+_YEARS = (1678, 2261)
 
 
 def _blank(value: Any) -> bool:
@@ -173,25 +185,64 @@ def _fits(kind: str, value: Any) -> bool:
     if isinstance(value, bool):
         return kind == "string"
     if kind == "Int64":
-        return isinstance(value, int) or (text is not None and bool(_INT.match(text)))
+        if isinstance(value, int):
+            return _INT64[0] <= value <= _INT64[1]
+        return text is not None and _int64_text(text)
     if kind == "Float64":
-        if isinstance(value, (int, float)):
+        if isinstance(value, int):
+            # Integers beyond int64 would lose digits as floats: the column stays text.
+            return _INT64[0] <= value <= _INT64[1]
+        if isinstance(value, float):
             return True
         # Leading zeros mark codes ("007"), not numbers.
-        return text is not None and bool(_FLOAT.match(text)) and any(c.isdigit() for c in text) and not re.match(r"^[+-]?0\d", text)
+        return (
+            text is not None
+            and bool(_FLOAT.match(text))
+            and not re.match(r"^[+-]?0\d", text)
+            and _finite_float_text(text)
+            and (_int64_text(text) or not _INT.match(text))
+        )
     if kind == "date":
         return text is not None and bool(_DATE.match(text)) and _valid_date(text)
     if kind == "datetime64[ns, UTC]":
-        return text is not None and (bool(_DATETIME.match(text)) or (bool(_DATE.match(text)) and _valid_date(text)))
+        if text is None:
+            return False
+        if _DATE.match(text):
+            return _valid_date(text)
+        return bool(_DATETIME.match(text)) and _utc_timestamp(text) is not None
     return True
+
+
+def _finite_float_text(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:  # "e5" matches the pattern but is no number
+        return False
+
+
+def _int64_text(text: str) -> bool:
+    # Length first: Python refuses to convert strings of thousands of digits.
+    return bool(_INT.match(text)) and len(text.lstrip("+-")) <= 19 and _INT64[0] <= int(text) <= _INT64[1]
 
 
 def _valid_date(text: str) -> bool:
     try:
-        date.fromisoformat(text)
-        return True
+        return _YEARS[0] <= date.fromisoformat(text).year <= _YEARS[1]
     except ValueError:
         return False
+
+
+def _utc_timestamp(text: str) -> pd.Timestamp | None:
+    """The timestamp in UTC, or ``None`` when it does not parse or falls outside the years a
+    typed column can hold (offsets such as ``+99:99`` included)."""
+    try:
+        stamp = pd.Timestamp(text)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    except (ValueError, OverflowError):
+        return None
+    if pd.isna(stamp) or not _YEARS[0] <= stamp.year <= _YEARS[1]:
+        return None
+    return stamp
 
 
 def _convert(kind: str, value: Any) -> Any:
@@ -208,11 +259,23 @@ def _convert(kind: str, value: Any) -> Any:
     if kind == "datetime64[ns, UTC]":
         # Parsed one by one: a column mixing dates, seconds and fractions must not lose the
         # values pandas' format inference would not match.
-        stamp = pd.Timestamp(value.strip())
-        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        stamp = _utc_timestamp(value.strip())
+        if stamp is None:
+            raise ValueError(f"not a timestamp: {value!r}")
+        return stamp
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"), default=str)
-    return str(value)
+    return _utf8(str(value))
+
+
+def _utf8(text: str) -> str:
+    """Text the warehouse can store: JSON may escape lone surrogates (``"\\ud800"``), which no
+    UTF-8 column holds; they become U+FFFD here (``payload`` keeps the escape as served)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def infer_kind(values: list[Any]) -> str:
@@ -311,22 +374,13 @@ def _previous_job(
     return (metadata.get("job_id") or None), (metadata.get("completed_date") or None)
 
 
-def is_permanent(exc: Exception) -> bool:
-    """Failures a step retry cannot fix: refused credentials or scope, untrusted publishlink
-    hosts, bad settings, and 4xx answers other than 429."""
-    if isinstance(exc, (PublishlinkHostRefused, AccessTokenRejected, Aims360ConfigError, InsecureURLError)):
-        return True
-    status = getattr(exc, "status", None)
-    return isinstance(exc, VendorHTTPError) and status is not None and 400 <= status < 500 and status != 429
-
-
 def export_view(
     context: dg.AssetExecutionContext,
     config: Aims360ExportConfig,
     aims360: Aims360Resource,
     view: ViewSpec,
     settings: Aims360Settings,
-) -> dg.Output:
+) -> tuple[dg.Output, RawFrame]:
     """Load the completed job named in ``config``; without one (or when its publishlink is
     gone) rerun or create a job, wait for it, then load it."""
     key = view_asset_key(view)
@@ -375,7 +429,7 @@ def export_view(
             raise ExportJobFailed(aims360.vendor_label, f"AIMS360 job {job_id} completed without a publishlink")
         export = aims360.download_publishlink(link, scope, job_id=job_id)
     raw, names = view_frame(export.records)
-    return raw_output(
+    output = raw_output(
         raw,
         aims360.metrics.snapshot() - before,
         job_id=job_id or "",
@@ -386,10 +440,17 @@ def export_view(
         bytes=export.bytes,
         view=view.label,
     )
+    return output, raw
 
 
-
-def build_view_asset(view: ViewSpec, settings: Aims360Settings) -> dg.AssetsDefinition:
+def build_view_asset(
+    view: ViewSpec,
+    settings: Aims360Settings,
+    *,
+    retry_policy: dg.RetryPolicy | None = HTTP_RETRY_POLICY,
+) -> dg.AssetsDefinition:
+    """The view's raw asset. ``retry_policy`` is the step retry for outages that outlast the
+    client's own retries (tests pass ``None`` or a policy without delay)."""
     key = view_asset_key(view)
 
     @dg.asset(
@@ -398,7 +459,8 @@ def build_view_asset(view: ViewSpec, settings: Aims360Settings) -> dg.AssetsDefi
         pool=GROUP,
         kinds={"python", "duckdb"},
         owners=["team:data-platform"],
-        retry_policy=HTTP_RETRY_POLICY,
+        retry_policy=retry_policy,
+        check_specs=[quarantine_check_spec(key)],
         description=(
             f"AIMS360 view {view.label} as exported by Aqua: one row per view row, typed "
             f"columns, the row as served in `payload`. Fed by the sensor {SENSOR_NAME}; each "
@@ -408,14 +470,15 @@ def build_view_asset(view: ViewSpec, settings: Aims360Settings) -> dg.AssetsDefi
     )
     def _view_asset(
         context: dg.AssetExecutionContext, config: Aims360ExportConfig, aims360: Aims360Resource
-    ) -> dg.Output:
-        try:
-            return export_view(context, config, aims360, view, settings)
-        except Exception as exc:
-            if not is_permanent(exc):
-                raise
-            # Retrying the step 30 s later would only be refused again.
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    ):
+        # Outages (429/502/503/504, timeouts, resets, truncated bodies after the client's
+        # attempts, failed or stalled jobs) reach the step retry policy; refused credentials
+        # or scopes, other 4xx/5xx answers, error envelopes, untrusted publishlink hosts and
+        # bad settings fail at once: a retry would only be refused again.
+        with permanent_errors_fail_fast():
+            output, raw = export_view(context, config, aims360, view, settings)
+        yield output
+        yield quarantine_check_result(key, raw)
 
     return _view_asset
 

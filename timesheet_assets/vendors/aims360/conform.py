@@ -11,16 +11,24 @@ pure function of the raw view frame, wired in through ``PLUGIN.projects``.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import pandas as pd
 
 from ...conformed.schema import empty_projects, empty_timesheets
 
 
+@lru_cache(maxsize=None)
+def _empty(kind: str) -> pd.DataFrame:
+    # Typing an empty conformed frame takes tens of milliseconds; build it once, hand out copies.
+    return empty_timesheets() if kind == "timesheets" else empty_projects()
+
+
 def conform_timesheets(raw: pd.DataFrame) -> pd.DataFrame:
     """No AIMS360 view holds timesheet lines: always an empty conformed frame."""
-    return empty_timesheets()
+    return _empty("timesheets").copy(deep=True)
 
 
 def conform_projects(raw: pd.DataFrame) -> pd.DataFrame:
     """No AIMS360 view is mapped to projects: always an empty conformed frame."""
-    return empty_projects()
+    return _empty("projects").copy(deep=True)

@@ -68,7 +68,10 @@ def parse_timestamp(value: Any) -> datetime | None:
             return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # e.g. year 1 with a positive offset
+        return None
 
 
 class Aims360Model(BaseModel):
@@ -178,7 +181,10 @@ class BackgroundJob(Aims360Model):
             return explicit
         completed = parse_timestamp(self.completed_date)
         if completed is not None and self.purge_days is not None:
-            return completed + timedelta(days=self.purge_days)
+            try:
+                return completed + timedelta(days=self.purge_days)
+            except (OverflowError, ValueError):  # absurd purgeDays (huge, NaN): no deadline known
+                return None
         return None
 
     def describe(self) -> str:

@@ -55,6 +55,7 @@ from ...http import (
     decode_json,
 )
 from ...http.errors import VendorError
+from ...settings import SettingError
 from ..base import VendorResource
 from .models import (
     TOKEN_SCOPES,
@@ -85,7 +86,7 @@ OutputFormat = Literal["JSON", "CSV", "Excel"]
 Scope = Literal["Private", "PeopleInOrganization", "Public"]
 
 
-class Aims360ConfigError(ValueError):
+class Aims360ConfigError(SettingError):
     """AIMS360 settings are missing or malformed; the message names the variables."""
 
 
@@ -93,16 +94,18 @@ class PublishlinkGone(VendorError):
     """The publishlink answered 404/410: the output expired or the job was purged."""
 
 
-class PublishlinkHostRefused(VendorError):
-    """A token-scoped publishlink on a host that is not trusted with the bearer token."""
+class PublishlinkHostRefused(VendorError, SettingError):
+    """A token-scoped publishlink on a host that is not trusted with the bearer token (a
+    setting to change, ``AIMS360_PUBLISHLINK_HOSTS``: no retry can fix it)."""
 
 
 class ExportJobFailed(VendorError):
     """A job ended Failed, vanished, or did not complete in time (manual materialization)."""
 
 
-class AccessTokenRejected(VendorError):
-    """The ERP-generated token was refused and there are no client credentials to get another."""
+class AccessTokenRejected(VendorError, SettingError):
+    """The ERP-generated token was refused and there are no client credentials to get another
+    (a setting to change: no retry can fix it)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -300,8 +303,8 @@ def parse_export(content: bytes, content_type: str | None = None) -> ExportFile:
 def _json_rows(content: bytes) -> list[Any]:
     try:
         body = json.loads(content)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedBody(f"publishlink JSON could not be decoded ({exc})") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise MalformedBody(f"publishlink JSON could not be decoded ({type(exc).__name__}: {exc})") from None
     if isinstance(body, list):
         return body
     if isinstance(body, dict):
@@ -339,14 +342,42 @@ def _unique_headers(headers: list[str]) -> list[str]:
     return unique
 
 
-def _csv_rows(content: bytes) -> list[dict[str, Any]]:
-    reader = csv.reader(io.StringIO(_decode_text(content), newline=""))
+def _csv_records(text: str) -> list[list[str]]:
+    """CSV records, strictly parsed when possible so that a file ending inside a quoted field
+    (cut off) is noticed; sloppy quoting (``"x"y``) is read leniently, as Excel would."""
     try:
-        headers = _unique_headers(next(reader))
-    except StopIteration:
+        return list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise MalformedBody("publishlink CSV ends inside a quoted field: the file is truncated") from None
+    try:
+        return list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise MalformedBody(f"publishlink CSV could not be read ({exc})") from None
+
+
+def _csv_rows(content: bytes) -> list[dict[str, Any]]:
+    text = _decode_text(content)
+    records = _csv_records(text)
+    if not records:
         return []
+    headers = _unique_headers(records[0])
+    body = records[1:]
+    last = body[-1] if body else None
+    if (
+        last is not None
+        and 0 < len(last) < len(headers)
+        and any(v.strip() for v in last)
+        and not text.endswith(("\n", "\r"))
+    ):
+        # A last row with missing cells and no line break after it is a file cut off mid-row,
+        # not a short row: loading it would silently drop the rest of the export.
+        raise MalformedBody(
+            f"publishlink CSV ends mid-row (row {len(body)} has {len(last)} of {len(headers)} "
+            "columns and no line break): the file is truncated"
+        )
     rows = []
-    for values in reader:
+    for values in body:
         if not values or all(v == "" for v in values):
             continue
         row: dict[str, Any] = {}
@@ -385,6 +416,8 @@ def _excel_rows(content: bytes) -> list[dict[str, Any]]:
                 row[name] = value.isoformat() if isinstance(value, datetime) else value
             rows.append(row)
         return rows
+    except Exception as exc:  # noqa: BLE001 - a sheet that cannot be read is a malformed body
+        raise MalformedBody(f"publishlink Excel file could not be read ({type(exc).__name__})") from None
     finally:
         book.close()
 
