@@ -173,7 +173,7 @@ def test_429_retry_after_http_date_is_honoured(start_sandbox, warehouse):
     assert len(rejected) == 1
     metadata = materialization_metadata(result, TIME_ENTRIES)
     assert metadata["rate_limited"] == 1 and metadata["retries"] == 1
-    assert metadata["seconds_waited_backoff"] >= 0.5  # the date is 1-2 s ahead; own backoff <= 0.05 s
+    assert metadata["seconds_waited_rate_limit"] >= 0.5  # the date is 1-2 s ahead; own backoff <= 0.05 s
     entries = read_table(warehouse, ENTRIES_TABLE)
     assert sorted(entries["record_key"]) == served_entry_keys(server)
 
