@@ -3,7 +3,6 @@
 from datetime import date, timedelta
 
 import dagster as dg
-import pandas as pd
 import pytest
 
 from tests.support.dagster_helpers import range_tags, read_table

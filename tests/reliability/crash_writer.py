@@ -4,7 +4,6 @@ when told to, kills itself (SIGKILL, no cleanup) half-way through the warehouse 
 import os
 import signal
 import sys
-from datetime import date
 
 import dagster as dg
 import pandas as pd

@@ -4,7 +4,6 @@ asset against a sandbox, on the Dagster instance in DAGSTER_HOME."""
 import json
 import sys
 import time
-from datetime import date
 
 import dagster as dg
 

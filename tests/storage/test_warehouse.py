@@ -80,7 +80,7 @@ def test_failed_write_leaves_previous_partition_intact(warehouse, instance, monk
 
     def crash_after_delete(self, context, table_slice, obj, connection):
         # The slice has been deleted in this transaction; fail half-way through the insert.
-        connection.execute(f"INSERT INTO probe.lines BY NAME SELECT * FROM obj LIMIT 2")
+        connection.execute("INSERT INTO probe.lines BY NAME SELECT * FROM obj LIMIT 2")
         raise OSError("disk full")
 
     monkeypatch.setattr(module.ByNamePandasTypeHandler, "handle_output", crash_after_delete)

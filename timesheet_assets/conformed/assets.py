@@ -2,7 +2,6 @@
 its ``conform.py`` and unioned, with the data-quality checks reported on each write."""
 
 
-import json
 from datetime import timedelta
 from typing import Any, Callable, Iterator, Mapping
 

@@ -1,6 +1,7 @@
 """What every raw asset shares: partitions, payload-keeping validation with quarantine,
 materialization metadata and run policies."""
 
+from .conventions import raw_asset_defaults
 from .failures import permanent_errors_fail_fast
 from .metadata import (
     QUARANTINE_CHECK,
@@ -27,5 +28,6 @@ __all__ = [
     "partition_window",
     "permanent_errors_fail_fast",
     "quarantine_reason",
+    "raw_asset_defaults",
     "raw_output",
 ]

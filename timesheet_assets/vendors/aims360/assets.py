@@ -50,6 +50,7 @@ from ...ingest import (
     RawSpec,
     build_raw_frame,
     permanent_errors_fail_fast,
+    raw_asset_defaults,
     quarantine_check_result,
     quarantine_check_spec,
     raw_output,
@@ -455,11 +456,7 @@ def build_view_asset(
 
     @dg.asset(
         key=key,
-        group_name=GROUP,
-        pool=GROUP,
-        kinds={"python", "duckdb"},
-        owners=["team:data-platform"],
-        retry_policy=retry_policy,
+        **raw_asset_defaults(GROUP, retry_policy),
         check_specs=[quarantine_check_spec(key)],
         description=(
             f"AIMS360 view {view.label} as exported by Aqua: one row per view row, typed "

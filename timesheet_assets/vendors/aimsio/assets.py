@@ -32,6 +32,7 @@ from ...ingest import (
     RawSpec,
     build_raw_frame,
     permanent_errors_fail_fast,
+    raw_asset_defaults,
     quarantine_check_result,
     quarantine_check_spec,
     raw_output,
@@ -229,12 +230,8 @@ def _incremental_asset(
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
-        group_name=GROUP,
-        pool=GROUP,
-        kinds={"python", "duckdb"},
-        owners=["team:data-platform"],
+        **raw_asset_defaults(GROUP, retry_policy),
         description=description,
-        retry_policy=retry_policy,
         metadata={"primary_key": KEY_COLUMN},
         check_specs=[quarantine_check_spec(key)],
     )

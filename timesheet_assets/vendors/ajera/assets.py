@@ -27,13 +27,13 @@ from pydantic import ValidationError
 
 from ...ingest import (
     DATE_WINDOW_BACKFILL,
-    HTTP_RETRY_POLICY,
     RawFrame,
     RawSpec,
     build_raw_frame,
     daily_partitions,
     partition_window,
     permanent_errors_fail_fast,
+    raw_asset_defaults,
     quarantine_check_result,
     quarantine_check_spec,
     quarantine_reason,
@@ -372,13 +372,7 @@ def fetch_project_records(ajera: AjeraResource) -> tuple[list[Any], dict[str, in
 
 
 # -- asset definitions ---------------------------------------------------------------------------
-COMMON = dict(
-    group_name=VENDOR,
-    pool=VENDOR,
-    kinds={"python", "duckdb"},
-    owners=["team:data-platform"],
-    retry_policy=HTTP_RETRY_POLICY,
-)
+COMMON = raw_asset_defaults(VENDOR)
 
 
 @dg.asset(
