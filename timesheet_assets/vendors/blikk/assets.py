@@ -7,20 +7,21 @@ edits are picked up by re-running recent days. Projects have no change filter ei
 few, so each run reads them all — with the internal and absence project registries, which
 time reports are booked on too — and replaces the table.
 
-Errors no retry can fix (4xx other than 429) fail the step without the step retry policy;
-a 403 on the optional reads (user names, the two registries) is a warning instead.
+Vendor calls run inside the shared ``permanent_errors_fail_fast()``: outages (429/502/503/504
+after all attempts, timeouts, resets, truncated bodies) reach the step retry policy; errors no
+retry can fix (other 4xx, 500, a page that is not a paged list) fail the step at once. A 403
+on the optional reads (user names, the two registries) is a warning instead.
 """
 
 # No ``from __future__ import annotations`` here: Dagster inspects the context annotation.
 import os
-from contextlib import contextmanager
 from datetime import date
 from typing import Any, Iterator, Mapping
 
 import dagster as dg
 import pandas as pd
 
-from ...http import VendorHTTPError, VendorTransportError
+from ...http import VendorHTTPError
 from ...ingest import (
     DATE_WINDOW_BACKFILL,
     HTTP_RETRY_POLICY,
@@ -29,6 +30,9 @@ from ...ingest import (
     build_raw_frame,
     daily_partitions,
     partition_window,
+    permanent_errors_fail_fast,
+    quarantine_check_result,
+    quarantine_check_spec,
     raw_output,
 )
 from .conform import ABSENCE_PREFIX, INTERNAL_PREFIX
@@ -255,35 +259,6 @@ def lacks_user_name(record: Any) -> bool:
     return isinstance(user, Mapping) and not str(user.get("name") or "").strip()
 
 
-def is_permanent(exc: VendorHTTPError) -> bool:
-    """Errors another attempt cannot fix: rejected credentials, missing permissions, invalid
-    requests. Outages (5xx, timeouts, exhausted 429s) are left to the step retry policy."""
-    if isinstance(exc, VendorTransportError) or exc.status is None:
-        return False
-    return 400 <= exc.status < 500 and exc.status != 429
-
-
-@contextmanager
-def fail_fast_on_permanent_errors() -> Iterator[None]:
-    try:
-        yield
-    except VendorHTTPError as exc:
-        if is_permanent(exc):
-            # The message is already scrubbed of credentials by the HTTP core.
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        raise
-
-
-def _quarantine_check(key: dg.AssetKey, quarantined: int) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name="no_quarantined_records",
-        passed=quarantined == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"quarantined": quarantined},
-    )
-
-
 def _complete_check(key: dg.AssetKey, *listings: ListFetch) -> dg.AssetCheckResult:
     incomplete = [listing.path for listing in listings if not listing.complete]
     return dg.AssetCheckResult(
@@ -303,12 +278,7 @@ def _complete_check(key: dg.AssetKey, *listings: ListFetch) -> dg.AssetCheckResu
 
 def _check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec(
-            "no_quarantined_records",
-            asset=key,
-            description="Every record the API served passed validation (failures are kept "
-            "in the quarantine_reason column).",
-        ),
+        quarantine_check_spec(key),
         dg.AssetCheckSpec(
             "list_read_complete",
             asset=key,
@@ -335,7 +305,7 @@ def _check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
 def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) -> Iterator[Any]:
     first, last = partition_window(context)
     before = blikk.metrics.snapshot()
-    with fail_fast_on_permanent_errors():
+    with permanent_errors_fail_fast():
         listing = blikk.fetch_time_reports(first, last)
     records, outside = split_by_window(listing.records, first, last)
     if outside:
@@ -348,7 +318,7 @@ def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) 
     if any(lacks_user_name(record) for record in records):
         # Names are an enrichment: an API application without access to the user registry
         # still loads its time reports.
-        with fail_fast_on_permanent_errors():
+        with permanent_errors_fail_fast():
             try:
                 user_names = blikk.fetch_user_names()
                 names_looked_up = True
@@ -369,7 +339,7 @@ def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) 
         user_names_looked_up=names_looked_up,
         **listing.as_metadata("list"),
     )
-    yield _quarantine_check(TIME_REPORTS_KEY, raw.quarantined)
+    yield quarantine_check_result(TIME_REPORTS_KEY, raw)
     yield _complete_check(TIME_REPORTS_KEY, listing)
 
 
@@ -387,7 +357,7 @@ def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) 
 )
 def blikk_projects(context: dg.AssetExecutionContext, blikk: BlikkResource) -> Iterator[Any]:
     before = blikk.metrics.snapshot()
-    with fail_fast_on_permanent_errors():
+    with permanent_errors_fail_fast():
         listing = blikk.fetch_projects()
     listings = [listing]
     parts = [build_raw_frame(PROJECT_SPEC, listing.records)]
@@ -397,7 +367,7 @@ def blikk_projects(context: dg.AssetExecutionContext, blikk: BlikkResource) -> I
         ("absence", blikk.fetch_absence_projects, ABSENCE_PROJECT_SPEC),
     ):
         # Optional registries: without access to them only their rows are missing.
-        with fail_fast_on_permanent_errors():
+        with permanent_errors_fail_fast():
             try:
                 registry = fetch()
             except VendorHTTPError as exc:
@@ -415,7 +385,7 @@ def blikk_projects(context: dg.AssetExecutionContext, blikk: BlikkResource) -> I
         registries_refused=", ".join(registries_refused) or "none",
         **listing.as_metadata("list"),
     )
-    yield _quarantine_check(PROJECTS_KEY, raw.quarantined)
+    yield quarantine_check_result(PROJECTS_KEY, raw)
     yield _complete_check(PROJECTS_KEY, *listings)
 
 

@@ -6,6 +6,12 @@ strings may arrive as numbers, optional objects may be ``null`` or missing. Time
 the document's format ``2022-07-01 04:43:12 +00:00``; ISO-8601 (``T`` separator, ``Z``) and
 offset-less values (read as UTC, the document calls them "datetime utc") are accepted too.
 
+Impossible values are validation errors, so the record is quarantined instead of landing
+(or of crashing the run): non-finite numbers anywhere, ``hours`` outside 0..24 (a report is one
+day), negative ``invoiceableHours``, ``breakMinutes`` outside 0..1440, and dates or timestamps
+outside the years 1900..2200 (beyond them a timestamp cannot be stored, and converting one
+with an offset near year 1 or 9999 overflows).
+
 Fields the document marks *required* but that the pipeline can do without (``activity``,
 ``invoiceableHours``, ``createdDate`` …) are optional here so one odd record is not
 quarantined for a value nobody needs; the ones a conformed row cannot exist without
@@ -23,6 +29,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 # "2022-07-01 04:43:12 +00:00": the space before the offset is not ISO-8601.
 _SPACED_OFFSET = re.compile(r"^(?P<stamp>.*\d)\s+(?P<offset>[+-]\d{2}:?\d{2}|Z|UTC|GMT)$", re.IGNORECASE)
 _DATE_PREFIX = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:$|[ T])")
+# Dates and timestamps outside these years are impossible for Blikk data and would not fit
+# the warehouse's timestamp range (pandas nanoseconds: 1677..2262).
+MIN_YEAR, MAX_YEAR = 1900, 2200
+MAX_REPORT_HOURS = 24.0
+MAX_BREAK_MINUTES = 24 * 60
+
+
+def _in_range(day: date) -> None:
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise ValueError(f"year {day.year} is outside {MIN_YEAR}..{MAX_YEAR}")
 
 
 def parse_blikk_datetime(value: Any) -> datetime | None:
@@ -49,7 +65,12 @@ def parse_blikk_datetime(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    _in_range(moment)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        # Not a ValueError: pydantic would let it escape validation and fail the whole run.
+        raise ValueError("timestamp out of range") from None
 
 
 def parse_blikk_date(value: Any) -> date | None:
@@ -67,7 +88,9 @@ def parse_blikk_date(value: Any) -> date | None:
     match = _DATE_PREFIX.match(text)
     if not match:
         raise ValueError(f"not a date: {text[:40]!r}")
-    return date.fromisoformat(match.group(1))
+    day = date.fromisoformat(match.group(1))
+    _in_range(day)
+    return day
 
 
 def _optional_datetime(value: Any) -> datetime | None:
@@ -91,7 +114,9 @@ WorkDate = Annotated[date, BeforeValidator(_required_date)]
 
 
 class BlikkModel(BaseModel):
-    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+    # JSON has no NaN or Infinity, but Python's decoder accepts them (and "NaN" as a numeric
+    # string would parse too): a non-finite number is never a real value.
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, allow_inf_nan=False)
 
     objectName: str | None = None
 
@@ -155,9 +180,9 @@ class TimeReport(BlikkModel):
     date: WorkDate
     clockStart: str | None = None
     clockEnd: str | None = None
-    hours: float
-    invoiceableHours: float | None = None
-    breakMinutes: int | None = None
+    hours: float = Field(ge=0, le=MAX_REPORT_HOURS)
+    invoiceableHours: float | None = Field(default=None, ge=0)
+    breakMinutes: int | None = Field(default=None, ge=0, le=MAX_BREAK_MINUTES)
     cost: float | None = None
     rate: float | None = None
     discount: float | None = None

@@ -22,6 +22,11 @@ Decisions where the API document leaves room (also in ``docs/vendors/blikk.md``)
   the answer; if no read was clean, the union of all reads is kept (latest version of each
   id), so a record is never lost to a shifting page, at the price of possibly keeping one
   deleted during the read until the next run.
+* **Self-contradicting pages.** A page with fewer items than its own ``totalItemCount`` and
+  ``pageSize`` say it must hold (an empty page 2 of 3, ``items: null``) is malformed: it is
+  retried like a cut-off body and then fails the run, instead of ending the walk early and
+  replacing a whole window with part of it. A page that is not a paged list at all fails at
+  once.
 * **Parallel pages.** After page 1 names the page count, up to ``max_in_flight`` pages are in
   flight together, so the 4/s budget is used even when the API answers slower than 250 ms.
 """
@@ -42,6 +47,7 @@ from pydantic import Field, ValidationError
 
 from ...http import (
     AuthHook,
+    MalformedBody,
     VendorClient,
     VendorRejected,
     decode_json,
@@ -165,15 +171,32 @@ def _parse_token(response: httpx.Response) -> TokenResponse:
         raise VendorRejected(f"token response is not a token ({fields} invalid)") from None
 
 
-def _parse_page(response: httpx.Response) -> ListEnvelope:
+def _parse_page(
+    response: httpx.Response, page: int | None = None, page_size: int | None = None
+) -> ListEnvelope:
+    """A list page. Not a paged list at all → ``VendorRejected`` (fails at once). Fewer items
+    than the page's own ``totalItemCount`` says it must hold → ``MalformedBody`` (retried like
+    a cut-off body, then a clear failure): read as the end of the list, such a page would
+    replace a whole window with part of it."""
     payload = decode_json(response)
     if not isinstance(payload, dict) or not isinstance(payload.get("items", []), (list, type(None))):
         raise VendorRejected("list response is not a paged list (no 'items' array)")
     try:
-        return ListEnvelope.model_validate(payload)
+        envelope = ListEnvelope.model_validate(payload)
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
         raise VendorRejected(f"list response has invalid paging fields ({fields})") from None
+    size = envelope.pageSize or page_size
+    if page is not None and size and size > 0 and envelope.totalItemCount is not None:
+        # The same answer's count says how full this page must be; deletions between two
+        # requests change that count too, so this only fires on a self-contradicting page.
+        expected = max(0, min(size, envelope.totalItemCount - (page - 1) * size))
+        if len(envelope.items) < expected:
+            raise MalformedBody(
+                f"page {page} holds {len(envelope.items)} items where its totalItemCount "
+                f"{envelope.totalItemCount} at pageSize {size} means {expected}"
+            )
+    return envelope
 
 
 # -- paged lists ------------------------------------------------------------------------------
@@ -284,7 +307,9 @@ class BlikkResource(VendorResource):
     # -- lists ------------------------------------------------------------------------------
     def _get_page(self, path: str, params: Mapping[str, Any], page: int) -> ListEnvelope:
         query = {**params, "page": page, "pageSize": self.page_size}
-        return self.client.request("GET", path, params=query, parse=_parse_page)
+        return self.client.request(
+            "GET", path, params=query, parse=lambda response: _parse_page(response, page, self.page_size)
+        )
 
     def fetch_list(self, path: str, params: Mapping[str, Any] | None = None) -> ListFetch:
         """Every record of a list endpoint, each id once (see the module docstring)."""

@@ -33,7 +33,8 @@ time reports spread over the days of the window, including
 late edits (``updatedDate`` days after ``date``), reports sent to attest and attested,
 internal and absence projects, overtime time codes and user references without a name.
 Tests change the data through ``BlikkData`` and can hook each served page
-(``BlikkData.page_hooks``) to change it in the middle of a client's walk.
+(``BlikkData.page_hooks``) to change it in the middle of a client's walk, or to serve a page
+in a drifted or malformed shape.
 """
 
 from __future__ import annotations
@@ -135,8 +136,10 @@ class BlikkData:
     # budget for all tokens of the API application — stricter than the document, for tests
     # that show concurrent runs must share the budget.
     rate_limit_scope: str = "token"
-    # Called after a list page is computed and before it is sent: (path, page, body).
-    page_hooks: list[Callable[[str, int, dict[str, Any]], None]] = field(default_factory=list)
+    # Called after a list page is computed and before it is sent: (path, page, body). A hook
+    # changes the body in place and returns None, or returns what to serve instead (any JSON
+    # value, or a starlette ``Response`` for bodies that are not JSON) — tests only.
+    page_hooks: list[Callable[[str, int, Any], Any]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     version: int = 0
 
@@ -862,9 +865,14 @@ def create_app(config: SandboxConfig, *, data: BlikkData | None = None) -> Starl
                 "totalPages": math.ceil(total / page_size),
                 "items": items,
             }
+            served: Any = body
             for hook in list(data.page_hooks):
-                hook(path, page, body)
-            return JSONResponse(body)
+                replacement = hook(path, page, served)
+                if replacement is not None:
+                    served = replacement
+            if isinstance(served, Response):
+                return served
+            return JSONResponse(served)
 
         return handler
 
