@@ -24,13 +24,13 @@ import pandas as pd
 from ...http import VendorHTTPError
 from ...ingest import (
     DATE_WINDOW_BACKFILL,
-    HTTP_RETRY_POLICY,
     RawFrame,
     RawSpec,
     build_raw_frame,
     daily_partitions,
     partition_window,
     permanent_errors_fail_fast,
+    raw_asset_defaults,
     quarantine_check_result,
     quarantine_check_spec,
     raw_output,
@@ -292,14 +292,10 @@ def _check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     key=TIME_REPORTS_KEY,
     description="Blikk time reports (GET /v1/Core/TimeReports), one row per report, "
     "partitioned by work date. Payload JSON kept; invalid records quarantined.",
-    group_name=GROUP,
-    pool=GROUP,
-    kinds={"python", "duckdb"},
-    owners=["team:data-platform"],
+    **raw_asset_defaults(GROUP),
     partitions_def=daily_partitions(),
     backfill_policy=DATE_WINDOW_BACKFILL,
     metadata={"partition_expr": "work_date"},
-    retry_policy=HTTP_RETRY_POLICY,
     check_specs=_check_specs(TIME_REPORTS_KEY),
 )
 def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) -> Iterator[Any]:
@@ -348,11 +344,7 @@ def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) 
     description="Blikk projects (GET /v1/Core/Projects) plus the internal and absence project "
     "registries time reports can be booked on, full refresh each run. Payload JSON kept; "
     "invalid records quarantined.",
-    group_name=GROUP,
-    pool=GROUP,
-    kinds={"python", "duckdb"},
-    owners=["team:data-platform"],
-    retry_policy=HTTP_RETRY_POLICY,
+    **raw_asset_defaults(GROUP),
     check_specs=_check_specs(PROJECTS_KEY),
 )
 def blikk_projects(context: dg.AssetExecutionContext, blikk: BlikkResource) -> Iterator[Any]:
