@@ -41,12 +41,13 @@ import pandas as pd
 import pytest
 
 from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
-from timesheet_assets.ingest import HTTP_RETRY_POLICY, QUARANTINE_CHECK
+from timesheet_assets.ingest import QUARANTINE_CHECK
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.ajera import sandbox as ajera_sandbox
 from timesheet_assets.vendors.ajera.assets import ajera_projects, ajera_timesheets
 from timesheet_assets.vendors.ajera.conform import conform_projects, conform_timesheets
 from timesheet_assets.vendors.ajera.sandbox import ajera_state, day_cells, touch_timesheets
+from tests.support.step_retries import use_quick_step_retries
 
 from .conftest import resource_for, small_config
 
@@ -129,11 +130,7 @@ class MethodFaults:
 @pytest.fixture(autouse=True)
 def quick_step_retries(monkeypatch) -> dg.RetryPolicy:
     """The real policy (asserted here) with one retry and no delay."""
-    policy = dg.RetryPolicy(max_retries=1, delay=0)
-    for asset in ASSETS:
-        assert asset.op.retry_policy == HTTP_RETRY_POLICY
-        monkeypatch.setattr(asset.op, "_retry_policy", policy)
-    return policy
+    return use_quick_step_retries(monkeypatch, ASSETS)
 
 
 @pytest.fixture

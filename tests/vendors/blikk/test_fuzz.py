@@ -14,7 +14,6 @@ from datetime import date
 from typing import Any
 
 import httpx
-import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +44,7 @@ from timesheet_assets.vendors.blikk.models import (
 from timesheet_assets.vendors.blikk.resource import _parse_page
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.vendors.blikk.sandbox import generate_data
+from tests.support.raw_contract import assert_raw_contract
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FIRST, LAST = date(2025, 3, 1), date(2025, 3, 31)
@@ -129,18 +129,6 @@ def records_of(template: dict[str, Any]) -> st.SearchStrategy[list[Any]]:
     return st.lists(st.one_of(mutated(template), mutated(template), JSON), max_size=5)
 
 
-def _assert_raw_contract(raw, records: list[Any], model) -> pd.DataFrame:
-    frame = raw.frame
-    assert raw.records_served == len(records) == len(frame)  # one row per record, none dropped
-    reasons = frame["quarantine_reason"]
-    assert raw.quarantined == int(reasons.notna().sum())
-    assert all(isinstance(r, str) and r for r in reasons.dropna())
-    assert frame["record_key"].notna().all() and frame["payload"].notna().all()
-    for record, reason in zip(records, reasons):
-        if pd.isna(reason):  # valid rows really are valid records
-            model.model_validate(record)
-    return frame
-
 
 @FUZZ
 @given(records=records_of(REPORT), names=st.dictionaries(st.sampled_from(["1", "2", "5"]), st.text(max_size=8)))
@@ -148,7 +136,7 @@ def test_time_reports_fuzz_never_raises(records, names):
     kept, outside = split_by_window(records, FIRST, LAST)  # must not raise either
     assert len(kept) + outside == len(records)
     raw = build_raw_frame(time_report_spec(names), kept, default_date=FIRST)
-    frame = _assert_raw_contract(raw, kept, TimeReport)
+    frame = assert_raw_contract(raw, kept, TimeReport)
     # Every row, quarantined or not, lands on a day of the run's window (a rerun replaces it).
     assert frame["work_date"].notna().all()
     assert all(FIRST <= day <= LAST for day in frame["work_date"])
@@ -186,7 +174,7 @@ def test_projects_fuzz_never_raises(parts):
     for kind, records in parts:
         _, spec, model = PROJECT_KINDS[kind]
         raws.append(build_raw_frame(spec, records))
-        _assert_raw_contract(raws[-1], records, model)
+        assert_raw_contract(raws[-1], records, model)
     raw = combine_raw(raws)
     frame = raw.frame
     assert raw.records_served == len(frame) == sum(len(records) for _, records in parts)

@@ -34,7 +34,7 @@ from starlette.responses import Response
 
 from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
 from tests.vendors.blikk.conftest import ANCHOR, RunningBlikk
-from timesheet_assets.ingest import HTTP_RETRY_POLICY, QUARANTINE_CHECK
+from timesheet_assets.ingest import QUARANTINE_CHECK
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.blikk.assets import (
@@ -53,6 +53,7 @@ from timesheet_assets.vendors.blikk.resource import (
     USERS_PATH,
 )
 from timesheet_assets.vendors.blikk.sandbox import blikk_data, create_app
+from tests.support.step_retries import use_quick_step_retries
 
 TIME_REPORTS = ["raw", "blikk", "time_reports"]
 PROJECTS = ["raw", "blikk", "projects"]
@@ -80,11 +81,7 @@ def start(blikk) -> Callable[..., RunningBlikk]:
 @pytest.fixture
 def quick_step_retries(monkeypatch) -> dg.RetryPolicy:
     """The real policy (asserted here) with its 30 s delay swapped for none and one retry."""
-    policy = dg.RetryPolicy(max_retries=1, delay=0)
-    for asset in ASSETS:
-        assert asset.op.retry_policy == HTTP_RETRY_POLICY
-        monkeypatch.setattr(asset.op, "_retry_policy", policy)
-    return policy
+    return use_quick_step_retries(monkeypatch, ASSETS)
 
 
 def run(sandbox: RunningBlikk, warehouse: str, assets=ASSETS, **options: Any) -> dg.ExecuteInProcessResult:

@@ -14,7 +14,6 @@ from datetime import date
 from typing import Any
 
 import httpx
-import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +37,7 @@ from timesheet_assets.vendors.ibuildapp.resource import (
     side_table,
 )
 from timesheet_assets.vendors.ibuildapp.sandbox import build_state
+from tests.support.raw_contract import assert_raw_contract
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FIRST, LAST = date(2025, 3, 1), date(2025, 3, 31)
@@ -114,18 +114,6 @@ def side_tables(names: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({name: table(name) for name in names})
 
 
-def _assert_raw_contract(raw, records: list[Any], model) -> pd.DataFrame:
-    frame = raw.frame
-    assert raw.records_served == len(records) == len(frame)  # one row per record, none dropped
-    reasons = frame["quarantine_reason"]
-    assert raw.quarantined == int(reasons.notna().sum())
-    assert all(isinstance(r, str) and r for r in reasons.dropna())
-    assert frame["record_key"].notna().all() and frame["payload"].notna().all()
-    for record, reason in zip(records, reasons):
-        if pd.isna(reason):  # valid rows really are valid records
-            model.model_validate(record)
-    return frame
-
 
 @FUZZ
 @given(records=records_of(ENTRY), data=side_tables(TIME_ENTRY_SIDE_TABLES), zone=st.sampled_from(list(RESOURCES)))
@@ -134,7 +122,7 @@ def test_time_entries_fuzz_never_raises(records, data, zone):
     related = {name: side_table(data, name) for name in TIME_ENTRY_SIDE_TABLES}
     split_by_window(resource, records, FIRST, LAST)  # must not raise either
     raw = build_raw_frame(time_entry_spec(resource, related, FIRST, LAST), records, default_date=FIRST)
-    frame = _assert_raw_contract(raw, records, TimeEntry)
+    frame = assert_raw_contract(raw, records, TimeEntry)
     assert frame.loc[frame["quarantine_reason"].isna(), "work_date"].notna().all()
     assert frame.loc[frame["quarantine_reason"].notna(), "work_date"].notna().all()
 
@@ -153,7 +141,7 @@ def test_time_entries_fuzz_never_raises(records, data, zone):
 def test_projects_fuzz_never_raises(records, data):
     related = {name: side_table(data, name) for name in PROJECT_SIDE_TABLES}
     raw = build_raw_frame(project_spec(related), records)
-    frame = _assert_raw_contract(raw, records, Project)
+    frame = assert_raw_contract(raw, records, Project)
 
     conformed = conform_projects(frame)
     assert list(conformed.columns) == list(PROJECT_COLUMNS)

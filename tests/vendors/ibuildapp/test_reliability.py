@@ -31,12 +31,13 @@ import pytest
 
 from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
 from tests.vendors.ibuildapp.conftest import resource_for, small_config
-from timesheet_assets.ingest import HTTP_RETRY_POLICY, QUARANTINE_CHECK
+from timesheet_assets.ingest import QUARANTINE_CHECK
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.ibuildapp import sandbox as ib_sandbox
 from timesheet_assets.vendors.ibuildapp.assets import ASSETS, PROJECTS_KEY, TIME_ENTRIES_KEY, projects, time_entries
 from timesheet_assets.vendors.ibuildapp.conform import conform_projects, conform_timesheets
 from timesheet_assets.vendors.ibuildapp.sandbox import approve_pending, state_of
+from tests.support.step_retries import use_quick_step_retries
 
 TIME_ENTRIES = ["raw", "ibuildapp", "time_entries"]
 PROJECTS = ["raw", "ibuildapp", "projects"]
@@ -55,11 +56,7 @@ FIRST, LAST = CONFIG.first_date, CONFIG.anchor_date
 @pytest.fixture
 def quick_step_retries(monkeypatch) -> dg.RetryPolicy:
     """The real policy (asserted here) with its 30 s delay swapped for none and one retry."""
-    policy = dg.RetryPolicy(max_retries=1, delay=0)
-    for asset in ASSETS:
-        assert asset.op.retry_policy == HTTP_RETRY_POLICY
-        monkeypatch.setattr(asset.op, "_retry_policy", policy)
-    return policy
+    return use_quick_step_retries(monkeypatch, ASSETS)
 
 
 def run(server: SandboxServer, warehouse: str, assets=ASSETS, **resource_options: Any):
