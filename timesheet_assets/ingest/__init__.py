@@ -12,7 +12,7 @@ from .metadata import (
 )
 from .partitions import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
 from .policies import HTTP_RETRY_POLICY
-from .records import RawFrame, RawSpec, build_raw_frame, quarantine_reason
+from .records import FastPath, RawFrame, RawSpec, build_raw_frame, cyclic_gc_paused, quarantine_reason
 
 __all__ = [
     "QUARANTINE_CHECK",
@@ -20,9 +20,11 @@ __all__ = [
     "quarantine_check_spec",
     "DATE_WINDOW_BACKFILL",
     "HTTP_RETRY_POLICY",
+    "FastPath",
     "RawFrame",
     "RawSpec",
     "build_raw_frame",
+    "cyclic_gc_paused",
     "daily_partitions",
     "frame_preview",
     "partition_window",

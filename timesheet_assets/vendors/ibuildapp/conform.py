@@ -10,6 +10,7 @@ iBuildApp has no overtime, billable flag or project number: those columns stay 0
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ...conformed.schema import conform_project_frame, conform_timesheet_frame
@@ -45,7 +46,16 @@ def _utc(frame: pd.DataFrame, name: str) -> pd.Series:
 
 
 def _lower(series: pd.Series) -> pd.Series:
-    return series.astype("string").str.strip().str.lower()
+    """Trimmed lower-case text; computed once per distinct value (statuses repeat)."""
+    text = series.astype("string")
+    codes, uniques = pd.factorize(text)
+    if len(uniques) * 4 > len(text):  # mostly distinct: per value is as cheap
+        return text.str.strip().str.lower()
+    mapped = pd.Series(uniques, dtype="string").str.strip().str.lower()
+    values = np.empty(len(uniques) + 1, dtype=object)
+    values[:-1] = mapped.to_numpy(dtype=object, na_value=None)
+    values[-1] = None
+    return pd.Series(pd.array(values[codes], dtype="string"), index=series.index)
 
 
 def entry_status(status: pd.Series, payment_status: pd.Series) -> pd.Series:

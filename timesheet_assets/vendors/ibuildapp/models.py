@@ -20,9 +20,20 @@ overflowing a date included), NaN/infinite numbers, a negative duration or one l
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any, Mapping, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+    with_config,
+)
+from typing_extensions import Required, TypedDict
 
 _TEXT_TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
 
@@ -140,6 +151,43 @@ class TimeEntry(_Payload):
         if self.end_time is not None and self.end_time < self.start_time:
             raise ValueError("end_time is before start_time")
         return self
+
+
+# -- the fast path ------------------------------------------------------------------------------
+# Epoch seconds of LATEST: integer timestamps in [1, this) are exactly the ones epoch_to_utc
+# reads as an in-range instant (0 means "not set", negatives are before 1970).
+LATEST_EPOCH = int(LATEST.timestamp())
+_FastStart = Annotated[StrictInt, Field(gt=0, lt=LATEST_EPOCH)]
+_FastTimestamp = Annotated[Optional[StrictInt], Field(ge=0, lt=LATEST_EPOCH)]
+_FastCount = Annotated[Optional[StrictInt], Field(ge=0, le=MAX_COUNT)]
+
+
+@with_config(ConfigDict(allow_inf_nan=False))
+class TimeEntryFast(TypedDict, total=False):
+    """``TimeEntry`` as the API usually sends it, in strict types pydantic-core checks without
+    calling Python: integer ids, integer epoch seconds, numeric duration, integer counts,
+    text statuses. Every entry it accepts is one ``TimeEntry`` accepts, read the same way
+    (id → ``str(id)``; epoch ``0`` → not set; ``duration`` → float); everything else (id
+    strings, text timestamps, ``""`` counts, booleans, …) takes the lenient per-record path.
+    ``end_time`` before ``start_time`` is checked on the columns (``assets.py``). Other unknown
+    keys are ignored here: the payload is taken from the record itself."""
+
+    id: Required[StrictInt]
+    user_id: Required[StrictInt]
+    task_id: Optional[StrictInt]
+    schedule_id: Optional[StrictInt]
+    start_time: Required[_FastStart]
+    end_time: _FastTimestamp
+    approve_date: _FastTimestamp
+    created: _FastTimestamp
+    updated: _FastTimestamp
+    duration: Annotated[Optional[Union[StrictInt, StrictFloat]], Field(ge=0, le=MAX_ENTRY_SECONDS)]
+    breaks: _FastCount
+    comments: _FastCount
+    status: Optional[StrictStr]
+    payment_status: Optional[StrictStr]
+    # Not a TimeEntry field: an extra there (any value), carried along for the project join.
+    project_id: Any
 
 
 class User(_Payload):

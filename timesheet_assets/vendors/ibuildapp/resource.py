@@ -40,7 +40,7 @@ import os
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from typing import Any, Callable, ClassVar, Iterable, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -192,6 +192,24 @@ def _count(body: Mapping[str, Any], data: Any) -> int | None:
             except (TypeError, ValueError):
                 continue
     return None
+
+
+def dedup_key(row: Any) -> str | None:
+    """The identity under which a search keeps one copy of a record (``str(id)``)."""
+    if type(row) is dict or isinstance(row, Mapping):
+        value = row.get("id")
+        return str(value) if value is not None else None
+    return None
+
+
+@dataclass
+class SearchPage:
+    """One answer of a paged search: its records, its side tables, its ``count``."""
+
+    rows: list[Any]
+    related: dict[str, dict[str, dict[str, Any]]]
+    reported_count: int | None
+    offset: int
 
 
 @dataclass
@@ -354,6 +372,32 @@ class IBuildAppResource(VendorResource):
         """One authenticated ``POST /api/{APP_CODE}/{endpoint}``."""
         return self.client.request("POST", f"{self.api_prefix}/{endpoint}", json_body=dict(body), parse=parse)
 
+    def iter_search(
+        self,
+        endpoint: str,
+        list_key: str,
+        side_tables: Iterable[str],
+        filters: Mapping[str, Any] | None = None,
+    ) -> Iterator[SearchPage]:
+        """Page through a ``*/search`` endpoint with ``limit``/``offset`` until ``count``,
+        yielding each page as it arrives (a long read never holds every record)."""
+        side_tables = tuple(side_tables)
+        offset = 0
+        while True:
+            body = {**(filters or {}), "limit": self.page_size, "offset": offset, "with": list(side_tables)}
+            payload = self.call(endpoint, body, parse=page_parser(list_key, offset))
+            data = payload.get("data")
+            rows = _records(data, list_key)
+            reported = _count(payload, data)
+            yield SearchPage(rows, {name: side_table(data, name) for name in side_tables}, reported, offset)
+            offset += len(rows)
+            if not rows:
+                break
+            if reported is not None and offset >= reported:
+                break
+            if reported is None and len(rows) < self.page_size:
+                break
+
     def search(
         self,
         endpoint: str,
@@ -361,26 +405,22 @@ class IBuildAppResource(VendorResource):
         side_tables: Iterable[str],
         filters: Mapping[str, Any] | None = None,
     ) -> SearchResult:
-        """Page through a ``*/search`` endpoint with ``limit``/``offset`` until ``count``."""
+        """Every record of a paged search (see ``iter_search``), each id once, with the union
+        of the side tables of all pages."""
         side_tables = tuple(side_tables)
         related: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in side_tables}
         records: list[Any] = []
         position_by_id: dict[str, int] = {}
         duplicates = 0
-        offset = 0
         pages = 0
         reported: int | None = None
-        while True:
-            body = {**(filters or {}), "limit": self.page_size, "offset": offset, "with": list(side_tables)}
-            payload = self.call(endpoint, body, parse=page_parser(list_key, offset))
+        for page in self.iter_search(endpoint, list_key, side_tables, filters):
             pages += 1
-            data = payload.get("data")
-            rows = _records(data, list_key)
             for name in side_tables:
-                related[name].update(side_table(data, name))
-            reported = _count(payload, data)
-            for row in rows:
-                key = str(row.get("id")) if isinstance(row, Mapping) and row.get("id") is not None else None
+                related[name].update(page.related[name])
+            reported = page.reported_count
+            for row in page.rows:
+                key = dedup_key(row)
                 if key is not None and key in position_by_id:
                     # The list moved under the offset (a record was added or removed mid-read):
                     # keep the newer copy once.
@@ -390,13 +430,6 @@ class IBuildAppResource(VendorResource):
                 if key is not None:
                     position_by_id[key] = len(records)
                 records.append(row)
-            offset += len(rows)
-            if not rows:
-                break
-            if reported is not None and offset >= reported:
-                break
-            if reported is None and len(rows) < self.page_size:
-                break
         return SearchResult(records, related, pages, reported, duplicates)
 
     # -- entities ----------------------------------------------------------------------------
@@ -414,6 +447,16 @@ class IBuildAppResource(VendorResource):
         """Time entries starting in the work-date window, with users, tasks and projects."""
         start, end = self.window_bounds(first, last)
         return self.search(
+            TIME_ENTRY_SEARCH,
+            "time_entries",
+            TIME_ENTRY_SIDE_TABLES,
+            {"start_datetime": start, "end_datetime": end},
+        )
+
+    def iter_time_entry_pages(self, first: date, last: date) -> Iterator[SearchPage]:
+        """``search_time_entries`` page by page (duplicates not yet resolved)."""
+        start, end = self.window_bounds(first, last)
+        return self.iter_search(
             TIME_ENTRY_SEARCH,
             "time_entries",
             TIME_ENTRY_SIDE_TABLES,

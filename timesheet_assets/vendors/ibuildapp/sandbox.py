@@ -26,7 +26,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -108,6 +108,16 @@ class IBuildAppState:
 
 def build_state(config: SandboxConfig) -> IBuildAppState:
     """Deterministic data from ``config``: entries spread over ``first_date..anchor_date``."""
+    state, entries = stream_state(config)
+    state.entries.update((entry["id"], entry) for entry in entries)
+    return state
+
+
+def stream_state(config: SandboxConfig) -> tuple[IBuildAppState, Iterator[dict[str, Any]]]:
+    """The reference data (users, clients, projects, tasks) and a generator of the time entries
+    in id order, so that millions of entries can be produced without holding them (the
+    benchmarks). Draining the generator yields exactly the entries of ``build_state``; each
+    entry also updates its task's ``duration`` and ``users`` as it is produced."""
     rng = config.rng("ibuildapp")
     users: dict[int, dict[str, Any]] = {}
     for uid in range(1, config.employees + 1):
@@ -165,7 +175,13 @@ def build_state(config: SandboxConfig) -> IBuildAppState:
             "tasks": task_ids,
         }
         clients[cid]["projects"].append(pid)
-    entries: dict[int, dict[str, Any]] = {}
+    state = IBuildAppState(users, clients, projects, tasks, {})
+    return state, _generate_entries(config, rng, tasks)
+
+
+def _generate_entries(
+    config: SandboxConfig, rng: Any, tasks: dict[int, dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
     task_ids = list(tasks)
     # Each employee's day fills from 06:00 with back-to-back entries and a short gap between
     # them, so a day never holds more hours than it has (up to 22:00 when the data is dense).
@@ -209,12 +225,11 @@ def build_state(config: SandboxConfig) -> IBuildAppState:
         if status == "in-progress" and day == config.anchor_date and rng.random() < 0.5:
             # Still running: no end yet; duration is what has been tracked so far.
             del entry["end_time"]
-        entries[eid] = entry
+        yield entry
         task = tasks[tid]
         task["duration"] += seconds
         if uid not in task["users"]:
             task["users"].append(uid)
-    return IBuildAppState(users, clients, projects, tasks, entries)
 
 
 def state_of(app: Starlette) -> IBuildAppState:
@@ -316,6 +331,36 @@ def _validate(params: Mapping[str, Any], allowed: Mapping[str, str], endpoint: s
             choices = WITH_VALUES[endpoint]
             if not (isinstance(value, list) and all(v in choices for v in value)):
                 raise _BadRequest(f"Parameter 'with' must be an array from: {', '.join(choices)}.")
+
+
+def ts_search_body(
+    state: IBuildAppState, entries: Iterable[Mapping[str, Any]], count: int, wanted_tables: Iterable[str]
+) -> dict[str, Any]:
+    """One ``ts/search`` answer: ``entries`` (the page, already filtered and sliced) with the
+    side tables they refer to, and ``count`` (matches of the whole search). Copies are served,
+    so later edits of ``state`` do not change an answer already built. Also used by the
+    processing benchmark to pre-record pages in exactly the shape served here."""
+    chosen = [json.loads(json.dumps(e)) for e in entries]
+    data: dict[str, Any] = {"time_entries": chosen}
+    wanted_tables = list(wanted_tables)
+    task_ids = {e.get("task_id") for e in chosen}
+    if "users" in wanted_tables:
+        data["users"] = _keyed(state.users, (e.get("user_id") for e in chosen))
+    if "tasks" in wanted_tables:
+        data["tasks"] = _keyed(state.tasks, task_ids)
+    if "projects" in wanted_tables:
+        data["projects"] = _keyed(state.projects, (state.tasks.get(t, {}).get("project") for t in task_ids))
+    return {
+        "status": "SUCCESS",
+        "message": f"{count} time entries found.",
+        "data": data,
+        "count": count,
+    }
+
+
+def render(body: Any) -> bytes:
+    """The bytes the sandbox sends for ``body`` (Starlette's ``JSONResponse`` rendering)."""
+    return JSONResponse(body).body
 
 
 def create_app(
@@ -428,24 +473,7 @@ def create_app(
             if "end_datetime" in params:
                 rows = [e for e in rows if e["start_time"] <= params["end_datetime"]]
             offset, limit = page(params)
-            chosen = [json.loads(json.dumps(e)) for e in rows[offset : offset + limit]]
-            data: dict[str, Any] = {"time_entries": chosen}
-            wanted_tables = params.get("with", [])
-            task_ids = {e.get("task_id") for e in chosen}
-            if "users" in wanted_tables:
-                data["users"] = _keyed(state.users, (e.get("user_id") for e in chosen))
-            if "tasks" in wanted_tables:
-                data["tasks"] = _keyed(state.tasks, task_ids)
-            if "projects" in wanted_tables:
-                data["projects"] = _keyed(
-                    state.projects, (state.tasks.get(t, {}).get("project") for t in task_ids)
-                )
-        return {
-            "status": "SUCCESS",
-            "message": f"{len(rows)} time entries found.",
-            "data": data,
-            "count": len(rows),
-        }
+            return ts_search_body(state, rows[offset : offset + limit], len(rows), params.get("with", []))
 
     def project_search(params: dict[str, Any]) -> dict[str, Any]:
         state: IBuildAppState = sandbox.extra["state"]

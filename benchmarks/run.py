@@ -1,0 +1,354 @@
+"""All of issue 10's benchmarks in one command (``make bench``).
+
+1. **Vendors against their documented limits.** Each vendor's ``benchmarks/vendor_<v>.py``
+   starts its sandbox on loopback with the documented limit enforced and runs what a
+   materialization sends: a full run, a run with nothing changed, a run after ~1 % of the
+   records changed. One table row per vendor and scenario.
+2. **Processing with the network taken out** (``benchmarks/processing.py``): records/s of
+   the iBuildApp time-entry path from pre-recorded pages to DuckDB for 100k and 1M records
+   next to bare ``json.loads`` of the same bytes, peak RSS of the 1M run, load time of the
+   code location.
+3. **Before/after of each optimisation**: the processing path with each one reverted in turn,
+   and the numbers measured on the code before this work (``baseline_before.json``).
+
+Everything goes to stdout and to ``benchmarks/RESULTS.md``.
+
+    python -m benchmarks.run            # the full run (about 10 minutes on 2 cores)
+    python -m benchmarks.run --quick    # a smoke run on tiny sizes (no RESULTS.md unless --output)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+import traceback
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+BASELINE = HERE / "baseline_before.json"
+
+VENDORS = ("aimsio", "ajera", "aims360", "blikk", "ibuildapp")
+# Sizes that reach each vendor's steady state in well under a minute per scenario: Blikk's
+# full run is > 60 requests at 4/s (pages of 100), Aimsio's > 200 detail calls at 10/s.
+FULL_SIZES = {"aimsio": 250, "ajera": 3000, "aims360": 6000, "blikk": 6000, "ibuildapp": 5000}
+QUICK_SIZES = {"aimsio": 20, "ajera": 60, "aims360": 200, "blikk": 300, "ibuildapp": 300}
+PROCESSING_SIZES = [100_000, 1_000_000]
+QUICK_PROCESSING_SIZES = [2_000]
+UTILISATION_TARGET = 95.0
+# Utilisation is only meaningful once a run makes enough calls to reach the limit's steady
+# state; scenarios below this many requests show "—" in the target column.
+STEADY_STATE_REQUESTS = 20
+
+VENDOR_COLUMNS = [
+    ("vendor", "vendor"),
+    ("scenario", "scenario"),
+    ("requests", "requests"),
+    ("records", "records"),
+    ("wall_s", "wall s"),
+    ("achieved_rps", "achieved req/s"),
+    ("documented_limit_rps", "documented limit req/s"),
+    ("utilisation_pct", "utilisation %"),
+    ("rate_violations", "429s/refusals"),
+    ("requests_per_1000_records", "requests per 1,000 records"),
+]
+
+
+# -- vendors ------------------------------------------------------------------------------------
+def run_vendors(sizes: dict[str, int], only: list[str] | None = None, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Every vendor's ``run_benchmark(records)``; a vendor that fails gets an error row (the
+    others still run)."""
+    rows: list[dict[str, Any]] = []
+    for vendor in VENDORS:
+        if only and vendor not in only:
+            continue
+        started = time.perf_counter()
+        log(f"vendor benchmark: {vendor} ({sizes[vendor]} records) ...")
+        try:
+            module = importlib.import_module(f"benchmarks.vendor_{vendor}")
+            produced = module.run_benchmark(sizes[vendor])
+        except Exception as exc:  # noqa: BLE001 - one broken vendor must not hide the others
+            log(traceback.format_exc())
+            rows.append({"vendor": vendor, "scenario": "FAILED", "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        for row in produced:
+            rows.append({**row, "size_arg": sizes[vendor]})
+        log(f"  done in {time.perf_counter() - started:.1f} s")
+    return rows
+
+
+def _target(row: dict[str, Any]) -> str:
+    if row.get("scenario") == "FAILED":
+        return "failed"
+    violations = row.get("rate_violations") or 0
+    limit = row.get("documented_limit_rps")
+    if limit is None:
+        return "no limit documented; " + ("0 violations" if not violations else f"{violations} violations")
+    if "sequential" in str(row.get("scenario")):
+        return "— (comparison: one call at a time)"
+    if (row.get("requests") or 0) < STEADY_STATE_REQUESTS:
+        return "— (too few requests)" + (f"; {violations} violations" if violations else "")
+    utilisation = row.get("utilisation_pct") or 0.0
+    met = utilisation >= UTILISATION_TARGET and not violations
+    return ("met" if met else "NOT met") + f" (≥ {UTILISATION_TARGET:.0f} %, 0 violations)"
+
+
+def _notes(row: dict[str, Any]) -> str:
+    keep = ("peak_in_flight", "timed_out", "refused_in_flight", "queued", "latency_s", "speedup_over_sequential", "error")
+    return ", ".join(f"{k}={row[k]}" for k in keep if row.get(k) not in (None, 0, "")) or ""
+
+
+def vendor_table(rows: list[dict[str, Any]]) -> str:
+    from tabulate import tabulate
+
+    headers = [title for _, title in VENDOR_COLUMNS] + ["target", "notes"]
+    body = [[_cell(row.get(key)) for key, _ in VENDOR_COLUMNS] + [_target(row), _notes(row)] for row in rows]
+    return tabulate(body, headers=headers, tablefmt="github")
+
+
+def _cell(value: Any) -> Any:
+    return "—" if value is None else value
+
+
+# -- report ---------------------------------------------------------------------------------------
+def _baseline_section(baseline: dict[str, Any] | None, processing: dict[str, Any] | None) -> list[str]:
+    if not baseline:
+        return []
+    lines = [
+        "## Before this work",
+        "",
+        f"Measured on commit `{baseline['commit']}` ({baseline['date']}, same machine, same command and data) "
+        "before any of the changes below: the asset read every page into one list of dicts, validated each "
+        "entry with the lenient `TimeEntry` model, joined the side tables and built a dict per row.",
+        "",
+    ]
+    from tabulate import tabulate
+
+    now = {r["records"]: r for r in (processing or {}).get("rows", [])}
+    body = []
+    for row in baseline["rows"]:
+        after = now.get(row["records"])
+        body.append(
+            [
+                row["records"],
+                f"{row['pipeline_rec_per_s']:,.0f}",
+                f"{after['pipeline_rec_per_s']:,.0f}" if after else "—",
+                row["ratio"],
+                after["ratio"] if after else "—",
+                row["peak_rss_mb"],
+                after["peak_rss_mb"] if after else "—",
+                " / ".join(
+                    str(row["stages"][k])
+                    for k in ("fetch_parse_validate_raw_frame", "conform", "duckdb_write_raw", "duckdb_write_conformed")
+                ),
+            ]
+        )
+    lines.append(
+        tabulate(
+            body,
+            headers=["records", "rec/s before", "rec/s now", "ratio before", "ratio now", "peak RSS MB before",
+                     "peak RSS MB now", "stages before (s): fetch+raw / conform / write raw / write conformed"],
+            tablefmt="github",
+        )
+    )
+    lines.append("")
+    return lines
+
+
+def render_report(result: dict[str, Any], command: str) -> str:
+    from benchmarks import processing
+
+    machine = result["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Produced by `{command}` on {result['finished_at']} (took {result['took_s']:.0f} s).",
+        "",
+        f"Machine: {machine['cores']} cores, Python {machine['python']}, {machine['platform']}; "
+        f"pandas {machine['pandas']}, pydantic {machine['pydantic']}, DuckDB {machine['duckdb']}. "
+        "Timings are the best of several runs (the machine is shared with other test runs).",
+        "",
+    ]
+    if result.get("vendors") is not None:
+        lines += [
+            "## Vendors against their documented limits",
+            "",
+            "Requests and 429s/refusals are counted by each sandbox itself. `records` counts what the run read "
+            "(time records plus project records where the vendor run includes them). Utilisation is "
+            "achieved ÷ documented rate; vendors without a documented limit run at the client's conservative "
+            "default. Incremental cost: `no_change` and the 1 % scenario.",
+            "",
+            vendor_table(result["vendors"]),
+            "",
+        ]
+    proc = result.get("processing")
+    if proc:
+        lines += [
+            "## Processing with the network taken out",
+            "",
+            "iBuildApp time entries: pre-recorded `ts/search` pages (the sandbox's generator and rendering, "
+            f"{processing.EMPLOYEES} employees, {processing.PROJECTS} projects, pages of 500 with their "
+            "`users`/`tasks`/`projects` side tables) served by an in-process `httpx.MockTransport` to the real "
+            "`IBuildAppResource`, then `load_time_entries` (what the asset runs: parse → validate/quarantine/"
+            "payload → raw frame) written through `WarehouseIOManager.handle_output` into a fresh DuckDB file, "
+            "then `conform_timesheets` of that frame written the same way (the order of a run). "
+            "Each run in a fresh process after a "
+            "2,000-record warm-up; page-file reads are left out. `ratio` = pipeline records/s ÷ `json.loads` "
+            "records/s on the same bytes (target ≥ 1.0); `ratio w/o DuckDB` stops after conform.",
+            "",
+            processing.processing_table(proc),
+            "",
+            "Seconds per stage (best run):",
+            "",
+            processing.stages_table(proc),
+            "",
+            f"Code-location load (`import timesheet_assets.definitions`, fresh interpreter): best "
+            f"**{proc['import_seconds_best']} s** of {proc['import_seconds_all']} (target < 2 s).",
+            "",
+        ]
+        largest = max(proc["rows"], key=lambda r: r["records"])
+        lines += [
+            f"Peak RSS of the {largest['records']:,}-record run: **{largest['peak_rss_mb']:,.0f} MB** (target < 2,048 MB).",
+            "",
+        ]
+    ablation = result.get("ablation")
+    if ablation:
+        lines += [
+            "## Before/after of each optimisation",
+            "",
+            f"{ablation['records']:,} records, the in-memory part (fetch → parse → validate → raw frame → conform; "
+            f"no DuckDB), each optimisation reverted in turn in one process (variants interleaved, best of "
+            f"{ablation.get('repeat', 3)}); `json.loads` of the same pages: {ablation['json_loads_s']} s.",
+            "",
+            processing.ablation_table(ablation),
+            "",
+        ]
+        lines += [f"- `{r['variant']}`: {r['reverted']}" for r in ablation["rows"]]
+        lines.append("")
+    lines += _baseline_section(result.get("baseline"), proc)
+    lines += ["## Targets", "", *targets(result), "", "## Analysis", "", ANALYSIS]
+    return "\n".join(lines)
+
+
+def targets(result: dict[str, Any]) -> list[str]:
+    """The issue's targets, each with met / NOT met from this run's numbers."""
+    lines = []
+    for row in result.get("vendors") or []:
+        if row.get("documented_limit_rps") and row.get("scenario") == "full":
+            lines.append(f"- {row['vendor']} utilisation ≥ {UTILISATION_TARGET:.0f} % with 0 violations: "
+                         f"{row['utilisation_pct']} %, {row['rate_violations']} violations → {_target(row).split(' ')[0]}")
+    for row in result.get("vendors") or []:
+        if row.get("vendor") == "aimsio" and row.get("scenario") in ("no_change", "changed_1pct"):
+            changed = max(1, (row.get("records") or 0) // 100)
+            expected = 1 if row["scenario"] == "no_change" else 1 + changed
+            lines.append(f"- aimsio {row['scenario']}: {row['requests']} requests (1 list call"
+                         + ("" if row["scenario"] == "no_change" else f" + {changed} changed details")
+                         + f" = {expected}) → {'met' if row['requests'] == expected else 'NOT met'}")
+    proc = result.get("processing")
+    if proc:
+        for row in proc["rows"]:
+            lines.append(f"- processing ratio ≥ 1.0 at {row['records']:,} records: {row['ratio']} "
+                         f"({row['ratio_without_duckdb']} without the DuckDB writes) → "
+                         + ("met" if row["ratio"] >= 1.0 else "NOT met"))
+        largest = max(proc["rows"], key=lambda r: r["records"])
+        lines.append(f"- peak RSS < 2 GB at {largest['records']:,} records: {largest['peak_rss_mb']:,.0f} MB → "
+                     + ("met" if largest["peak_rss_mb"] < 2048 else "NOT met"))
+        lines.append(f"- code-location load < 2 s: {proc['import_seconds_best']} s → "
+                     + ("met" if proc["import_seconds_best"] < 2 else "NOT met"))
+    return lines
+
+
+# What the investigation behind this report found (measured on 2026-11-23 on this machine; the
+# tables above are re-measured on every run, these paragraphs are not).
+ANALYSIS = """**Where the processing time goes** (shipped path, 100k records, CPU µs per record, GC paused):
+`pydantic_core.from_json` of the pages 2.5, strict batch validation (`TimeEntryFast`) 1.7, one
+payload string per record (`pydantic_core.to_json`) 1.3, typed columns 2.6, frame/duplicates/side-table
+join ≈ 1.5 — against 3.9 for bare `json.loads`. Parsing (already faster than `json.loads`) plus the
+payload string every record must keep come to about 1× `json.loads` on their own, so a ratio ≥ 1.0
+would need validation, typing, conform and the DuckDB writes to cost nothing: with this design and
+these libraries (no compiled decoder such as msgspec/orjson or Arrow strings installed) the target is
+not reachable; the in-memory part reaches ≈ 0.25–0.3, the full pipeline ≈ 0.13–0.15.
+
+**The DuckDB write of the raw table is the largest single cost, and sets the peak RSS.** The raw
+table keeps, per row, the payload (326 B on average here) and `related_payload`, the user, task and
+project objects the entry joined (906 B on average: the sandbox's task objects list every user who
+booked on them). Writing the 1M-row raw frame with the warehouse's SQL (`CREATE TABLE … AS … LIMIT 0`
++ `INSERT … BY NAME`, one transaction) took 11.2 s and +1.8 GB of DuckDB memory on top of the frame;
+without `related_payload` 3.6 s and +0.66 GB; with `SET memory_limit='500MB'` on the connection
++0.53 GB (peak 1.2 GB) but 15.0 s; with `SET preserve_insertion_order=false` 6.2 s (same memory). The
+Python side of the 1M run stays under 1 GB until the write (the raw frame holds ≈ 580 B per row:
+mostly the payload strings; ids, names and side-table JSON are shared objects; the pages are
+typed 20,000 entries at a time and their dicts dropped), so the peak is DuckDB's. The storage module
+was outside this change; a `memory_limit` on the warehouse connection (or keeping the side tables in
+their own raw tables instead of per row) is what would bring the 1M run under 2 GB.
+
+**Vendors.** Blikk and Aimsio run at ≥ 95 % of their documented rate with no 429s or refusals; the
+others have no documented limit and run at the client's conservative default (5/s, 2 in flight).
+Aimsio's incremental runs cost 1 list call (+ the changed details); Blikk, Ajera, AIMS360 and iBuildApp
+have no updated-since filter for these entities, so a re-read of the window costs the same as the
+first read (AIMS360 re-runs the export job).
+"""
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of the benchmark code")
+    parser.add_argument("--vendors", nargs="*", choices=VENDORS, help="only these vendors")
+    parser.add_argument("--skip-vendors", action="store_true")
+    parser.add_argument("--skip-processing", action="store_true")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per processing measurement (best kept)")
+    parser.add_argument("--output", type=Path, default=None, help=f"report file (default {RESULTS.name}; none with --quick)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+
+    from benchmarks import processing
+
+    started = time.perf_counter()
+    command = "python -m benchmarks.run" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    result: dict[str, Any] = {"machine": processing.machine(), "command": command}
+    if not args.skip_vendors:
+        result["vendors"] = run_vendors(sizes, args.vendors, _log)
+        print(vendor_table(result["vendors"]), flush=True)
+        print()
+    if not args.skip_processing:
+        repeat = args.repeat or (1 if args.quick else 3)
+        process_sizes = QUICK_PROCESSING_SIZES if args.quick else PROCESSING_SIZES
+        _log(f"processing benchmark: {process_sizes} records, best of {repeat} ...")
+        result["processing"] = processing.run_processing(process_sizes, repeat=repeat, import_repeat=1 if args.quick else 3)
+        print(processing.processing_table(result["processing"]))
+        print()
+        print(processing.stages_table(result["processing"]))
+        print(f"\nimport timesheet_assets.definitions: best {result['processing']['import_seconds_best']} s")
+        ablation_records = QUICK_PROCESSING_SIZES[0] if args.quick else 100_000
+        _log(f"before/after of each optimisation at {ablation_records} records ...")
+        result["ablation"] = processing.run_ablation(ablation_records, repeat=repeat)
+        result["ablation"]["repeat"] = repeat
+        print()
+        print(processing.ablation_table(result["ablation"]))
+    if BASELINE.exists():
+        result["baseline"] = json.loads(BASELINE.read_text())
+    result["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    result["took_s"] = time.perf_counter() - started
+    output = args.output if args.output is not None else (None if args.quick else RESULTS)
+    if output is not None:
+        output.write_text(render_report(result, command))
+        _log(f"wrote {output}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
