@@ -49,7 +49,7 @@ def test_reject_rule_answers_429_with_retry_after_when_over_the_window(serve_app
 def test_paced_client_never_trips_the_window(serve_app):
     app, sandbox = app_with(RateRule(max_requests=4))
     server = serve_app(app)
-    client = client_for(server.url, rate=3.9)
+    client = client_for(server.url, rate=3.5)  # margin for scheduling jitter on a busy machine
     for _ in range(10):
         client.get_json("items")
     assert sandbox.stats.violations == 0 and client.metrics.snapshot().rate_limited == 0
