@@ -8,10 +8,11 @@ of that and keep unknown keys (``extra="allow"``).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from ...ingest.values import parse_utc_timestamp as parse_timestamp
 
 COMPLETED = "completed"
 FAILED = "failed"
@@ -45,33 +46,6 @@ def parse_yes_no(value: Any) -> bool | None:
     if text in {"no", "n", "false", "0"}:
         return False
     return None
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """ISO timestamps as the API shows them (``2019-06-07T06:09:22.737Z``, sometimes with
-    seven fractional digits); naive ones are read as UTC."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        text = str(value).strip().replace("Z", "+00:00")
-        # Python accepts at most six fractional digits; .NET writes seven.
-        if "." in text:
-            head, _, tail = text.partition(".")
-            digits = "".join(ch for ch in tail if ch.isdigit())
-            rest = tail[len(digits):]
-            text = f"{head}.{digits[:6]}{rest}" if digits else head + rest
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    try:
-        return parsed.astimezone(timezone.utc)
-    except (OverflowError, ValueError):  # e.g. year 1 with a positive offset
-        return None
 
 
 class Aims360Model(BaseModel):

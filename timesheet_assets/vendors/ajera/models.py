@@ -15,7 +15,7 @@ week whose last day is past the last representable date.
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Iterator, Literal, Mapping, Union
 
 from pydantic import (
@@ -28,6 +28,8 @@ from pydantic import (
     RootModel,
     create_model,
 )
+
+from ...ingest.values import parse_utc_timestamp as parse_timestamp
 
 DAY_NUMBERS = range(1, 8)
 
@@ -76,29 +78,6 @@ OptionalDate = Annotated[date | None, BeforeValidator(_blank_to_none), BeforeVal
 Hours = Annotated[float | None, BeforeValidator(_blank_to_none), AfterValidator(_finite), AfterValidator(_one_day)]
 TotalHours = Annotated[float | None, BeforeValidator(_blank_to_none), AfterValidator(_finite)]
 Key = Annotated[int, Field(ge=-MAX_KEY, le=MAX_KEY)]
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """An Ajera timestamp as an aware UTC datetime. Ajera does not say which zone naive
-    timestamps are in; they are read as UTC (documented in docs/vendors/ajera.md)."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        text = str(value).strip()
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    try:
-        return parsed.astimezone(timezone.utc)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 has no UTC equivalent
-        return None
 
 
 class AjeraModel(BaseModel):
