@@ -23,6 +23,7 @@ import json
 import time
 from typing import Any
 
+from benchmarks.common import scenario_row
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.aims360.resource import Aims360Resource, ViewSpec, forget_cached_tokens
@@ -58,18 +59,10 @@ def _run_once(scenario: str, server: SandboxServer, rerun_job_id: str | None) ->
     requests = int(summary["requests"])
     records = len(export.records)
     return (
-        {
-            "vendor": VENDOR,
-            "scenario": scenario,
-            "requests": requests,
-            "records": records,
-            "wall_s": round(wall, 3),
-            "achieved_rps": round(requests / wall, 3) if wall > 0 else 0.0,
-            "documented_limit_rps": None,
-            "utilisation_pct": None,
-            "rate_violations": int(summary["violations"]),
-            "requests_per_1000_records": round(1000.0 * requests / records, 2) if records else None,
-        },
+        scenario_row(
+            VENDOR, scenario, requests=requests, records=records, wall_s=wall,
+            rate_violations=summary["violations"],
+        ),
         done.job_id,
     )
 

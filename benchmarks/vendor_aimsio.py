@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Any, Callable
 
+from benchmarks.common import scenario_row
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.aimsio.resource import AimsioResource
@@ -47,18 +48,11 @@ def _measure(
     wall = time.perf_counter() - started
     summary = stats.summary()
     requests = summary["requests"]
-    achieved = requests / wall if wall > 0 else 0.0
     row = {
-        "vendor": VENDOR,
-        "scenario": scenario,
-        "requests": requests,
-        "records": records,
-        "wall_s": round(wall, 3),
-        "achieved_rps": round(achieved, 2),
-        "documented_limit_rps": DOCUMENTED_LIMIT_RPS,
-        "utilisation_pct": round(100.0 * achieved / DOCUMENTED_LIMIT_RPS, 1),
-        "rate_violations": summary["violations"],
-        "requests_per_1000_records": round(1000.0 * requests / records, 1) if records else None,
+        **scenario_row(
+            VENDOR, scenario, requests=requests, records=records, wall_s=wall,
+            rate_violations=summary["violations"], documented_limit_rps=DOCUMENTED_LIMIT_RPS,
+        ),
         "queued": summary["queued"],
         "timed_out": summary["timed_out"],
         "refused_in_flight": summary["refused_in_flight"],

@@ -24,6 +24,7 @@ import json
 import time
 from typing import Any
 
+from benchmarks.common import scenario_row
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.ajera.assets import build_timesheet_frame, fetch_project_records
@@ -54,19 +55,10 @@ def _run_once(scenario: str, server: SandboxServer, config: SandboxConfig) -> di
     summary = stats.summary()
     requests = int(summary["requests"])
     records = len(fetch.listed) + len(projects)
-    achieved = requests / wall if wall > 0 else 0.0
-    return {
-        "vendor": VENDOR,
-        "scenario": scenario,
-        "requests": requests,
-        "records": records,
-        "wall_s": round(wall, 3),
-        "achieved_rps": round(achieved, 3),
-        "documented_limit_rps": None,
-        "utilisation_pct": None,
-        "rate_violations": int(summary["violations"]),
-        "requests_per_1000_records": round(1000.0 * requests / records, 2) if records else None,
-    }
+    return scenario_row(
+        VENDOR, scenario, requests=requests, records=records, wall_s=wall,
+        rate_violations=summary["violations"],
+    )
 
 
 def run_benchmark(records: int) -> list[dict[str, Any]]:

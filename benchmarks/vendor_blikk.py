@@ -23,6 +23,7 @@ import json
 import time
 from typing import Any
 
+from benchmarks.common import scenario_row
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.blikk.assets import lacks_user_name
@@ -55,19 +56,10 @@ def _run_once(scenario: str, server: SandboxServer, config: SandboxConfig) -> di
     summary = stats.summary()
     requests = int(summary["requests"])
     records = len(reports.records) + sum(len(listing.records) for listing in projects)
-    achieved = requests / wall if wall > 0 else 0.0
-    return {
-        "vendor": VENDOR,
-        "scenario": scenario,
-        "requests": requests,
-        "records": records,
-        "wall_s": round(wall, 3),
-        "achieved_rps": round(achieved, 3),
-        "documented_limit_rps": DOCUMENTED_REQUESTS_PER_SECOND,
-        "utilisation_pct": round(100.0 * achieved / DOCUMENTED_REQUESTS_PER_SECOND, 1),
-        "rate_violations": int(summary["violations"]),
-        "requests_per_1000_records": round(1000.0 * requests / records, 2) if records else None,
-    }
+    return scenario_row(
+        VENDOR, scenario, requests=requests, records=records, wall_s=wall,
+        rate_violations=summary["violations"], documented_limit_rps=DOCUMENTED_REQUESTS_PER_SECOND,
+    )
 
 
 def run_benchmark(records: int) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import time
 from datetime import date
 from typing import Any
 
+from benchmarks.common import scenario_row
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.ibuildapp.resource import IBuildAppResource
@@ -50,18 +51,10 @@ def _scenario(name: str, server: SandboxServer, config: SandboxConfig, env: dict
     wall = time.perf_counter() - started
     requests = stats.requests - requests_before
     records = len(entries.records) + len(projects.records)
-    return {
-        "vendor": VENDOR,
-        "scenario": name,
-        "requests": requests,
-        "records": records,
-        "wall_s": round(wall, 3),
-        "achieved_rps": round(requests / wall, 2) if wall > 0 else None,
-        "documented_limit_rps": None,
-        "utilisation_pct": None,
-        "rate_violations": stats.violations - violations_before,
-        "requests_per_1000_records": round(1000 * requests / records, 2) if records else None,
-    }
+    return scenario_row(
+        VENDOR, name, requests=requests, records=records, wall_s=wall,
+        rate_violations=stats.violations - violations_before,
+    )
 
 
 def run_benchmark(records: int) -> list[dict[str, Any]]:

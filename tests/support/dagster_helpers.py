@@ -61,3 +61,18 @@ def materialization_metadata(result: dg.ExecuteInProcessResult, key: Sequence[st
     )
     matching = [e for e in events if e.asset_key == dg.AssetKey(list(key))]
     return {k: getattr(v, "value", v) for k, v in matching[-1].metadata.items()}
+
+
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    """Every step failure and retry request of the run, causes included, as the UI shows them."""
+    texts = []
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None)
+        if event.event_type_value in ("STEP_FAILURE", "STEP_UP_FOR_RETRY") and error is not None:
+            texts.append(error.to_string())
+    assert texts, "the run was expected to fail"
+    return "\n".join(texts)
+
+
+def step_retries(result: dg.ExecuteInProcessResult) -> int:
+    return sum(1 for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY")

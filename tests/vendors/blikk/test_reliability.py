@@ -32,7 +32,13 @@ import pandas as pd
 import pytest
 from starlette.responses import Response
 
-from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
+from tests.support.dagster_helpers import (
+    failure_text,
+    materialization_metadata,
+    materialize,
+    read_table,
+    step_retries,
+)
 from tests.vendors.blikk.conftest import ANCHOR, RunningBlikk
 from timesheet_assets.ingest import QUARANTINE_CHECK
 from timesheet_assets.sandbox.data import SandboxConfig
@@ -91,21 +97,6 @@ def run(sandbox: RunningBlikk, warehouse: str, assets=ASSETS, **options: Any) ->
         list(assets), {"blikk": resource}, warehouse,
         first=sandbox.config.first_date, last=sandbox.config.anchor_date, raise_on_error=False,
     )
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    """Every step failure and retry request of the run, causes included."""
-    texts = []
-    for event in result.all_events:
-        error = getattr(event.event_specific_data, "error", None)
-        if event.event_type_value in ("STEP_FAILURE", "STEP_UP_FOR_RETRY") and error is not None:
-            texts.append(error.to_string())
-    assert texts, "the run was expected to fail"
-    return "\n".join(texts)
-
-
-def step_retries(result: dg.ExecuteInProcessResult) -> int:
-    return sum(1 for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY")
 
 
 def served_report_keys(sandbox: RunningBlikk) -> list[str]:

@@ -29,7 +29,13 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
+from tests.support.dagster_helpers import (
+    failure_text,
+    materialization_metadata,
+    materialize,
+    read_table,
+    step_retries,
+)
 from tests.vendors.ibuildapp.conftest import resource_for, small_config
 from timesheet_assets.ingest import QUARANTINE_CHECK
 from timesheet_assets.sandbox.server import SandboxServer
@@ -68,22 +74,6 @@ def run(server: SandboxServer, warehouse: str, assets=ASSETS, **resource_options
         list(assets), {"ibuildapp": resource_for(server, **options)}, warehouse,
         first=FIRST, last=LAST, raise_on_error=False,
     )
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    """Every step failure and retry request of the run, causes included."""
-    texts = []
-    for event in result.all_events:
-        data = event.event_specific_data
-        error = getattr(data, "error", None)
-        if event.event_type_value in ("STEP_FAILURE", "STEP_UP_FOR_RETRY") and error is not None:
-            texts.append(error.to_string())
-    assert texts, "the run was expected to fail"
-    return "\n".join(texts)
-
-
-def step_retries(result: dg.ExecuteInProcessResult) -> int:
-    return sum(1 for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY")
 
 
 def table(warehouse: str, name: str) -> pd.DataFrame:
