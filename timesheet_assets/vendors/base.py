@@ -9,6 +9,7 @@ import dagster as dg
 import httpx
 from pydantic import Field, PrivateAttr
 
+from ..http.retry import RETRYABLE_STATUSES
 from ..http import (
     SYSTEM_CLOCK,
     AuthHook,
@@ -29,6 +30,8 @@ class VendorResource(dg.ConfigurableResource):
     vendor_label: ClassVar[str] = "vendor"
     default_requests_per_second: ClassVar[float] = 2.0
     default_max_in_flight: ClassVar[int] = 2
+    # Statuses this vendor documents as transient (iBuildApp adds 500: "try again later").
+    retry_statuses: ClassVar[frozenset[int]] = RETRYABLE_STATUSES
 
     base_url: str = Field(description="API root URL; https only (plain http only for loopback).")
     timeout_seconds: float = Field(default=30.0, description="Per-request timeout (connect/read).")
@@ -90,7 +93,9 @@ class VendorResource(dg.ConfigurableResource):
             self.base_url,
             limiter=limiter,
             retry=RetryPolicy(
-                max_attempts=self.max_attempts, backoff_cap_seconds=self.backoff_cap_seconds
+                max_attempts=self.max_attempts,
+                backoff_cap_seconds=self.backoff_cap_seconds,
+                retry_statuses=self.retry_statuses,
             ),
             timeout=self.timeout_seconds,
             metrics=self._metrics,

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 from urllib.parse import quote
@@ -276,6 +276,7 @@ class IBuildAppResource(VendorResource):
     vendor_label: ClassVar[str] = "iBuildApp"
     default_requests_per_second: ClassVar[float] = 5.0
     default_max_in_flight: ClassVar[int] = 2
+    retry_statuses: ClassVar[frozenset[int]] = RETRY_STATUSES
 
     app_code: str = Field(description=f"Application code in every path ({ENV_APP_CODE}).")
     token: str | None = Field(
@@ -344,11 +345,6 @@ class IBuildAppResource(VendorResource):
     def build_auth(self, client: VendorClient) -> _Session:
         self.check_configuration()
         return _Session(self, client)
-
-    def open_client(self, **kwargs: Any) -> VendorClient:
-        client = super().open_client(**kwargs)
-        client.retry = replace(client.retry, retry_statuses=RETRY_STATUSES)
-        return client
 
     def error_message(self, response: httpx.Response) -> str | None:
         try:
