@@ -29,12 +29,22 @@ def launch(home: Path, env: dict, first: date, last: date, warehouse: Path) -> s
     )
 
 
+def create_instance_storage(home: Path) -> None:
+    """Create the instance's tables once, as a deployment does with `dagster instance migrate`:
+    two processes opening a brand-new SQLite instance at the same moment race to create them."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        instance.upgrade()
+
+
 def two_concurrent_runs(tmp_path: Path, pool_limit: int):
     home = tmp_path / f"home-{pool_limit}"
     home.mkdir()
     (home / "dagster.yaml").write_text(
         f"telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: {pool_limit}\n"
     )
+    create_instance_storage(home)
     with serve_sandboxes(("blikk",), CONFIG) as running:
         sandbox = running["blikk"]
         # Blikk documents its limit per access token and two runs hold two tokens; count
