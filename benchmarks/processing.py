@@ -228,7 +228,7 @@ def peak_rss_mb() -> float:
 
 def measure_pipeline(store: PageStore, database: str) -> dict[str, Any]:
     from timesheet_assets.conformed.assets import TIMESHEETS_KEY
-    from timesheet_assets.vendors.ibuildapp.assets import TIME_ENTRIES_KEY, load_time_entries
+    from timesheet_assets.vendors.ibuildapp.assets import SIDE_TABLES_KEY, TIME_ENTRIES_KEY, load_time_entries
     from timesheet_assets.vendors.ibuildapp.conform import conform_timesheets
 
     first, last = store.window
@@ -243,6 +243,7 @@ def measure_pipeline(store: PageStore, database: str) -> dict[str, Any]:
         raw, load = load_time_entries(resource, first, last)
         fetched = time.perf_counter()
         write_through_io_manager(database, TIME_ENTRIES_KEY, raw.frame, first, last)
+        write_through_io_manager(database, SIDE_TABLES_KEY, load.side_tables, first, last)
         raw_written = time.perf_counter()
         conformed = conform_timesheets(raw.frame)
         conformed_at = time.perf_counter()

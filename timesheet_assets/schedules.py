@@ -32,12 +32,19 @@ def lookback_days(vendor: str) -> int:
     return DEFAULT_LOOKBACK_DAYS
 
 
+def refreshed_keys(plugin: VendorPlugin) -> list[dg.AssetKey]:
+    keys = [entry[0] for entry in (plugin.timesheets, plugin.projects) if entry is not None]
+    if plugin.timesheets is not None:
+        keys[1:1] = plugin.timesheet_companions
+    return keys
+
+
 def refresh_requests(plugins: list[VendorPlugin], scheduled_date) -> list[dg.RunRequest]:
     """One run per vendor: its timesheet window (single-run backfill) and its projects."""
     requests = []
     day = scheduled_date.isoformat()
     for plugin in plugins:
-        keys = [entry[0] for entry in (plugin.timesheets, plugin.projects) if entry is not None]
+        keys = refreshed_keys(plugin)
         if not keys:
             continue
         tags = {"timesheet_assets/refresh": "daily", "timesheet_assets/vendor": plugin.name}
@@ -51,7 +58,7 @@ def refresh_requests(plugins: list[VendorPlugin], scheduled_date) -> list[dg.Run
 
 
 def build_daily_refresh_schedule(plugins: list[VendorPlugin]) -> dg.ScheduleDefinition:
-    keys = [e[0] for p in plugins for e in (p.timesheets, p.projects) if e is not None]
+    keys = [key for plugin in plugins for key in refreshed_keys(plugin)]
 
     @dg.schedule(
         name="daily_refresh",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 
 VENDOR_NAMES: tuple[str, ...] = ("aimsio", "ajera", "aims360", "blikk", "ibuildapp")
@@ -29,6 +30,19 @@ def enabled_vendors(raw: str | None = None) -> tuple[str, ...]:
 
 def warehouse_path() -> str:
     return os.environ.get("TIMESHEET_WAREHOUSE", "warehouse.duckdb")
+
+
+def warehouse_memory_limit() -> str:
+    """DuckDB's memory budget per warehouse connection (``TIMESHEET_WAREHOUSE_MEMORY_LIMIT``,
+    DuckDB's size syntax, default ``1GB``). DuckDB's own default is 80 % of the machine's RAM,
+    which several concurrent runs writing large partitions would overcommit; above the budget
+    it writes finished blocks out instead of holding them."""
+    raw = os.environ.get("TIMESHEET_WAREHOUSE_MEMORY_LIMIT", "1GB").strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", raw, flags=re.IGNORECASE):
+        raise SettingError(
+            f"TIMESHEET_WAREHOUSE_MEMORY_LIMIT must be a size such as 512MB or 2GB, got {raw!r}"
+        )
+    return raw
 
 
 def partitions_start_date() -> str:

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_KEYS = {
     "raw/aimsio/timecards", "raw/aimsio/job_orders", "raw/ajera/timesheets", "raw/ajera/projects",
     "raw/blikk/time_reports", "raw/blikk/projects", "raw/ibuildapp/time_entries", "raw/ibuildapp/projects",
-    "raw/aims360/orders_open_orders", "conformed/timesheets", "conformed/projects",
+    "raw/ibuildapp/time_entry_side_tables", "raw/aims360/orders_open_orders", "conformed/timesheets", "conformed/projects",
 }
 
 
@@ -56,7 +56,9 @@ def test_checks_cover_raw_and_conformed(defs):
         for a in defs.assets
         for c in a.check_keys
     }
-    for key in EXPECTED_KEYS - {"conformed/timesheets", "conformed/projects"}:
+    # The side tables hold objects as served, unvalidated: nothing there is quarantined.
+    unvalidated = {"conformed/timesheets", "conformed/projects", "raw/ibuildapp/time_entry_side_tables"}
+    for key in EXPECTED_KEYS - unvalidated:
         assert (key, "no_quarantined_records") in check_keys
     for name in ("primary_key_unique", "required_columns_not_null", "status_in_allowed_set"):
         assert ("conformed/timesheets", name) in check_keys and ("conformed/projects", name) in check_keys
@@ -84,7 +86,7 @@ def test_daily_refresh_rereads_each_vendors_lookback_window(defs, monkeypatch):
     assert by_vendor["ajera"].tags[RANGE_START] == "2026-05-07"  # default 14 days
     assert RANGE_START not in by_vendor["aimsio"].tags  # incremental, not windowed
     assert {k.to_user_string() for k in by_vendor["ibuildapp"].asset_selection} == {
-        "raw/ibuildapp/time_entries", "raw/ibuildapp/projects"
+        "raw/ibuildapp/time_entries", "raw/ibuildapp/time_entry_side_tables", "raw/ibuildapp/projects"
     }
     assert len({r.run_key for r in requests}) == len(requests)
 

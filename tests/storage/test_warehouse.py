@@ -170,3 +170,51 @@ def test_writer_waits_for_another_process_holding_the_lock(warehouse, instance, 
     materialize([probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 2), instance=instance)
     holder.wait(timeout=30)
     assert len(read_table(warehouse, "probe.lines")) == 6
+
+
+def _memory_limit_seen_by_writes(warehouse: str, monkeypatch, connection_config: dict | None = None) -> str:
+    """The ``memory_limit`` a warehouse write runs under, read inside the write's connection."""
+    from timesheet_assets.storage import warehouse as storage
+
+    seen: list[str] = []
+    original = storage._connect_waiting_for_lock
+
+    def spy(database, settings):
+        conn = original(database, settings)
+        seen.append(conn.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        return conn
+
+    monkeypatch.setattr(storage, "_connect_waiting_for_lock", spy)
+    manager = storage.WarehouseIOManager(database=warehouse, connection_config=connection_config or {})
+    context = dg.build_output_context(
+        asset_key=dg.AssetKey(["raw", "probe", "budget"]),
+        resource_config={"database": warehouse, "schema": None, "connection_config": connection_config or {}},
+    )
+    manager.create_io_manager(None).handle_output(context, pd.DataFrame({"record_key": ["a"]}))
+    assert read_table(warehouse, "probe.budget")["record_key"].tolist() == ["a"]
+    return seen[-1]
+
+
+def test_writes_run_under_the_configured_memory_budget(warehouse, monkeypatch):
+    # DuckDB reports the budget in its own units (1GB -> "953.6 MiB"): compare through DuckDB.
+    import duckdb
+
+    def as_reported(size: str) -> str:
+        with duckdb.connect(config={"memory_limit": size}) as conn:
+            return conn.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    monkeypatch.delenv("TIMESHEET_WAREHOUSE_MEMORY_LIMIT", raising=False)
+    assert _memory_limit_seen_by_writes(warehouse, monkeypatch) == as_reported("1GB")
+    monkeypatch.setenv("TIMESHEET_WAREHOUSE_MEMORY_LIMIT", "256MB")
+    assert _memory_limit_seen_by_writes(warehouse, monkeypatch) == as_reported("256MB")
+    # The resource's own connection_config wins over the environment.
+    explicit = _memory_limit_seen_by_writes(warehouse, monkeypatch, {"memory_limit": "384MB"})
+    assert explicit == as_reported("384MB")
+
+
+def test_an_unreadable_memory_budget_is_a_clear_error(monkeypatch):
+    from timesheet_assets.settings import SettingError, warehouse_memory_limit
+
+    monkeypatch.setenv("TIMESHEET_WAREHOUSE_MEMORY_LIMIT", "lots")
+    with pytest.raises(SettingError, match="TIMESHEET_WAREHOUSE_MEMORY_LIMIT.*'lots'"):
+        warehouse_memory_limit()

@@ -24,8 +24,9 @@ def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
     )
 
 
-def raw_output(raw: RawFrame, metrics: MetricsSnapshot, **extra: Any) -> dg.Output:
-    """The ``Output`` of a raw asset: the frame plus rows, request and quarantine metadata."""
+def raw_output(raw: RawFrame, metrics: MetricsSnapshot, output_name: str = "result", **extra: Any) -> dg.Output:
+    """The ``Output`` of a raw asset: the frame plus rows, request and quarantine metadata
+    (``output_name``: the asset's output in a multi-asset)."""
     frame = raw.frame
     metadata: dict[str, Any] = {
         "rows": len(frame),
@@ -36,7 +37,7 @@ def raw_output(raw: RawFrame, metrics: MetricsSnapshot, **extra: Any) -> dg.Outp
         "dagster/column_schema": column_schema(frame),
     }
     metadata.update(extra)
-    return dg.Output(frame, metadata=metadata)
+    return dg.Output(frame, output_name=output_name, metadata=metadata)
 
 
 QUARANTINE_CHECK = "no_quarantined_records"

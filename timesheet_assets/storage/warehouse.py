@@ -28,7 +28,7 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
-from ..settings import warehouse_path
+from ..settings import warehouse_memory_limit, warehouse_path
 
 WRITE_MODE = "write_mode"
 PRIMARY_KEY = "primary_key"
@@ -88,7 +88,13 @@ def _primary_key(context: dg.OutputContext) -> list[str]:
 LOCK_WAIT_SECONDS = 120.0
 
 
-def _connect_waiting_for_lock(database: str) -> duckdb.DuckDBPyConnection:
+def connection_settings(resource_config: Mapping[str, Any]) -> dict[str, Any]:
+    """DuckDB settings for a warehouse connection: the memory budget from the environment,
+    overridden by anything the resource's ``connection_config`` sets."""
+    return {"memory_limit": warehouse_memory_limit(), **(resource_config.get("connection_config") or {})}
+
+
+def _connect_waiting_for_lock(database: str, settings: Mapping[str, Any]) -> duckdb.DuckDBPyConnection:
     """Open the warehouse, waiting while another process holds DuckDB's file lock.
 
     Runs of different vendors are in different pools and may finish at the same moment;
@@ -98,7 +104,7 @@ def _connect_waiting_for_lock(database: str) -> duckdb.DuckDBPyConnection:
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(database, read_only=False)
+            return duckdb.connect(database, read_only=False, config=dict(settings))
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
                 raise
@@ -127,7 +133,8 @@ class TransactionalDuckDbClient(DuckDbClient):
     @staticmethod
     @contextmanager
     def connect(context, _table_slice) -> Iterator[duckdb.DuckDBPyConnection]:
-        conn = _connect_waiting_for_lock(context.resource_config["database"])
+        config = context.resource_config
+        conn = _connect_waiting_for_lock(config["database"], connection_settings(config))
         try:
             conn.execute("SET TimeZone = 'UTC'")
             conn.execute("BEGIN TRANSACTION")

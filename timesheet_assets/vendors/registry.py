@@ -26,6 +26,9 @@ class VendorPlugin:
     # Whether the timesheet asset is partitioned on the shared daily work-date partitions
     # (otherwise the conformed asset reads it whole and filters by work_date).
     timesheets_daily_partitioned: bool = True
+    # Raw assets the timesheet step writes beside its table (iBuildApp's side tables): the
+    # daily refresh selects them with it.
+    timesheet_companions: tuple[dg.AssetKey, ...] = ()
 
 
 def load_plugin(vendor: str) -> VendorPlugin:

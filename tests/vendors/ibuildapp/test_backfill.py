@@ -3,6 +3,7 @@ reruns replace their days, a lookback re-read picks up late approvals."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date, datetime, timedelta, timezone
 
@@ -68,6 +69,7 @@ def test_thirty_day_backfill_lands_each_entry_once_with_minimal_calls(
     # Names come from the side tables of the same calls, not from extra lookups.
     assert raw["employee_name"].notna().all() and raw["task_name"].notna().all()
     assert raw["project_name"].notna().all()
+    assert_side_tables_match_entries(warehouse, server)
 
     metadata = materialization_metadata(result, TIME_ENTRIES)
     assert metadata["rows"] == ENTRIES
@@ -92,6 +94,24 @@ def test_thirty_day_backfill_lands_each_entry_once_with_minimal_calls(
     assert stats.count("/ts/search") == entry_pages and stats.count("/login") == 1
     again = read_table(warehouse, "ibuildapp.time_entries")
     assert len(again) == ENTRIES and again["record_key"].is_unique
+
+
+def assert_side_tables_match_entries(warehouse, server) -> None:
+    """``raw/ibuildapp/time_entry_side_tables`` holds, for each day, exactly the user, task and
+    project objects that day's entries joined, once each, as the sandbox serves them."""
+    state = state_of(server.app)
+    raw = read_table(warehouse, "ibuildapp.time_entries")
+    sides = read_table(warehouse, "ibuildapp.time_entry_side_tables")
+    days = raw["work_date"].dt.date
+    expected = set()
+    for column, table in (("user_id", "users"), ("task_id", "tasks"), ("project_id", "projects")):
+        expected |= {(day, table, ref) for day, ref in zip(days, raw[column]) if isinstance(ref, str)}
+    got = list(zip(sides["work_date"].dt.date, sides["side_table"], sides["object_id"]))
+    assert len(got) == len(set(got)) and set(got) == expected
+    served = {"users": state.users, "tasks": state.tasks, "projects": state.projects}
+    for table, object_id, payload in zip(sides["side_table"], sides["object_id"], sides["payload"]):
+        assert json.loads(payload) == json.loads(json.dumps(served[table][int(object_id)]))
+    assert (sides["record_key"] == sides["side_table"] + ":" + sides["object_id"]).all()
 
 
 def test_lookback_rerun_of_one_day_replaces_only_that_day(start_sandbox, warehouse, instance):
@@ -123,6 +143,7 @@ def test_lookback_rerun_of_one_day_replaces_only_that_day(start_sandbox, warehou
     assert conform_timesheets(raw.loc[raw["record_key"] == str(late["id"])])["status"].tolist() == ["approved"]
     per_day = raw["work_date"].dt.date.value_counts()
     assert per_day[day] == len(on_day) - 1
+    assert_side_tables_match_entries(warehouse, server)
     assert per_day.sum() - per_day[day] == sum(
         1 for e in state.entries.values() if entry_work_date(e) != day
     )

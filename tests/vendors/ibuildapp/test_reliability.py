@@ -49,6 +49,7 @@ TIME_ENTRIES = ["raw", "ibuildapp", "time_entries"]
 PROJECTS = ["raw", "ibuildapp", "projects"]
 ENTRIES_TABLE = "ibuildapp.time_entries"
 PROJECTS_TABLE = "ibuildapp.projects"
+SIDE_TABLES_TABLE = "ibuildapp.time_entry_side_tables"
 TS_PATH = "/api/tsdemo/ts/search"
 PROJECT_PATH = "/api/tsdemo/project/search"
 PAGE = 40  # small_config serves 120 entries: 3 pages, so faults can hit a page after the first
@@ -296,7 +297,9 @@ def test_unknown_extra_fields_are_kept_in_payload(start_sandbox, warehouse):
     entries = read_table(warehouse, ENTRIES_TABLE)
     assert entries["payload"].str.contains('"custom_fields":{"po_number":"PO-881"}', regex=False).all()
     assert entries["payload"].str.contains('"geofence_id":7', regex=False).all()
-    assert entries["related_payload"].str.contains('"department":"Field Ops"', regex=False).all()
+    users = read_table(warehouse, SIDE_TABLES_TABLE).query("side_table == 'users'")
+    assert set(users["object_id"]) == set(entries["user_id"])
+    assert users["payload"].str.contains('"department":"Field Ops"', regex=False).all()
     assert read_table(warehouse, PROJECTS_TABLE)["payload"].str.contains('"budget_code":"BC-12"').all()
     assert materialization_metadata(result, TIME_ENTRIES)["quarantined"] == 0
     assert len(conform_timesheets(entries)) == 120

@@ -1,7 +1,7 @@
 """iBuildApp Timesheets: time entries and projects (client, fake, models, assets, mapping)."""
 
 from ..registry import VendorPlugin
-from .assets import PROJECTS_KEY, TIME_ENTRIES_KEY, definitions
+from .assets import PROJECTS_KEY, SIDE_TABLES_KEY, TIME_ENTRIES_KEY, definitions
 from .conform import conform_projects, conform_timesheets
 from .resource import IBuildAppResource
 
@@ -11,6 +11,7 @@ PLUGIN = VendorPlugin(
     timesheets=(TIME_ENTRIES_KEY, conform_timesheets),
     projects=(PROJECTS_KEY, conform_projects),
     timesheets_daily_partitioned=True,
+    timesheet_companions=(SIDE_TABLES_KEY,),
 )
 
 __all__ = ["IBuildAppResource", "PLUGIN"]

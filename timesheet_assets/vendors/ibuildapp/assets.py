@@ -38,6 +38,7 @@ from ...ingest import (
     quarantine_check_spec,
     raw_output,
 )
+from ...ingest.metadata import column_schema, frame_preview
 from ...ingest.records import (
     INGESTED_COLUMN,
     KEY_COLUMN,
@@ -50,6 +51,7 @@ from .resource import TIME_ENTRY_SIDE_TABLES, IBuildAppResource, SearchResult, d
 
 VENDOR = "ibuildapp"
 TIME_ENTRIES_KEY = dg.AssetKey(["raw", VENDOR, "time_entries"])
+SIDE_TABLES_KEY = dg.AssetKey(["raw", VENDOR, "time_entry_side_tables"])
 PROJECTS_KEY = dg.AssetKey(["raw", VENDOR, "projects"])
 
 TIME_ENTRY_COLUMNS: Mapping[str, str] = {
@@ -70,8 +72,16 @@ TIME_ENTRY_COLUMNS: Mapping[str, str] = {
     "payment_status": "string",
     "approve_date": "datetime64[ns, UTC]",
     "updated_at": "datetime64[ns, UTC]",
-    # The users/tasks/projects side-table objects this entry joined, as served.
-    "related_payload": "string",
+}
+
+# ``raw/ibuildapp/time_entry_side_tables``: each users/tasks/projects object the day's entries
+# joined, once per day, as served. Kept beside the entries rather than copied onto each of
+# them: a task object alone (it lists every user who booked on it) outweighs the entry, and a
+# day holds thousands of entries but tens of distinct objects.
+SIDE_TABLE_COLUMNS: Mapping[str, str] = {
+    "work_date": "date",
+    "side_table": "string",
+    "object_id": "string",
 }
 
 PROJECT_COLUMNS: Mapping[str, str] = {
@@ -105,7 +115,7 @@ def _task_ids(value: Any) -> list[str]:
 
 
 # The columns an entry takes from the side tables (``_joined``); the others it has by itself.
-JOINED_COLUMNS = ("employee_name", "task_name", "project_id", "project_name", "client_id", "related_payload")
+JOINED_COLUMNS = ("employee_name", "task_name", "project_id", "project_name", "client_id")
 RECORD_COLUMNS: Mapping[str, str] = {
     name: dtype for name, dtype in TIME_ENTRY_COLUMNS.items() if name not in JOINED_COLUMNS
 }
@@ -145,8 +155,8 @@ def _joined(
     entry_project_id: str | None,
 ) -> dict[str, Any]:
     """The columns an entry takes from the ``users``/``tasks``/``projects`` side tables: the
-    names, the project (the task's, else the entry's own ``project_id``) and the joined
-    side-table objects as served."""
+    names and the project (the task's, else the entry's own ``project_id``). The objects
+    themselves are kept once per day by ``side_table_frame``."""
     user_raw = related.get("users", {}).get(user_id) if user_id is not None else None
     task_raw = related.get("tasks", {}).get(task_id) if task_id else None
     user = lenient(User, user_raw)
@@ -156,14 +166,12 @@ def _joined(
         project_id = entry_project_id
     project_raw = related.get("projects", {}).get(project_id) if project_id else None
     project = lenient(Project, project_raw)
-    related_payload = {"user": user_raw, "task": task_raw, "project": project_raw}
     return {
         "employee_name": user.display_name if isinstance(user, User) else None,
         "task_name": task.name if task else None,
         "project_id": project_id,
         "project_name": project.name if project else None,
         "client_id": project.client_id if project else None,
-        "related_payload": json.dumps(related_payload, separators=(",", ":"), default=str),
     }
 
 
@@ -427,6 +435,53 @@ def _finish_time_entries(
     return RawFrame(frame=frame, records_served=len(frame), quarantined=quarantined), duplicates, int(outside.sum())
 
 
+# Which entry column names the object of each side table.
+SIDE_TABLE_REFERENCES = (("users", "user_id"), ("tasks", "task_id"), ("projects", "project_id"))
+
+
+def side_table_frame(
+    entries: pd.DataFrame,
+    related: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    ingested_at: datetime,
+) -> pd.DataFrame:
+    """One row per work day and side-table object the day's valid entries joined
+    (``SIDE_TABLE_REFERENCES``), the object as served in ``payload``; ``record_key`` is
+    ``<side table>:<object id>``, unique within a day."""
+    valid = entries[QUARANTINE_COLUMN].isna().to_numpy() if len(entries) else np.zeros(0, dtype=bool)
+    parts: list[pd.DataFrame] = []
+    for table, column in SIDE_TABLE_REFERENCES:
+        served = related.get(table, {})
+        pairs = (
+            pd.DataFrame({"work_date": entries["work_date"].to_numpy()[valid],
+                          "object_id": entries[column].to_numpy(dtype=object, na_value=None)[valid]})
+            .dropna()
+            .drop_duplicates()
+        )
+        pairs = pairs[pairs["object_id"].isin(list(served))]
+        payloads = {object_id: _side_payload(served[object_id]) for object_id in pairs["object_id"].unique()}
+        pairs["side_table"] = table
+        pairs[PAYLOAD_COLUMN] = pairs["object_id"].map(payloads)
+        parts.append(pairs)
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame.sort_values(["work_date", "side_table", "object_id"], kind="stable", ignore_index=True)
+    out = pd.DataFrame(
+        {
+            KEY_COLUMN: pd.array(frame["side_table"] + ":" + frame["object_id"].astype(str), dtype="string"),
+            "work_date": frame["work_date"].astype(object),
+            "side_table": pd.array(frame["side_table"], dtype="string"),
+            "object_id": pd.array(frame["object_id"].astype(str), dtype="string"),
+            PAYLOAD_COLUMN: pd.array(frame[PAYLOAD_COLUMN], dtype="string"),
+        }
+    )
+    out[INGESTED_COLUMN] = pd.Series(pd.Timestamp(ingested_at).tz_convert("UTC"), index=out.index,
+                                     dtype="datetime64[ns, UTC]")
+    return out
+
+
+def _side_payload(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
 @dataclass
 class TimeEntryLoad:
     """What a run of ``raw/ibuildapp/time_entries`` read: the search's pages and count, and
@@ -436,6 +491,7 @@ class TimeEntryLoad:
     reported_count: int | None
     duplicates_dropped: int
     outside_window: int
+    side_tables: pd.DataFrame
 
 
 # Records typed together: large enough that pandas' per-call costs vanish, small enough that
@@ -481,7 +537,8 @@ def load_time_entries(
         if pending or not frames:
             frames.append(batch_frame(resource, spec, pending, first, last, ingested_at))
         raw, duplicates, outside = finish_time_entries(frames, related, ingested_at)
-    return raw, TimeEntryLoad(pages, reported, duplicates, outside)
+        side_tables = side_table_frame(raw.frame, related, ingested_at)
+    return raw, TimeEntryLoad(pages, reported, duplicates, outside, side_tables)
 
 
 def project_spec(related: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> RawSpec[Project]:
@@ -566,18 +623,44 @@ COMMON: dict[str, Any] = dict(
 )
 
 
-@dg.asset(
-    key=TIME_ENTRIES_KEY,
-    description=(
-        "iBuildApp time entries (ts/search) by UTC day of start_time, with user, task and "
-        "project names joined from the same calls. Re-read a trailing window to pick up "
-        "late approvals: entries have no updated-at."
-    ),
-    partitions_def=daily_partitions(),
-    backfill_policy=DATE_WINDOW_BACKFILL,
+ENTRY_OUT_DEFAULTS: dict[str, Any] = dict(
+    group_name=VENDOR,
+    kinds={"python", "duckdb"},
+    owners=["team:data-platform"],
     metadata={"partition_expr": "work_date"},
+    dagster_type=pd.DataFrame,
+)
+TIME_ENTRIES_OUTPUT = TIME_ENTRIES_KEY.to_python_identifier()
+SIDE_TABLES_OUTPUT = SIDE_TABLES_KEY.to_python_identifier()
+
+
+@dg.multi_asset(
+    name="time_entries",
+    outs={
+        TIME_ENTRIES_OUTPUT: dg.AssetOut(
+            key=TIME_ENTRIES_KEY,
+            description=(
+                "iBuildApp time entries (ts/search) by UTC day of start_time, with user, task and "
+                "project names joined from the same calls. Re-read a trailing window to pick up "
+                "late approvals: entries have no updated-at."
+            ),
+            **ENTRY_OUT_DEFAULTS,
+        ),
+        SIDE_TABLES_OUTPUT: dg.AssetOut(
+            key=SIDE_TABLES_KEY,
+            description=(
+                "The users, tasks and projects objects each day's iBuildApp time entries joined "
+                "(ts/search `with` side tables), once per day and object, as served."
+            ),
+            **ENTRY_OUT_DEFAULTS,
+        ),
+    },
+    partitions_def=daily_partitions(),
     check_specs=[quarantine_check_spec(TIME_ENTRIES_KEY)],
-    **COMMON,
+    backfill_policy=DATE_WINDOW_BACKFILL,
+    pool=VENDOR,
+    retry_policy=HTTP_RETRY_POLICY,
+    can_subset=True,
 )
 def time_entries(
     context: dg.AssetExecutionContext, ibuildapp: IBuildAppResource
@@ -592,15 +675,32 @@ def time_entries(
         f"iBuildApp ts/search {first}..{last}: {raw.records_served} entries in {result.pages} "
         f"page(s), {raw.quarantined} quarantined, {outside} outside the window"
     )
-    yield raw_output(
-        raw,
-        delta,
-        window_first=first.isoformat(),
-        window_last=last.isoformat(),
-        outside_window_dropped=outside,
-        **_search_metadata(result, ibuildapp.logins - logins_before),
-    )
-    yield quarantine_check_result(TIME_ENTRIES_KEY, raw)
+    selected = context.selected_asset_keys
+    if TIME_ENTRIES_KEY in selected:
+        yield raw_output(
+            raw,
+            delta,
+            output_name=TIME_ENTRIES_OUTPUT,
+            window_first=first.isoformat(),
+            window_last=last.isoformat(),
+            outside_window_dropped=outside,
+            **_search_metadata(result, ibuildapp.logins - logins_before),
+        )
+        yield quarantine_check_result(TIME_ENTRIES_KEY, raw)
+    if SIDE_TABLES_KEY in selected:
+        sides = result.side_tables
+        yield dg.Output(
+            sides,
+            output_name=SIDE_TABLES_OUTPUT,
+            metadata={
+                "rows": len(sides),
+                **{f"{table}_objects": int((sides["side_table"] == table).sum()) for table, _ in SIDE_TABLE_REFERENCES},
+                "window_first": first.isoformat(),
+                "window_last": last.isoformat(),
+                "preview": frame_preview(sides),
+                "dagster/column_schema": column_schema(sides),
+            },
+        )
 
 
 @dg.asset(
