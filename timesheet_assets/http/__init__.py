@@ -8,6 +8,7 @@ from .errors import (
     VendorAuthError,
     VendorError,
     VendorHTTPError,
+    VendorOutageError,
     VendorRejected,
     VendorTransportError,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "VendorClient",
     "VendorError",
     "VendorHTTPError",
+    "VendorOutageError",
     "VendorRejected",
     "VendorTransportError",
     "decode_json",

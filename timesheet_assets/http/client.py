@@ -22,6 +22,7 @@ from .errors import (
     VendorAuthError,
     VendorHTTPError,
     VendorRejected,
+    VendorOutageError,
     VendorTransportError,
 )
 from .limiter import RateLimiter
@@ -251,7 +252,7 @@ class VendorClient:
                         self.metrics.add("server_errors")
                     wait = server_wait_hint(response, self.clock.now())
                     if attempt >= self.retry.max_attempts:
-                        raise self._http_error(VendorHTTPError, method, path, response, attempt)
+                        raise self._http_error(VendorOutageError, method, path, response, attempt)
                     if wait is not None and status == 429:
                         wait = min(wait, self.retry.max_server_wait_seconds)
                         # Everyone on this limiter waits, not just this thread: retrying in

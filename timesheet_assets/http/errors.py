@@ -37,7 +37,12 @@ class VendorHTTPError(VendorError):
         super().__init__(vendor, text)
 
 
-class VendorTransportError(VendorHTTPError):
+class VendorOutageError(VendorHTTPError):
+    """A status the vendor's retry rules treat as transient (429, 5xx, and whatever the vendor
+    adds) kept coming until the attempts ran out: worth a later step retry."""
+
+
+class VendorTransportError(VendorOutageError):
     """Timeouts, refused or reset connections, truncated bodies — after all retries."""
 
 

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from timesheet_assets.http import InsecureURLError, VendorAuthError, VendorHTTPError, VendorTransportError
+from timesheet_assets.http import InsecureURLError, VendorAuthError, VendorHTTPError, VendorOutageError, VendorTransportError
 from timesheet_assets.ingest import permanent_errors_fail_fast
 from timesheet_assets.vendors.aimsio.resource import PORTAL_URL, AimsioResource, basic_token
 from timesheet_assets.vendors.aimsio.sandbox import SANDBOX_USERNAME
@@ -178,7 +178,11 @@ def test_only_outages_are_worth_a_step_retry():
 
     assert outcome(VendorAuthError, 401).allow_retries is False
     assert outcome(VendorHTTPError, 404).allow_retries is False
-    assert outcome(VendorHTTPError, 429) is None
-    assert outcome(VendorHTTPError, 504) is None
+    assert outcome(VendorOutageError, 429) is None
+    assert outcome(VendorOutageError, 504) is None
+    assert outcome(VendorOutageError, 500) is None  # a vendor that calls 500 transient
+    # The status alone does not decide: a 503 the client did not retry (an envelope, a
+    # vendor-side rejection) is permanent.
+    assert outcome(VendorHTTPError, 503).allow_retries is False
     assert outcome(VendorTransportError, None) is None
     assert "failed with HTTP 401 after 6 attempts: m" in outcome(VendorAuthError, 401).description

@@ -239,7 +239,7 @@ def _page_two_fails(fault: Any, step_attempts: int) -> list[Any]:
 # (fault, asset, expected status text, reaches the step retry policy)
 EXHAUSTED = {
     "429-storm": (429, "ts", "HTTP 429", True),
-    "500-burst": (500, "ts", "HTTP 500", False),
+    "500-burst": (500, "ts", "HTTP 500", True),  # "Try again later": an outage for iBuildApp
     "502-burst": (502, "ts", "HTTP 502", True),
     "503-burst": (503, "ts", "HTTP 503", True),
     "read-timeout": ("timeout", "ts", "no response", True),
