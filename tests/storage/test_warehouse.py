@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from tests.support.dagster_helpers import materialize, read_table
+from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
 from timesheet_assets.ingest import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
 
 STATE: dict = {}
@@ -218,3 +218,40 @@ def test_an_unreadable_memory_budget_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("TIMESHEET_WAREHOUSE_MEMORY_LIMIT", "lots")
     with pytest.raises(SettingError, match="TIMESHEET_WAREHOUSE_MEMORY_LIMIT.*'lots'"):
         warehouse_memory_limit()
+
+
+def test_a_partition_with_wider_values_widens_the_column_instead_of_losing_them(warehouse, instance):
+    """Day 1 has whole hours (BIGINT), day 2 half hours: the column becomes DOUBLE and both
+    days keep their values exactly; day 3 brings text where numbers were: VARCHAR, nothing cast
+    away and the write reports what changed."""
+    import datetime as dt
+
+    import duckdb
+
+    @dg.asset(
+        key=["raw", "probe", "drift"],
+        partitions_def=daily_partitions("2026-01-01"),
+        metadata={"partition_expr": "work_date"},
+    )
+    def drift(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        day = dt.date.fromisoformat(context.partition_key)
+        return pd.DataFrame({"record_key": [f"{day}:1"], "work_date": [day], "hours": [STATE["hours"][day.day]]})
+
+    STATE["hours"] = {1: 8, 2: 7.5, 3: "seven"}
+    for day in (1, 2, 3):
+        result = materialize([drift], {}, warehouse, first=dt.date(2026, 1, day), last=dt.date(2026, 1, day),
+                             instance=instance)
+        with duckdb.connect(warehouse, read_only=True) as conn:
+            column_type = conn.execute(
+                "SELECT data_type FROM information_schema.columns WHERE table_name = 'drift' AND column_name = 'hours'"
+            ).fetchone()[0]
+            values = [v for (v,) in conn.execute("SELECT hours FROM probe.drift ORDER BY work_date").fetchall()]
+        widened = materialization_metadata(result, ["raw", "probe", "drift"]).get("columns_widened")
+        if day == 1:
+            assert column_type == "BIGINT" and values == [8] and widened is None
+        if day == 2:
+            assert column_type == "DOUBLE" and values == [8.0, 7.5]
+            assert widened == {"hours": "BIGINT -> DOUBLE"}
+        if day == 3:
+            assert column_type == "VARCHAR" and values == ["8.0", "7.5", "seven"]
+            assert widened == {"hours": "DOUBLE -> VARCHAR"}

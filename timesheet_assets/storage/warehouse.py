@@ -85,6 +85,16 @@ def _primary_key(context: dg.OutputContext) -> list[str]:
     return [key] if isinstance(key, str) else list(key)
 
 
+def _common_type(connection: duckdb.DuckDBPyConnection, stored: str, incoming: str) -> str:
+    """The type DuckDB gives a column holding values of both types (its union rule:
+    BIGINT and DOUBLE give DOUBLE, DATE and TIMESTAMP give TIMESTAMP, a number and text give
+    VARCHAR)."""
+    row = connection.execute(
+        f"SELECT typeof(v) FROM (SELECT CAST(NULL AS {stored}) AS v UNION ALL SELECT CAST(NULL AS {incoming}) AS v) LIMIT 1"
+    ).fetchone()
+    return str(row[0]) if row else incoming
+
+
 LOCK_WAIT_SECONDS = 120.0
 
 
@@ -153,6 +163,7 @@ class ByNamePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
     ) -> Mapping[str, Any]:
         target = _qualified(table_slice)
         frame = obj  # the name the SQL below scans
+        widened = {}
         if not _table_exists(connection, table_slice):
             connection.execute(f"CREATE TABLE {target} AS SELECT * FROM frame LIMIT 0")
         else:
@@ -172,6 +183,7 @@ class ByNamePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
             # into the old types would fail ('twelve' into BIGINT) or silently change them
             # (12.5 into BIGINT becomes 12, a timestamp into DATE loses its time).
             replaces_table = not context.has_asset_partitions and _write_mode(context) != "upsert"
+            widened: dict[str, str] = {}
             for name, sql_type in incoming.items():
                 if name not in existing:
                     connection.execute(f"ALTER TABLE {target} ADD COLUMN {_quote(name)} {sql_type}")
@@ -187,6 +199,17 @@ class ByNamePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
                     connection.execute(
                         f"ALTER TABLE {target} ALTER COLUMN {_quote(name)} SET DATA TYPE {sql_type}"
                     )
+                elif sql_type.strip('"') != "NULL" and existing[name] != sql_type:
+                    # Other partitions (or rows) keep the old type. Inserting into it would
+                    # silently lose what the new values carry (12.5 into BIGINT is 13, a
+                    # timestamp into DATE loses its time); widen the column to the type that
+                    # holds both instead, which keeps every stored value as it was.
+                    wider = _common_type(connection, existing[name], sql_type)
+                    if wider != existing[name]:
+                        connection.execute(
+                            f"ALTER TABLE {target} ALTER COLUMN {_quote(name)} SET DATA TYPE {wider}"
+                        )
+                        widened[name] = f"{existing[name]} -> {wider}"
         if _write_mode(context) == "upsert" and len(frame):
             keys = _primary_key(context)
             match = " AND ".join(f"t.{_quote(k)} = f.{_quote(k)}" for k in keys)
@@ -202,6 +225,12 @@ class ByNamePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         else:
             meta["dagster/row_count"] = int(total)
         meta["table_rows_after_write"] = int(total)
+        if widened:
+            meta["columns_widened"] = dg.MetadataValue.json(widened)
+            context.log.warning(
+                f"{table_slice.schema}.{table_slice.table}: column types widened to hold the new "
+                f"values: {', '.join(f'{k} {v}' for k, v in widened.items())}"
+            )
         return meta
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
