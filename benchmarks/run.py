@@ -269,24 +269,33 @@ def targets(result: dict[str, Any]) -> list[str]:
 ANALYSIS = """**Where the processing time goes** (shipped path, 100k records, CPU µs per record, GC paused):
 `pydantic_core.from_json` of the pages 2.5, strict batch validation (`TimeEntryFast`) 1.7, one
 payload string per record (`pydantic_core.to_json`) 1.3, typed columns 2.6, frame/duplicates/side-table
-join ≈ 1.5 — against 3.9 for bare `json.loads`. Parsing (already faster than `json.loads`) plus the
-payload string every record must keep come to about 1× `json.loads` on their own, so a ratio ≥ 1.0
-would need validation, typing, conform and the DuckDB writes to cost nothing: with this design and
-these libraries (no compiled decoder such as msgspec/orjson or Arrow strings installed) the target is
-not reachable; the in-memory part reaches ≈ 0.25–0.3, the full pipeline ≈ 0.13–0.15.
+join ≈ 1.5 — against 3.9 for bare `json.loads`. Parsing is already faster than `json.loads`
+(`validate_json` of the pages into strict `TypedDict`s measured 0.29 s against 0.58 s for
+`json.loads` at 100k records), but the payload string every record must keep, the typed columns and
+above all the DuckDB write cost more than the parse. Writing the 1M-row raw frame, column by column
+(1 GB budget): the 11 text columns 1.3 s, the payload column 1.8 s, the dates and timestamps 0.4 s —
+the write of the raw table alone is about one `json.loads` of the same bytes (pandas object strings
+are converted one by one; Arrow strings write in 1.7 s but converting the frame to Arrow costs 2.7 s).
+So a ratio ≥ 1.0 would need validation, typing, conform and both writes to cost nothing: with this
+design (raw rows as pandas frames through the IO manager, pydantic validation, no compiled decoder
+such as msgspec/orjson) the target is not reachable; the in-memory part reaches ≈ 0.25–0.3, the
+full pipeline ≈ 0.15–0.25. Reaching it would mean moving parse, validation and the raw write into
+DuckDB's own JSON reader (compiled, parallel), with pydantic kept for the records it rejects.
 
-**The DuckDB write of the raw table is the largest single cost, and sets the peak RSS.** The raw
-table keeps, per row, the payload (326 B on average here) and `related_payload`, the user, task and
-project objects the entry joined (906 B on average: the sandbox's task objects list every user who
-booked on them). Writing the 1M-row raw frame with the warehouse's SQL (`CREATE TABLE … AS … LIMIT 0`
-+ `INSERT … BY NAME`, one transaction) took 11.2 s and +1.8 GB of DuckDB memory on top of the frame;
-without `related_payload` 3.6 s and +0.66 GB; with `SET memory_limit='500MB'` on the connection
-+0.53 GB (peak 1.2 GB) but 15.0 s; with `SET preserve_insertion_order=false` 6.2 s (same memory). The
-Python side of the 1M run stays under 1 GB until the write (the raw frame holds ≈ 580 B per row:
-mostly the payload strings; ids, names and side-table JSON are shared objects; the pages are
-typed 20,000 entries at a time and their dicts dropped), so the peak is DuckDB's. The storage module
-was outside this change; a `memory_limit` on the warehouse connection (or keeping the side tables in
-their own raw tables instead of per row) is what would bring the 1M run under 2 GB.
+**Memory: the 1M run is under 2 GB.** The peak was DuckDB's, during the raw write, and came from
+two things, both changed:
+- *Side-table objects on every row.* The raw table kept, per entry, `related_payload`: the user,
+  task and project objects it joined (906 B on average — the sandbox's task objects list every user
+  who booked on them — against 326 B of the entry's own payload). They now live once per day and
+  object in `raw/ibuildapp/time_entry_side_tables`. 1M-row raw write: 16.0 s and +1.87 GB with them,
+  4.3 s and +0.49 GB without; DuckDB file 441 MB → 123 MB.
+- *DuckDB's default memory limit* (80 % of RAM) lets a writer keep every written block in memory
+  until the connection closes. Each warehouse connection now runs with `memory_limit`
+  (`TIMESHEET_WAREHOUSE_MEMORY_LIMIT`, default 1GB). With the side objects still per row that
+  alone took the write to +0.86 GB (peak 1.75 GB for the whole pipeline).
+Pipeline peak RSS at 1M: 2,737 MB before → 1,754 MB with the memory limit → ≈ 1,400 MB with both.
+`SET preserve_insertion_order=false` would take the raw write from 4.5 s to 2.7 s more, at the price
+of rows coming back in no particular order; not applied.
 
 **Vendors.** Blikk and Aimsio run at ≥ 95 % of their documented rate with no 429s or refusals; the
 others have no documented limit and run at the client's conservative default (5/s, 2 in flight).
