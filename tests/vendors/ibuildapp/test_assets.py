@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -182,3 +183,33 @@ def test_raw_to_conformed_end_to_end(start_sandbox, warehouse, instance):
     failed = [(c.asset_key.to_user_string(), c.check_name) for c in result.get_asset_check_evaluations()
               if not c.passed]
     assert failed == []
+
+
+def test_side_table_rows_are_one_per_day_and_served_object():
+    """Two valid entries of one user on one day give one user row; a quarantined entry adds
+    nothing; an id the side table did not serve and a missing id give no row."""
+    from datetime import date, datetime, timezone
+
+    import pandas as pd
+
+    from timesheet_assets.vendors.ibuildapp.assets import side_table_frame
+
+    day1, day2 = date(2025, 3, 1), date(2025, 3, 2)
+    entries = pd.DataFrame({
+        "work_date": [day1, day1, day2, day2],
+        "user_id": ["7", "7", "7", "9"],
+        "task_id": ["3", "3", None, "404"],
+        "project_id": ["1", "1", None, "1"],
+        "quarantine_reason": [None, None, None, "duration: too long"],
+    })
+    related = {
+        "users": {"7": {"id": 7, "first_name": "Ann", "department": "Field Ops"}, "9": {"id": 9}},
+        "tasks": {"3": {"id": 3, "name": "Framing"}},
+        "projects": {"1": {"id": 1, "name": "Depot"}},
+    }
+    frame = side_table_frame(entries, related, datetime(2025, 3, 3, tzinfo=timezone.utc))
+    rows = list(zip(frame["work_date"], frame["side_table"], frame["object_id"]))
+    assert rows == [(day1, "projects", "1"), (day1, "tasks", "3"), (day1, "users", "7"), (day2, "users", "7")]
+    assert frame["record_key"].tolist() == ["projects:1", "tasks:3", "users:7", "users:7"]
+    assert json.loads(frame["payload"].iloc[2]) == related["users"]["7"]
+    assert frame["ingested_at"].notna().all()
