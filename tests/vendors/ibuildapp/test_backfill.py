@@ -7,6 +7,7 @@ import json
 import math
 from datetime import date, datetime, timedelta, timezone
 
+import dagster as dg
 import pytest
 
 from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
@@ -212,3 +213,23 @@ def test_timezone_setting_moves_the_work_day(start_sandbox):
     finally:
         utc.close()
         new_york.close()
+
+
+def test_time_entries_alone_can_be_selected_without_the_side_tables(start_sandbox, warehouse, instance):
+    """The step can be subset: selecting only the entries (as a user may in the UI) writes
+    them and their check, and leaves the side-table asset untouched."""
+    import duckdb
+
+    config = small_config(time_records=60, days=5)
+    server = start_sandbox(config)
+    result = materialize([time_entries], {"ibuildapp": resource_for(server)}, warehouse,
+                         first=config.first_date, last=config.anchor_date, instance=instance,
+                         selection=[dg.AssetKey(TIME_ENTRIES)])
+    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
+                    for m in [m.event_specific_data.materialization]}
+    assert materialized == {"raw/ibuildapp/time_entries"}
+    assert [c.passed for c in result.get_asset_check_evaluations()] == [True]
+    assert len(read_table(warehouse, "ibuildapp.time_entries")) == 60
+    with duckdb.connect(warehouse, read_only=True) as conn:
+        tables = {t for (t,) in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert "time_entry_side_tables" not in tables

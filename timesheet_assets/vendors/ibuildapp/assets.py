@@ -642,6 +642,8 @@ ENTRY_OUT_DEFAULTS: dict[str, Any] = dict(
     owners=["team:data-platform"],
     metadata={"partition_expr": "work_date"},
     dagster_type=pd.DataFrame,
+    # The step can be subset (either asset alone); the function yields exactly the selected.
+    is_required=False,
 )
 TIME_ENTRIES_OUTPUT = TIME_ENTRIES_KEY.to_python_identifier()
 SIDE_TABLES_OUTPUT = SIDE_TABLES_KEY.to_python_identifier()
