@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -21,10 +22,10 @@ ANCHOR = date(2026, 2, 28)
 CONFIG = SandboxConfig(seed=3, time_records=1500, days=30, anchor_date=ANCHOR, employees=8, projects=6)
 
 
-def launch(home: Path, env: dict, first: date, last: date, warehouse: Path) -> subprocess.Popen:
+def launch(home: Path, env: dict, first: date, last: date, warehouse: Path, barrier: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.reliability.pool_runner", "blikk", "raw/blikk/time_reports",
-         first.isoformat(), last.isoformat(), str(warehouse)],
+         first.isoformat(), last.isoformat(), str(warehouse), str(barrier)],
         cwd=ROOT, env={**env, "DAGSTER_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -53,10 +54,20 @@ def two_concurrent_runs(tmp_path: Path, pool_limit: int):
         env = {**os.environ, **sandbox.env}
         first_half = (ANCHOR - timedelta(days=29), ANCHOR - timedelta(days=15))
         second_half = (ANCHOR - timedelta(days=14), ANCHOR)
+        barrier = tmp_path / f"barrier-{pool_limit}"
+        barrier.mkdir()
         runs = [
-            launch(home, env, *first_half, tmp_path / f"a-{pool_limit}.duckdb"),
-            launch(home, env, *second_half, tmp_path / f"b-{pool_limit}.duckdb"),
+            launch(home, env, *first_half, tmp_path / f"a-{pool_limit}.duckdb", barrier),
+            launch(home, env, *second_half, tmp_path / f"b-{pool_limit}.duckdb", barrier),
         ]
+        # Release both runs at once, after both processes have started up (imports can take
+        # seconds on a busy machine, and the runs last only a few seconds each).
+        deadline = time.monotonic() + 120
+        while len(list(barrier.glob("*.ready"))) < len(runs) and time.monotonic() < deadline:
+            if any(run.poll() is not None for run in runs):
+                break
+            time.sleep(0.01)
+        (barrier / "go").touch()
         outcomes = []
         for run in runs:
             out, err = run.communicate(timeout=240)
@@ -77,4 +88,6 @@ def test_without_the_pool_the_same_runs_overrun_the_limit(tmp_path):
     outcomes, exceeded, _ = two_concurrent_runs(tmp_path, pool_limit=10)
     # Both still finish (the client honours the 429s), but the vendor saw too many calls.
     assert all(o["success"] for o in outcomes)
+    first, second = outcomes
+    assert first["started"] < second["ended"] and second["started"] < first["ended"]  # they overlapped
     assert exceeded > 0
