@@ -74,16 +74,6 @@ TIME_ENTRY_COLUMNS: Mapping[str, str] = {
     "updated_at": "datetime64[ns, UTC]",
 }
 
-# ``raw/ibuildapp/time_entry_side_tables``: each users/tasks/projects object the day's entries
-# joined, once per day, as served. Kept beside the entries rather than copied onto each of
-# them: a task object alone (it lists every user who booked on it) outweighs the entry, and a
-# day holds thousands of entries but tens of distinct objects.
-SIDE_TABLE_COLUMNS: Mapping[str, str] = {
-    "work_date": "date",
-    "side_table": "string",
-    "object_id": "string",
-}
-
 PROJECT_COLUMNS: Mapping[str, str] = {
     "name": "string",
     "description": "string",
@@ -435,7 +425,11 @@ def _finish_time_entries(
     return RawFrame(frame=frame, records_served=len(frame), quarantined=quarantined), duplicates, int(outside.sum())
 
 
-# Which entry column names the object of each side table.
+# ``raw/ibuildapp/time_entry_side_tables`` keeps each users/tasks/projects object the day's
+# entries joined, once per day, as served: beside the entries rather than copied onto each of
+# them, since a task object alone (it lists every user who booked on it) outweighs the entry
+# and a day holds thousands of entries but tens of distinct objects.
+# Which entry column names the object of each side table:
 SIDE_TABLE_REFERENCES = (("users", "user_id"), ("tasks", "task_id"), ("projects", "project_id"))
 
 
@@ -637,9 +631,9 @@ COMMON: dict[str, Any] = dict(
 
 
 ENTRY_OUT_DEFAULTS: dict[str, Any] = dict(
-    group_name=VENDOR,
-    kinds={"python", "duckdb"},
-    owners=["team:data-platform"],
+    group_name=COMMON["group_name"],
+    kinds=COMMON["kinds"],
+    owners=COMMON["owners"],
     metadata={"partition_expr": "work_date"},
     dagster_type=pd.DataFrame,
     # The step can be subset (either asset alone); the function yields exactly the selected.
@@ -673,8 +667,8 @@ SIDE_TABLES_OUTPUT = SIDE_TABLES_KEY.to_python_identifier()
     partitions_def=daily_partitions(),
     check_specs=[quarantine_check_spec(TIME_ENTRIES_KEY)],
     backfill_policy=DATE_WINDOW_BACKFILL,
-    pool=VENDOR,
-    retry_policy=HTTP_RETRY_POLICY,
+    pool=COMMON["pool"],
+    retry_policy=COMMON["retry_policy"],
     can_subset=True,
 )
 def time_entries(
