@@ -2,7 +2,6 @@
 asset against a sandbox, on the Dagster instance in DAGSTER_HOME."""
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,23 +12,23 @@ from timesheet_assets.definitions import build_definitions
 from timesheet_assets.storage import WarehouseIOManager
 
 
-def wait_for_go(barrier: Path) -> None:
-    """Say this process is ready, then wait for the test's go: both runs start together
-    whatever each process's start-up took."""
-    (barrier / f"{os.getpid()}.ready").touch()
+def wait_for_go(barrier: Path, index: str) -> None:
+    """Say this process is ready, then wait for the test's go for this run: the test starts
+    the runs when it chooses, whatever each process's start-up took."""
+    (barrier / f"{index}.ready").touch()
     deadline = time.monotonic() + 120
-    while not (barrier / "go").exists():
+    while not (barrier / f"{index}.go").exists():
         if time.monotonic() > deadline:
             raise SystemExit("no go from the test within 120 s")
         time.sleep(0.01)
 
 
 def main() -> None:
-    vendor, asset_path, first, last, warehouse, barrier = sys.argv[1:7]
+    vendor, asset_path, first, last, warehouse, barrier, index = sys.argv[1:8]
     defs = build_definitions((vendor,))
     key = dg.AssetKey(asset_path.split("/"))
     asset = next(a for a in defs.assets if key in a.keys)
-    wait_for_go(Path(barrier))
+    wait_for_go(Path(barrier), index)
     started = time.time()
     result = dg.materialize(
         [asset],

@@ -22,21 +22,35 @@ ANCHOR = date(2026, 2, 28)
 CONFIG = SandboxConfig(seed=3, time_records=1500, days=30, anchor_date=ANCHOR, employees=8, projects=6)
 
 
-def launch(home: Path, env: dict, first: date, last: date, warehouse: Path, barrier: Path) -> subprocess.Popen:
+def launch(
+    home: Path, env: dict, first: date, last: date, warehouse: Path, barrier: Path, index: int
+) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.reliability.pool_runner", "blikk", "raw/blikk/time_reports",
-         first.isoformat(), last.isoformat(), str(warehouse), str(barrier)],
+         first.isoformat(), last.isoformat(), str(warehouse), str(barrier), str(index)],
         cwd=ROOT, env={**env, "DAGSTER_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
 
-def create_instance_storage(home: Path) -> None:
-    """Create the instance's tables once, as a deployment does with `dagster instance migrate`:
-    two processes opening a brand-new SQLite instance at the same moment race to create them."""
+def prepare_instance(home: Path, pool: str) -> None:
+    """Set the instance up as a deployment does before runs share it (docs/operations.md):
+    its tables (`dagster instance migrate`) and the vendor's pool at the configured default
+    (`dagster instance concurrency set`). Both are otherwise created by whichever run comes
+    first, and runs arriving together race to create them (SQLite: a second CREATE TABLE
+    fails the run)."""
     from dagster import DagsterInstance
 
     with DagsterInstance.from_config(str(home)) as instance:
         instance.upgrade()
+        assert instance.event_log_storage.initialize_concurrency_limit_to_default(pool)
+
+
+def wait_until(condition, runs: list[subprocess.Popen], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline or any(run.poll() is not None for run in runs):
+            return  # the runs' own outcome says what went wrong
+        time.sleep(0.01)
 
 
 def two_concurrent_runs(tmp_path: Path, pool_limit: int):
@@ -45,7 +59,7 @@ def two_concurrent_runs(tmp_path: Path, pool_limit: int):
     (home / "dagster.yaml").write_text(
         f"telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: {pool_limit}\n"
     )
-    create_instance_storage(home)
+    prepare_instance(home, "blikk")
     with serve_sandboxes(("blikk",), CONFIG) as running:
         sandbox = running["blikk"]
         # Blikk documents its limit per access token and two runs hold two tokens; count
@@ -57,17 +71,17 @@ def two_concurrent_runs(tmp_path: Path, pool_limit: int):
         barrier = tmp_path / f"barrier-{pool_limit}"
         barrier.mkdir()
         runs = [
-            launch(home, env, *first_half, tmp_path / f"a-{pool_limit}.duckdb", barrier),
-            launch(home, env, *second_half, tmp_path / f"b-{pool_limit}.duckdb", barrier),
+            launch(home, env, *first_half, tmp_path / f"a-{pool_limit}.duckdb", barrier, 0),
+            launch(home, env, *second_half, tmp_path / f"b-{pool_limit}.duckdb", barrier, 1),
         ]
-        # Release both runs at once, after both processes have started up (imports can take
-        # seconds on a busy machine, and the runs last only a few seconds each).
-        deadline = time.monotonic() + 120
-        while len(list(barrier.glob("*.ready"))) < len(runs) and time.monotonic() < deadline:
-            if any(run.poll() is not None for run in runs):
-                break
-            time.sleep(0.01)
-        (barrier / "go").touch()
+        # Once both processes are up (imports take seconds on a busy machine; a run lasts only
+        # a few), start the first run, and the second as soon as the first is talking to the
+        # vendor: the runs overlap for certain, and the second asks for the pool while the
+        # first holds it (two claims in the same millisecond are not what this test is about).
+        wait_until(lambda: all((barrier / f"{i}.ready").exists() for i in range(len(runs))), runs)
+        (barrier / "0.go").touch()
+        wait_until(lambda: sandbox.server.sandbox.stats.requests > 0, runs)
+        (barrier / "1.go").touch()
         outcomes = []
         for run in runs:
             out, err = run.communicate(timeout=240)
