@@ -1,8 +1,15 @@
-"""The row every vendor benchmark reports (columns fixed by the performance issue)."""
+"""What every vendor benchmark shares: its row (columns fixed by the performance issue), the
+full / no-change / changed sequence on one sandbox, and the command line."""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import json
+from typing import Any, Callable
+
+from timesheet_assets.sandbox.server import SandboxServer
+
+Row = dict[str, Any]
 
 
 def scenario_row(
@@ -28,3 +35,27 @@ def scenario_row(
         "rate_violations": int(rate_violations),
         "requests_per_1000_records": round(1000.0 * requests / records, 2) if records else None,
     }
+
+
+def incremental_scenarios(
+    app: Any,
+    run: Callable[[str, SandboxServer], Row],
+    change: Callable[[], Any],
+    changed_name: str = "after_1pct_changed",
+) -> list[Row]:
+    """On one sandbox server for ``app``: ``full``, ``no_change``, then ``change()`` (about 1 %
+    of the records edited) and ``changed_name``; each row from ``run(scenario, server)``."""
+    with SandboxServer(app) as server:
+        rows = [run("full", server), run("no_change", server)]
+        change()
+        rows.append(run(changed_name, server))
+    return rows
+
+
+def rows_cli(description: str, run_benchmark: Callable[[int], list[Row]], default_records: int, what: str) -> None:
+    """``python -m benchmarks.vendor_<v> --records N``: one JSON row per scenario."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--records", type=int, default=default_records, help=f"{what} in the sandbox")
+    args = parser.parse_args()
+    for row in run_benchmark(args.records):
+        print(json.dumps(row))

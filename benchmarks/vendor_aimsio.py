@@ -29,13 +29,7 @@ DOCUMENTED_LIMIT_RPS = 10.0
 
 
 def _resource(server: SandboxServer, **overrides: Any) -> AimsioResource:
-    env = sandbox_env(server.url)
-    return AimsioResource(
-        base_url=env["AIMSIO_BASE_URL"],
-        username=env["AIMSIO_USERNAME"],
-        password=env["AIMSIO_PASSWORD"],
-        **overrides,
-    )
+    return AimsioResource.from_values(sandbox_env(server.url), **overrides)
 
 
 def _measure(

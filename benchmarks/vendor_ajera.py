@@ -19,12 +19,10 @@ the sandbox's own log.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from typing import Any
 
-from benchmarks.common import scenario_row
+from benchmarks.common import incremental_scenarios, rows_cli, scenario_row
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.ajera.assets import build_timesheet_frame, fetch_project_records
@@ -38,12 +36,7 @@ def _run_once(scenario: str, server: SandboxServer, config: SandboxConfig) -> di
     env = sandbox_env(server.url)
     stats = server.sandbox.stats
     stats.reset()
-    resource = AjeraResource(
-        base_url=env["AJERA_BASE_URL"],
-        api_id=env["AJERA_API_ID"],
-        username=env["AJERA_USERNAME"],
-        password=env["AJERA_PASSWORD"],
-    )
+    resource = AjeraResource.from_values(env)
     started = time.perf_counter()
     try:
         fetch = resource.fetch_timesheets(config.first_date, config.anchor_date)
@@ -64,22 +57,12 @@ def _run_once(scenario: str, server: SandboxServer, config: SandboxConfig) -> di
 def run_benchmark(records: int) -> list[dict[str, Any]]:
     config = SandboxConfig(time_records=records, days=30)
     app = create_app(config)
-    results = []
-    with SandboxServer(app) as server:
-        results.append(_run_once("full", server, config))
-        results.append(_run_once("no_change", server, config))
-        touch_timesheets(ajera_state(app), fraction=0.01)
-        results.append(_run_once("after_1pct_changed", server, config))
-    return results
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=3000, help="timesheets in the sandbox")
-    args = parser.parse_args()
-    for row in run_benchmark(args.records):
-        print(json.dumps(row))
+    return incremental_scenarios(
+        app,
+        lambda name, server: _run_once(name, server, config),
+        lambda: touch_timesheets(ajera_state(app), fraction=0.01),
+    )
 
 
 if __name__ == "__main__":
-    main()
+    rows_cli(__doc__.splitlines()[0], run_benchmark, 3000, "timesheets")

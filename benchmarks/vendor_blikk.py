@@ -18,12 +18,10 @@ violations come from the sandbox's own log, not from the client.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from typing import Any
 
-from benchmarks.common import scenario_row
+from benchmarks.common import incremental_scenarios, rows_cli, scenario_row
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.blikk.assets import lacks_user_name
@@ -37,9 +35,7 @@ def _run_once(scenario: str, server: SandboxServer, config: SandboxConfig) -> di
     env = sandbox_env(server.url)
     stats = server.sandbox.stats
     stats.reset()
-    resource = BlikkResource(
-        base_url=env["BLIKK_BASE_URL"], app_id=env["BLIKK_APP_ID"], app_secret=env["BLIKK_APP_SECRET"]
-    )
+    resource = BlikkResource.from_values(env)
     started = time.perf_counter()
     try:
         reports = resource.fetch_time_reports(config.first_date, config.anchor_date)
@@ -65,22 +61,10 @@ def _run_once(scenario: str, server: SandboxServer, config: SandboxConfig) -> di
 def run_benchmark(records: int) -> list[dict[str, Any]]:
     config = SandboxConfig(time_records=records, days=30)
     app = create_app(config)
-    results = []
-    with SandboxServer(app) as server:
-        results.append(_run_once("full", server, config))
-        results.append(_run_once("no_change", server, config))
-        blikk_data(app).edit_fraction(0.01)
-        results.append(_run_once("after_1pct_changed", server, config))
-    return results
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=6000, help="time reports in the sandbox")
-    args = parser.parse_args()
-    for row in run_benchmark(args.records):
-        print(json.dumps(row))
+    return incremental_scenarios(
+        app, lambda name, server: _run_once(name, server, config), lambda: blikk_data(app).edit_fraction(0.01)
+    )
 
 
 if __name__ == "__main__":
-    main()
+    rows_cli(__doc__.splitlines()[0], run_benchmark, 6000, "time reports")

@@ -13,12 +13,11 @@ client's own default (5/s) holds.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from datetime import date
 from typing import Any
 
-from benchmarks.common import scenario_row
+from benchmarks.common import incremental_scenarios, rows_cli, scenario_row
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.ibuildapp.resource import IBuildAppResource
@@ -29,19 +28,10 @@ SANDBOX_GUARD_RPS = 10
 ANCHOR = date(2025, 3, 31)
 
 
-def _resource(env: dict[str, str]) -> IBuildAppResource:
-    return IBuildAppResource(
-        base_url=env["IBUILDAPP_BASE_URL"],
-        app_code=env["IBUILDAPP_APP_CODE"],
-        email=env["IBUILDAPP_EMAIL"],
-        password=env["IBUILDAPP_PASSWORD"],
-    )
-
-
 def _scenario(name: str, server: SandboxServer, config: SandboxConfig, env: dict[str, str]) -> dict[str, Any]:
     stats = server.sandbox.stats
     requests_before, violations_before = stats.requests, stats.violations
-    resource = _resource(env)
+    resource = IBuildAppResource.from_values(env)
     started = time.perf_counter()
     try:
         entries = resource.search_time_entries(config.first_date, config.anchor_date)
@@ -60,15 +50,12 @@ def _scenario(name: str, server: SandboxServer, config: SandboxConfig, env: dict
 def run_benchmark(records: int) -> list[dict[str, Any]]:
     config = SandboxConfig(time_records=records, anchor_date=ANCHOR, days=30)
     app = create_app(config, requests_per_second=SANDBOX_GUARD_RPS)
-    with SandboxServer(app) as server:
-        env = sandbox_env(server.url)
-        results = [
-            _scenario("full", server, config, env),
-            _scenario("no_change", server, config, env),
-        ]
-        approve_pending(state_of(app), 0.01)
-        results.append(_scenario("changed_1pct_lookback_reread", server, config, env))
-    return results
+    return incremental_scenarios(
+        app,
+        lambda name, server: _scenario(name, server, config, sandbox_env(server.url)),
+        lambda: approve_pending(state_of(app), 0.01),
+        changed_name="changed_1pct_lookback_reread",
+    )
 
 
 def expected_requests(records: int, projects: int = SandboxConfig().projects, page_size: int = 500) -> int:
@@ -77,6 +64,4 @@ def expected_requests(records: int, projects: int = SandboxConfig().projects, pa
 
 
 if __name__ == "__main__":
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    for row in run_benchmark(count):
-        print(row)
+    rows_cli(__doc__.splitlines()[0], run_benchmark, 5000, "time entries")

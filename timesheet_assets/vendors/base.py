@@ -3,7 +3,8 @@ the lifecycle of the shared HTTP client."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import os
+from typing import Any, ClassVar, Mapping
 
 import dagster as dg
 import httpx
@@ -32,6 +33,11 @@ class VendorResource(dg.ConfigurableResource):
     default_max_in_flight: ClassVar[int] = 2
     # Statuses this vendor documents as transient (iBuildApp adds 500: "try again later").
     retry_statuses: ClassVar[frozenset[int]] = RETRYABLE_STATUSES
+    # The environment variables of DESIGN.md, field -> variable. Required ones are always
+    # referenced; optional ones (a base URL with a documented default, one of two ways to
+    # authenticate) only when set, since Dagster refuses an EnvVar whose variable is unset.
+    env_required: ClassVar[Mapping[str, str]] = {}
+    env_optional: ClassVar[Mapping[str, str]] = {}
 
     base_url: str = Field(description="API root URL; https only (plain http only for loopback).")
     timeout_seconds: float = Field(default=30.0, description="Per-request timeout (connect/read).")
@@ -44,6 +50,27 @@ class VendorResource(dg.ConfigurableResource):
     ca_bundle: str | None = Field(
         default=None, description="Path to a CA bundle for TLS verification (never disables it)."
     )
+
+    @classmethod
+    def env_settings(cls, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Field values as ``dg.EnvVar``s: read when a run starts, never shown in the UI."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {field: dg.EnvVar(name) for field, name in cls.env_required.items()}
+        for field, name in cls.env_optional.items():
+            if env.get(name, "").strip():
+                values[field] = dg.EnvVar(name)
+        return values
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any):
+        """The resource as deployed (``env_settings``)."""
+        return cls(**{**cls.env_settings(environ), **overrides})
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, str], **overrides: Any):
+        """The resource from plain values keyed by variable name, e.g. a sandbox's env."""
+        names = {**cls.env_required, **cls.env_optional}
+        return cls(**{**{f: values[n] for f, n in names.items() if n in values}, **overrides})
 
     _client: VendorClient | None = PrivateAttr(default=None)
     _metrics: RequestMetrics = PrivateAttr(default_factory=RequestMetrics)

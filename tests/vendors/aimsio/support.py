@@ -39,14 +39,7 @@ def start(serve_app: Callable[[Any], SandboxServer], cfg: SandboxConfig) -> tupl
 
 
 def resource_for(server: SandboxServer, **overrides: Any) -> AimsioResource:
-    env = aimsio_sandbox.sandbox_env(server.url)
-    values: dict[str, Any] = {
-        "base_url": env["AIMSIO_BASE_URL"],
-        "username": env["AIMSIO_USERNAME"],
-        "password": env["AIMSIO_PASSWORD"],
-    }
-    values.update(overrides)
-    return AimsioResource(**values)
+    return AimsioResource.from_values(aimsio_sandbox.sandbox_env(server.url), **overrides)
 
 
 def list_calls(server: SandboxServer, endpoint: str = TIMECARDS) -> int:

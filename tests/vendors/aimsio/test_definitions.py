@@ -5,9 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from timesheet_assets.vendors.aimsio import PLUGIN
-from timesheet_assets.vendors.aimsio.assets import build_resource
 from timesheet_assets.vendors.aimsio.conform import conform_job_orders, conform_timecards
-from timesheet_assets.vendors.aimsio.resource import PORTAL_URL
+from timesheet_assets.vendors.aimsio.resource import PORTAL_URL, AimsioResource
 
 TIMECARDS = dg.AssetKey(["raw", "aimsio", "timecards"])
 JOB_ORDERS = dg.AssetKey(["raw", "aimsio", "job_orders"])
@@ -47,11 +46,11 @@ def test_the_code_location_builds_with_only_aimsio_enabled():
 
 def test_base_url_defaults_to_the_portal_unless_set(monkeypatch):
     monkeypatch.delenv("AIMSIO_BASE_URL", raising=False)
-    assert build_resource().base_url == PORTAL_URL
+    assert AimsioResource.from_env().base_url == PORTAL_URL
     monkeypatch.setenv("AIMSIO_BASE_URL", "https://sandbox.aimsio.com/")
     monkeypatch.setenv("AIMSIO_USERNAME", "someone")
     monkeypatch.setenv("AIMSIO_PASSWORD", "something-secret")
-    resource = build_resource()
+    resource = AimsioResource.from_env()
     with dg.build_resources({"aimsio": resource}) as built:
         assert built.aimsio.base_url == "https://sandbox.aimsio.com/"
         assert built.aimsio.username == "someone"

@@ -22,18 +22,9 @@ def small_config(**overrides: Any) -> SandboxConfig:
 
 
 def resource_for(server: SandboxServer, **overrides: Any) -> AjeraResource:
-    env = ajera_sandbox.sandbox_env(server.url)
-    values: dict[str, Any] = dict(
-        base_url=env["AJERA_BASE_URL"],
-        api_id=env["AJERA_API_ID"],
-        username=env["AJERA_USERNAME"],
-        password=env["AJERA_PASSWORD"],
-        # The sandbox has no documented limit to protect; tests run faster than the default.
-        requests_per_second=50.0,
-        backoff_cap_seconds=0.2,
-    )
-    values.update(overrides)
-    return AjeraResource(**values)
+    # The sandbox has no documented limit to protect; tests run faster than the default.
+    values: dict[str, Any] = dict(requests_per_second=50.0, backoff_cap_seconds=0.2, **overrides)
+    return AjeraResource.from_values(ajera_sandbox.sandbox_env(server.url), **values)
 
 
 @pytest.fixture

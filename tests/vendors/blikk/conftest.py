@@ -45,13 +45,7 @@ class RunningBlikk:
         return sandbox_env(self.server.url)
 
     def resource(self, **overrides: Any) -> BlikkResource:
-        settings = {
-            "base_url": self.env["BLIKK_BASE_URL"],
-            "app_id": self.env["BLIKK_APP_ID"],
-            "app_secret": self.env["BLIKK_APP_SECRET"],
-            **overrides,
-        }
-        return BlikkResource(**settings)
+        return BlikkResource.from_values(self.env, **overrides)
 
     def statuses(self, path_suffix: str | None = None) -> list[int | None]:
         return [call.status for call in self.stats.calls(path_suffix)]

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from benchmarks.vendor_blikk import run_benchmark
+from tests.support.benchmark_rows import BENCHMARK_ROW_KEYS as KEYS
 
-KEYS = {
-    "vendor", "scenario", "requests", "records", "wall_s", "achieved_rps", "documented_limit_rps",
-    "utilisation_pct", "rate_violations", "requests_per_1000_records",
-}
 
 
 def test_benchmark_reports_each_scenario_from_sandbox_counts():

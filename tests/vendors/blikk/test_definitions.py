@@ -8,8 +8,8 @@ import dagster as dg
 import pytest
 
 from timesheet_assets.vendors.blikk import PLUGIN
-from timesheet_assets.vendors.blikk.assets import PROJECTS_KEY, TIME_REPORTS_KEY, blikk_resource_from_env
-from timesheet_assets.vendors.blikk.resource import DEFAULT_BASE_URL
+from timesheet_assets.vendors.blikk.assets import PROJECTS_KEY, TIME_REPORTS_KEY
+from timesheet_assets.vendors.blikk.resource import DEFAULT_BASE_URL, BlikkResource
 
 
 def test_plugin_definitions_load_with_assets_checks_and_resource(monkeypatch):
@@ -40,11 +40,11 @@ def test_assets_share_the_blikk_pool():
 
 def test_base_url_defaults_to_production_and_follows_the_environment(monkeypatch):
     monkeypatch.delenv("BLIKK_BASE_URL", raising=False)
-    assert blikk_resource_from_env().base_url == DEFAULT_BASE_URL == "https://publicapi.blikk.com/"
+    assert BlikkResource.from_env().base_url == DEFAULT_BASE_URL == "https://publicapi.blikk.com/"
     monkeypatch.setenv("BLIKK_BASE_URL", "http://127.0.0.1:9999")
     monkeypatch.setenv("BLIKK_APP_ID", "id-1234")
     monkeypatch.setenv("BLIKK_APP_SECRET", "secret-1234")
-    with dg.build_resources({"blikk": blikk_resource_from_env()}) as built:
+    with dg.build_resources({"blikk": BlikkResource.from_env()}) as built:
         assert built.blikk.base_url == "http://127.0.0.1:9999"
         assert built.blikk.app_secret == "secret-1234"
 

@@ -22,19 +22,10 @@ def small_config(**overrides: Any) -> SandboxConfig:
 
 
 def resource_for(server: SandboxServer, **overrides: Any) -> IBuildAppResource:
-    env = ibuildapp_sandbox.sandbox_env(server.url)
-    values: dict[str, Any] = dict(
-        base_url=env["IBUILDAPP_BASE_URL"],
-        app_code=env["IBUILDAPP_APP_CODE"],
-        email=env["IBUILDAPP_EMAIL"],
-        password=env["IBUILDAPP_PASSWORD"],
-        # Fast retries and a quicker pace: the tests count calls and attempts, not seconds
-        # (the default 5/s is exercised by the env-built resource and the benchmark).
-        backoff_cap_seconds=0.2,
-        requests_per_second=25.0,
-    )
-    values.update(overrides)
-    return IBuildAppResource(**values)
+    # Fast retries and a quicker pace: the tests count calls and attempts, not seconds
+    # (the default 5/s is exercised by the env-built resource and the benchmark).
+    values: dict[str, Any] = {"backoff_cap_seconds": 0.2, "requests_per_second": 25.0, **overrides}
+    return IBuildAppResource.from_values(ibuildapp_sandbox.sandbox_env(server.url), **values)
 
 
 @pytest.fixture

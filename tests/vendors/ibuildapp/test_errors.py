@@ -12,7 +12,7 @@ from tests.support.dagster_helpers import materialization_metadata, materialize
 from tests.vendors.ibuildapp.conftest import resource_for, small_config
 from timesheet_assets.http import VendorAuthError, VendorHTTPError
 from timesheet_assets.vendors.ibuildapp.assets import ASSETS, time_entries
-from timesheet_assets.vendors.ibuildapp.resource import IBuildAppTokenRejected, resource_from_env
+from timesheet_assets.vendors.ibuildapp.resource import IBuildAppResource, IBuildAppTokenRejected
 from timesheet_assets.vendors.ibuildapp.sandbox import SANDBOX_APP_CODE, sandbox_env
 
 TIME_ENTRIES = ["raw", "ibuildapp", "time_entries"]
@@ -169,7 +169,7 @@ def _set_env(monkeypatch, values: dict[str, str]) -> None:
 
 def _materialize_from_env(warehouse, instance):
     config = small_config()
-    return materialize([time_entries], {"ibuildapp": resource_from_env()}, warehouse,
+    return materialize([time_entries], {"ibuildapp": IBuildAppResource.from_env()}, warehouse,
                        first=config.first_date, last=config.anchor_date, instance=instance,
                        raise_on_error=False)
 

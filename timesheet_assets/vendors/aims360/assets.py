@@ -116,13 +116,6 @@ class Aims360Settings:
         )
 
 
-_SECRET_ENV = {
-    "client_id": "AIMS360_CLIENT_ID",
-    "client_secret": "AIMS360_CLIENT_SECRET",
-    "username": "AIMS360_USERNAME",
-    "password": "AIMS360_PASSWORD",
-    "access_token": "AIMS360_ACCESS_TOKEN",
-}
 _CHOICES = {
     "output_format": ("AIMS360_OUTPUT_FORMAT", {"json": "JSON", "csv": "CSV", "excel": "Excel"}),
     "publishlink_scope": (
@@ -139,12 +132,7 @@ def resource_from_env(environ: Mapping[str, str] | None = None) -> Aims360Resour
     a token-only or credentials-only setup loads, and a missing one fails with a message
     naming the variables when the resource is first used."""
     env = os.environ if environ is None else environ
-    kwargs: dict[str, Any] = {}
-    if env.get("AIMS360_BASE_URL", "").strip():
-        kwargs["base_url"] = dg.EnvVar("AIMS360_BASE_URL")
-    for field_name, variable in _SECRET_ENV.items():
-        if env.get(variable, "").strip():
-            kwargs[field_name] = dg.EnvVar(variable)
+    kwargs: dict[str, Any] = Aims360Resource.env_settings(env)
     for field_name, (variable, allowed) in _CHOICES.items():
         raw = env.get(variable, "").strip()
         if raw:

@@ -436,6 +436,13 @@ class Aims360Resource(VendorResource):
     # No documented limit: stay gentle. The flow needs few calls (a status poll per tick).
     default_requests_per_second: ClassVar[float] = 2.0
     default_max_in_flight: ClassVar[int] = 2
+    # A token-only or a credentials-only setup both load; a missing one fails with a message
+    # naming the variables when the resource is first used.
+    env_optional: ClassVar[Mapping[str, str]] = {
+        "base_url": "AIMS360_BASE_URL", "client_id": "AIMS360_CLIENT_ID",
+        "client_secret": "AIMS360_CLIENT_SECRET", "username": "AIMS360_USERNAME",
+        "password": "AIMS360_PASSWORD", "access_token": "AIMS360_ACCESS_TOKEN",
+    }
 
     base_url: str = Field(
         default=DEFAULT_BASE_URL,

@@ -18,7 +18,6 @@ record's ``timeCardTimeZone``, or in UTC when it has none (or names an unknown z
 # No ``from __future__ import annotations`` here: Dagster reads the run-config class from the
 # asset function's annotations at definition time and cannot resolve them as strings.
 import json
-import os
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Mapping
 
@@ -299,20 +298,8 @@ def build_assets(retry_policy: dg.RetryPolicy | None = HTTP_RETRY_POLICY) -> lis
 raw_timecards, raw_job_orders = build_assets()
 
 
-def build_resource() -> AimsioResource:
-    # The base URL is not a secret and has a documented default (the live portal); the
-    # credentials are read only when a run starts.
-    base_url: Any = dg.EnvVar("AIMSIO_BASE_URL") if os.environ.get("AIMSIO_BASE_URL") else None
-    kwargs: dict[str, Any] = {"base_url": base_url} if base_url is not None else {}
-    return AimsioResource(
-        username=dg.EnvVar("AIMSIO_USERNAME"),
-        password=dg.EnvVar("AIMSIO_PASSWORD"),
-        **kwargs,
-    )
-
-
 def definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[raw_timecards, raw_job_orders],
-        resources={RESOURCE_KEY: build_resource()},
+        resources={RESOURCE_KEY: AimsioResource.from_env()},
     )

@@ -167,6 +167,9 @@ class AimsioResource(VendorResource):
     # one-second window ever holds more than 10 even with a little scheduling jitter.
     default_requests_per_second: ClassVar[float] = 9.8
     default_max_in_flight: ClassVar[int] = 10
+    env_required: ClassVar[Mapping[str, str]] = {"username": "AIMSIO_USERNAME", "password": "AIMSIO_PASSWORD"}
+    # Not a secret and documented (the live portal) when unset.
+    env_optional: ClassVar[Mapping[str, str]] = {"base_url": "AIMSIO_BASE_URL"}
 
     base_url: str = Field(
         default=PORTAL_URL,

@@ -449,17 +449,8 @@ def ajera_projects(context: dg.AssetExecutionContext, ajera: AjeraResource) -> I
     yield quarantine_check_result(PROJECTS_KEY, raw)
 
 
-def default_resource() -> AjeraResource:
-    return AjeraResource(
-        base_url=dg.EnvVar("AJERA_BASE_URL"),
-        api_id=dg.EnvVar("AJERA_API_ID"),
-        username=dg.EnvVar("AJERA_USERNAME"),
-        password=dg.EnvVar("AJERA_PASSWORD"),
-    )
-
-
 def definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[ajera_timesheets, ajera_projects],
-        resources={VENDOR: default_resource()},
+        resources={VENDOR: AjeraResource.from_env()},
     )

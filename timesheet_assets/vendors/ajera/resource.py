@@ -285,6 +285,10 @@ class AjeraResource(VendorResource):
     vendor_label: ClassVar[str] = "Ajera"
     default_requests_per_second: ClassVar[float] = 5.0
     default_max_in_flight: ClassVar[int] = 2
+    env_required: ClassVar[Mapping[str, str]] = {
+        "base_url": "AJERA_BASE_URL", "api_id": "AJERA_API_ID",
+        "username": "AJERA_USERNAME", "password": "AJERA_PASSWORD",
+    }
 
     api_id: str = Field(description="The id after '?' in the API URL (AJERA_API_ID); a secret.")
     username: str = Field(description="Ajera API user (AJERA_USERNAME).")

@@ -14,7 +14,6 @@ on the optional reads (user names, the two registries) is a warning instead.
 """
 
 # No ``from __future__ import annotations`` here: Dagster inspects the context annotation.
-import os
 from datetime import date
 from typing import Any, Iterator, Mapping
 
@@ -37,7 +36,7 @@ from ...ingest import (
 )
 from .conform import ABSENCE_PREFIX, INTERNAL_PREFIX
 from .models import AbsenceProject, NameRef, Project, RegistryProject, TimeReport, parse_blikk_date
-from .resource import DEFAULT_BASE_URL, BlikkResource, ListFetch
+from .resource import BlikkResource, ListFetch
 
 TIME_REPORTS_KEY = dg.AssetKey(["raw", "blikk", "time_reports"])
 PROJECTS_KEY = dg.AssetKey(["raw", "blikk", "projects"])
@@ -381,19 +380,8 @@ def blikk_projects(context: dg.AssetExecutionContext, blikk: BlikkResource) -> I
     yield _complete_check(PROJECTS_KEY, *listings)
 
 
-def blikk_resource_from_env() -> BlikkResource:
-    """The resource as deployed: credentials from ``BLIKK_APP_ID`` / ``BLIKK_APP_SECRET``,
-    base URL from ``BLIKK_BASE_URL`` when set (the production host otherwise)."""
-    base_url: Any = dg.EnvVar("BLIKK_BASE_URL") if os.environ.get("BLIKK_BASE_URL") else DEFAULT_BASE_URL
-    return BlikkResource(
-        base_url=base_url,
-        app_id=dg.EnvVar("BLIKK_APP_ID"),
-        app_secret=dg.EnvVar("BLIKK_APP_SECRET"),
-    )
-
-
 def definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[blikk_time_reports, blikk_projects],
-        resources={RESOURCE_KEY: blikk_resource_from_env()},
+        resources={RESOURCE_KEY: BlikkResource.from_env()},
     )

@@ -275,6 +275,8 @@ class BlikkResource(VendorResource):
     vendor_label: ClassVar[str] = "Blikk"
     default_requests_per_second: ClassVar[float] = 3.85
     default_max_in_flight: ClassVar[int] = 2
+    env_required: ClassVar[Mapping[str, str]] = {"app_id": "BLIKK_APP_ID", "app_secret": "BLIKK_APP_SECRET"}
+    env_optional: ClassVar[Mapping[str, str]] = {"base_url": "BLIKK_BASE_URL"}  # production host when unset
 
     base_url: str = Field(
         default=DEFAULT_BASE_URL,

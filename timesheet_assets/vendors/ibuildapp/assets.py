@@ -25,7 +25,6 @@ import pandas as pd
 
 from ...ingest import (
     DATE_WINDOW_BACKFILL,
-    HTTP_RETRY_POLICY,
     QUARANTINE_CHECK,  # noqa: F401 - re-exported: the check's name next to the assets
     RawFrame,
     RawSpec,
@@ -36,6 +35,7 @@ from ...ingest import (
     permanent_errors_fail_fast,
     quarantine_check_result,
     quarantine_check_spec,
+    raw_asset_defaults,
     raw_output,
 )
 from ...ingest.metadata import column_schema, frame_preview
@@ -47,7 +47,7 @@ from ...ingest.records import (
     FastPath,
 )
 from .models import Client, Project, Task, TimeEntry, TimeEntryFast, User, epoch_to_utc, lenient
-from .resource import TIME_ENTRY_SIDE_TABLES, IBuildAppResource, SearchResult, dedup_key, resource_from_env
+from .resource import TIME_ENTRY_SIDE_TABLES, IBuildAppResource, SearchResult, dedup_key
 
 VENDOR = "ibuildapp"
 TIME_ENTRIES_KEY = dg.AssetKey(["raw", VENDOR, "time_entries"])
@@ -621,13 +621,7 @@ def _search_metadata(result: SearchResult | TimeEntryLoad, logins: int) -> dict[
     }
 
 
-COMMON: dict[str, Any] = dict(
-    group_name=VENDOR,
-    pool=VENDOR,
-    kinds={"python", "duckdb"},
-    owners=["team:data-platform"],
-    retry_policy=HTTP_RETRY_POLICY,
-)
+COMMON: dict[str, Any] = raw_asset_defaults(VENDOR)
 
 
 ENTRY_OUT_DEFAULTS: dict[str, Any] = dict(
@@ -737,5 +731,5 @@ def projects(
 ASSETS = (time_entries, projects)
 
 
-def definitions(resource_factory: Callable[[], IBuildAppResource] = resource_from_env) -> dg.Definitions:
+def definitions(resource_factory: Callable[[], IBuildAppResource] = IBuildAppResource.from_env) -> dg.Definitions:
     return dg.Definitions(assets=list(ASSETS), resources={VENDOR: resource_factory()})

@@ -36,7 +36,6 @@ Decisions where the documentation is silent or ambiguous (also in docs/vendors/i
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -44,7 +43,6 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import dagster as dg
 import httpx
 from pydantic import Field, field_validator
 
@@ -277,6 +275,9 @@ class IBuildAppResource(VendorResource):
     default_requests_per_second: ClassVar[float] = 5.0
     default_max_in_flight: ClassVar[int] = 2
     retry_statuses: ClassVar[frozenset[int]] = RETRY_STATUSES
+    env_required: ClassVar[Mapping[str, str]] = {"base_url": ENV_BASE_URL, "app_code": ENV_APP_CODE}
+    # A token or e-mail + password: whichever is set (the resource names what is missing).
+    env_optional: ClassVar[Mapping[str, str]] = {"token": ENV_TOKEN, "email": ENV_EMAIL, "password": ENV_PASSWORD}
 
     app_code: str = Field(description=f"Application code in every path ({ENV_APP_CODE}).")
     token: str | None = Field(
@@ -464,18 +465,3 @@ class IBuildAppResource(VendorResource):
         return self.search(PROJECT_SEARCH, "projects", PROJECT_SIDE_TABLES)
 
 
-def _optional_env(name: str) -> dg.EnvVar | None:
-    # Dagster refuses an EnvVar whose variable is unset even for an optional field, so the
-    # alternatives (token vs. e-mail + password) are only wired when present; the resource
-    # then names whatever is missing when a run starts.
-    return dg.EnvVar(name) if os.environ.get(name) else None
-
-
-def resource_from_env() -> IBuildAppResource:
-    return IBuildAppResource(
-        base_url=dg.EnvVar(ENV_BASE_URL),
-        app_code=dg.EnvVar(ENV_APP_CODE),
-        token=_optional_env(ENV_TOKEN),
-        email=_optional_env(ENV_EMAIL),
-        password=_optional_env(ENV_PASSWORD),
-    )
