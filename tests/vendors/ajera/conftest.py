@@ -23,7 +23,7 @@ def small_config(**overrides: Any) -> SandboxConfig:
 
 def resource_for(server: SandboxServer, **overrides: Any) -> AjeraResource:
     # The sandbox has no documented limit to protect; tests run faster than the default.
-    values: dict[str, Any] = dict(requests_per_second=50.0, backoff_cap_seconds=0.2, **overrides)
+    values: dict[str, Any] = {"requests_per_second": 50.0, "backoff_cap_seconds": 0.2, **overrides}
     return AjeraResource.from_values(ajera_sandbox.sandbox_env(server.url), **values)
 
 
