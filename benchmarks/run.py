@@ -10,6 +10,9 @@
    code location.
 3. **Before/after of each optimisation**: the processing path with each one reverted in turn,
    and the numbers measured on the code before this work (``baseline_before.json``).
+4. **The floor of the design** (``benchmarks/floor.py``): the least work DESIGN.md allows for
+   each stage (parse, validate, payload, frame, writes, conform), stage by stage, with the ratio
+   each prefix reaches, and DuckDB's compiled JSON reader outside the design for scale.
 
 Everything goes to stdout and to ``benchmarks/RESULTS.md``.
 
@@ -161,6 +164,41 @@ def _baseline_section(baseline: dict[str, Any] | None, processing: dict[str, Any
     return lines
 
 
+def _floor_section(result: dict[str, Any] | None, processing: dict[str, Any] | None) -> list[str]:
+    """How far any pipeline within the design could go, next to the shipped one."""
+    if not result:
+        return []
+    from benchmarks import floor
+
+    shipped = {r["records"]: r["ratio"] for r in (processing or {}).get("rows", [])}
+    closing = []
+    for size in result["sizes"]:
+        rows = {r["stage"]: r for r in size["rows"]}
+        closing.append(
+            f"{size['records']:,} records: the floor of the whole design reaches "
+            f"**{rows['conform_write']['ratio']}** (shipped pipeline {shipped.get(size['records'], '—')}); "
+            f"the in-memory stages alone {rows['raw_frame']['ratio']}; DuckDB's compiled path "
+            f"{rows[floor.ELT]['ratio']}."
+        )
+    return [
+        "## The floor of the design",
+        "",
+        "What any implementation within DESIGN.md could reach on the same pages (`benchmarks/floor.py`): "
+        "each stage the least work it can be — pydantic's one-pass `validate_json` against the strict "
+        "`TimeEntryFast`, `to_json` for the payload, a pandas frame, plain DuckDB inserts, the vendor's "
+        "`conform_timesheets` — with no HTTP, envelope checks, side-table join, duplicates, window, quarantine "
+        "or IO-manager transaction. Every row is a full pass doing its stage and all those above it, in one "
+        f"process per size, the collector paused (not for the `json.loads` reference), best of {result['repeat']}; "
+        "`ratio` = `json.loads` seconds ÷ the row's seconds. The last row is outside the design, for scale: DuckDB's own JSON reader writes the raw "
+        "table and a SQL conform the conformed one (no pydantic, no pandas).",
+        "",
+        floor.floor_table(result),
+        "",
+        *[f"- {line}" for line in closing],
+        "",
+    ]
+
+
 def render_report(result: dict[str, Any], command: str) -> str:
     from benchmarks import processing
 
@@ -232,6 +270,7 @@ def render_report(result: dict[str, Any], command: str) -> str:
         lines += [f"- `{r['variant']}`: {r['reverted']}" for r in ablation["rows"]]
         lines.append("")
     lines += _baseline_section(result.get("baseline"), proc)
+    lines += _floor_section(result.get("floor"), proc)
     lines += ["## Targets", "", *targets(result), "", "## Analysis", "", ANALYSIS]
     return "\n".join(lines)
 
@@ -276,11 +315,22 @@ above all the DuckDB write cost more than the parse. Writing the 1M-row raw fram
 (1 GB budget): the 11 text columns 1.3 s, the payload column 1.8 s, the dates and timestamps 0.4 s —
 the write of the raw table alone is about one `json.loads` of the same bytes (pandas object strings
 are converted one by one; Arrow strings write in 1.7 s but converting the frame to Arrow costs 2.7 s).
-So a ratio ≥ 1.0 would need validation, typing, conform and both writes to cost nothing: with this
-design (raw rows as pandas frames through the IO manager, pydantic validation, no compiled decoder
-such as msgspec/orjson) the target is not reachable; the in-memory part reaches ≈ 0.25–0.3, the
-full pipeline ≈ 0.15–0.25. Reaching it would mean moving parse, validation and the raw write into
-DuckDB's own JSON reader (compiled, parallel), with pydantic kept for the records it rejects.
+
+**The ratio target is out of reach of this design on this machine, by measurement.** The floor
+table (`benchmarks/floor.py`) builds the least pipeline DESIGN.md allows, stage by stage, with
+none of the shipped one's bookkeeping (HTTP, envelope, side-table join, duplicates, window,
+quarantine, transaction). The issue's reasoning holds for its first half: `validate_json` parses
+and validates in one pass at ≈ 1.8× the rate of `json.loads`, and with each record's payload text
+added it is still ≈ 1.3×. What it leaves out is the rest: the typed columns of a pandas frame
+more than halve the rate (≈ 0.52–0.58), DuckDB's ingestion of pandas strings with its checkpoints
+takes it to ≈ 0.33–0.36, and the vendor's `conform_timesheets` with the conformed write to
+≈ 0.19–0.23. That floor is the ceiling of any pipeline within the design; the shipped pipeline
+reaches 0.18, i.e. 77–93 % of it. Even outside the design, DuckDB's compiled JSON reader writing
+the raw table and a SQL conform (no pydantic, no pandas) reaches ≈ 0.32 at 100k and ≈ 0.81 at 1M
+records on these 2 cores: storing the payload column and checkpointing it cost about one
+`json.loads` by themselves. So ≥ 1.0 would need the raw payload column (DESIGN.md: "Raw assets
+keep the vendor payload") dropped or kept as the pages' bytes outside DuckDB, and validation and
+conform moved into compiled code: a different product, not an optimisation of this one.
 
 **Memory: the 1M run is under 2 GB.** The peak was DuckDB's, during the raw write, and came from
 two things, both changed:
@@ -321,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
-    from benchmarks import processing
+    from benchmarks import floor, processing
 
     started = time.perf_counter()
     command = "python -m benchmarks.run" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
@@ -346,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
         result["ablation"]["repeat"] = repeat
         print()
         print(processing.ablation_table(result["ablation"]))
+        _log(f"floor of the design: {process_sizes} records, best of {repeat} ...")
+        result["floor"] = floor.run_floor(process_sizes, repeat=repeat)
+        print()
+        print(floor.floor_table(result["floor"]))
     if BASELINE.exists():
         result["baseline"] = json.loads(BASELINE.read_text())
     result["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

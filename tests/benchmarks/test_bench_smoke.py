@@ -89,8 +89,25 @@ def test_run_quick_one_vendor_writes_a_report(tmp_path, monkeypatch, capsys):
         assert row["requests"] > 0 and row["records"] > 0
     report = output.read_text()
     for heading in ("Vendors against their documented limits", "Processing with the network taken out",
-                    "Before/after of each optimisation", "Machine:", "python -m benchmarks.run --quick",
+                    "Before/after of each optimisation", "The floor of the design", "Machine:",
+                    "python -m benchmarks.run --quick",
                     "## Targets"):
         assert heading in report
     assert f"Python {sys.version_info.major}.{sys.version_info.minor}" in report
     assert "429s/refusals" in capsys.readouterr().out
+
+
+def test_floor_stages_each_read_every_record_and_both_paths_write_the_same_rows(store, tmp_path):
+    from benchmarks import floor
+
+    result = floor.measure(store, repeat=1)
+    assert [r["stage"] for r in result["rows"]] == [*floor.STAGES, floor.ELT]
+    assert result["rows"][0]["ratio"] == 1.0 and all(r["seconds"] > 0 for r in result["rows"])
+    pandas_path, sql_path = result["written"]["conform_write"], result["written"][floor.ELT]
+    # Every record lands once in each table, with its payload, on both paths, and the SQL
+    # conform gives the vendor's conform_timesheets hours.
+    assert pandas_path == sql_path
+    assert pandas_path["raw_rows"] == pandas_path["payloads"] == pandas_path["conformed_rows"] == RECORDS
+    assert pandas_path["total_hours"] > 0
+    table = floor.floor_table({"sizes": [result], "repeat": 1})
+    assert "duckdb_elt" in table and f"{RECORDS:,}" in table
