@@ -17,7 +17,7 @@ from timesheet_assets.vendors.aims360.assets import (
     build_export_sensor,
     build_view_asset,
 )
-from timesheet_assets.vendors.aims360.resource import Aims360Resource, parse_views
+from timesheet_assets.vendors.aims360.resource import Aims360Resource, forget_status_forms, parse_views
 
 ROWS = 24
 CONFIG = SandboxConfig(seed=7, time_records=ROWS, anchor_date=date(2024, 5, 31), days=30)
@@ -36,6 +36,14 @@ class FakeNow:
 
     def advance(self, seconds: float) -> None:
         self.at += timedelta(seconds=seconds)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_status_forms():
+    # The status form learned per API host must not leak to a later sandbox on the same port.
+    forget_status_forms()
+    yield
+    forget_status_forms()
 
 
 @pytest.fixture

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from timesheet_assets.http import VendorHTTPError
@@ -36,22 +37,30 @@ RESPONSES = {
 }
 
 
-def doc_replay_app(answers: dict[str, dict] | None = None):
-    """Answers each method with the documentation's example response (or ``answers[method]``),
-    and records the requests."""
+def doc_replay_app(answers: dict[str, Any] | None = None):
+    """Answers each method with the documentation's example response (or ``answers[method]``:
+    a body, a ``Response``, or a function of the request body returning either), and records
+    the requests."""
     received: list[dict] = []
     answers = answers or {}
 
-    async def api(request: Request) -> JSONResponse:
+    async def api(request: Request) -> Response:
         body = json.loads(await request.body())
         received.append(body)
         method = body["Method"]
+        answer = answers.get(method)
+        if callable(answer) and not isinstance(answer, Response):  # a Response is an ASGI callable too
+            answer = answer(body)
+        if isinstance(answer, Response):
+            return answer
+        if answer is not None:
+            return JSONResponse(answer)
         envelope = {"ResponseCode": 200, "Message": "Success", "Errors": [], "UsageKey": "u"}
         if method == "CreateAPISession":
             return JSONResponse({**envelope, "Content": {"SessionToken": "doc-session", "SessionExpiration": None}})
         if method == "EndAPISession":
             return JSONResponse({**envelope, "Content": None})
-        return JSONResponse(answers.get(method) or fixture(RESPONSES[method]))
+        return JSONResponse(fixture(RESPONSES[method]))
 
     app = build_app(Sandbox(name="ajera-doc"), [Route("/AjeraAPI.ashx", api, methods=["POST"])])
     app.state.received = received

@@ -8,12 +8,18 @@ from datetime import timedelta
 
 import dagster as dg
 import pytest
+from starlette.responses import Response
 
 from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
 from timesheet_assets.conformed.schema import PROJECT_STATUSES, TIMESHEET_STATUSES
 from timesheet_assets.vendors.blikk.assets import blikk_projects, blikk_time_reports
 from timesheet_assets.vendors.blikk.conform import conform_projects, conform_time_reports
-from timesheet_assets.vendors.blikk.resource import BlikkResource, TIME_REPORTS_PATH, USERS_PATH
+from timesheet_assets.vendors.blikk.resource import (
+    ABSENCE_PROJECTS_PATH,
+    BlikkResource,
+    TIME_REPORTS_PATH,
+    USERS_PATH,
+)
 from timesheet_assets.vendors.blikk.sandbox import expected_projects, expected_timesheets
 
 TIME_REPORTS = ["raw", "blikk", "time_reports"]
@@ -278,3 +284,31 @@ def test_a_forbidden_project_registry_is_skipped_not_fatal(blikk, warehouse):
     table = read_table(warehouse, "blikk.projects")
     assert sorted(table["project_type"].value_counts().items()) == [("internal", 3), ("project", 5)]
     assert materialization_metadata(result, PROJECTS)["registries_refused"] == "absence"
+
+
+def test_optional_registries_missing_on_the_server_are_skipped_not_fatal(blikk, warehouse):
+    # A deployment without the admin endpoints answers 404 ("the resource URL does not
+    # exist"); only the enrichment they feed is lost, the core lists still land.
+    sandbox = blikk(time_records=120, projects=5)
+    missing = {USERS_PATH, ABSENCE_PROJECTS_PATH}
+
+    def not_deployed(path, page, body):
+        return Response(b"", status_code=404) if path in missing else None
+
+    sandbox.data.page_hooks.append(not_deployed)
+    nameless = {str(r["id"]) for r in sandbox.data.time_reports if not r["user"]["name"]}
+    assert nameless
+
+    reports = _run_time_reports(sandbox, warehouse)
+    projects = materialize([blikk_projects], {"blikk": sandbox.resource()}, warehouse)
+
+    assert reports.success and projects.success
+    table = read_table(warehouse, "blikk.time_reports")
+    assert len(table) == 120
+    assert set(table.loc[table["employee_name"].isna(), "record_key"]) == nameless
+    assert materialization_metadata(reports, TIME_REPORTS)["user_names_looked_up"] is False
+    assert sandbox.statuses(USERS_PATH) == [404]
+    project_table = read_table(warehouse, "blikk.projects")
+    assert sorted(project_table["project_type"].value_counts().items()) == [("internal", 3), ("project", 5)]
+    assert materialization_metadata(projects, PROJECTS)["registries_refused"] == "absence"
+    assert sandbox.statuses(ABSENCE_PROJECTS_PATH) == [404]

@@ -1,6 +1,6 @@
 """What the document leaves open, served over HTTP: ints where floats are shown, numbers where
-strings are shown, nulls and missing optional keys, unknown keys, other timestamp spellings,
-list answers without page counts."""
+strings are shown, nulls, empty strings and missing optional keys, unknown keys, other
+timestamp spellings, list answers without page counts."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import date
 import pandas as pd
 
 from timesheet_assets.ingest import build_raw_frame
-from timesheet_assets.vendors.blikk.assets import time_report_spec
-from timesheet_assets.vendors.blikk.conform import conform_time_reports
+from timesheet_assets.vendors.blikk.assets import PROJECT_SPEC, time_report_spec
+from timesheet_assets.vendors.blikk.conform import conform_projects, conform_time_reports
 from timesheet_assets.vendors.blikk.resource import TIME_REPORTS_PATH
 from timesheet_assets.vendors.blikk.sandbox import BlikkData
 
@@ -106,3 +106,41 @@ def test_pages_are_walked_until_a_short_page_without_any_counts(blikk):
     assert len({r["id"] for r in listing.records}) == 250
     # Pages of 100, 100, 50: the short third page ends the walk.
     assert sandbox.stats.count(TIME_REPORTS_PATH) == 3
+
+
+def test_empty_strings_and_lists_in_optional_fields_read_as_absent(blikk):
+    # The document shows "" for empty text (a contact's invoiceEmail); an implementation may
+    # serve "" (or []) for any absent optional value, numbers and objects included.
+    blank_numbers = dict(invoiceableHours="", breakMinutes="", cost=" ", rate="", discount="",
+                         invoiceId="", travelReportId="", allowanceReportId="")
+    reports = [
+        _report(3001, hours=6.5, **blank_numbers, project="", costCenter=[], contact="",
+                activity={"id": "", "name": "Formwork"}, updatedDate=""),
+        _report(3002, hours="", createdDate="2024-05-02 11:00:00 +00:00"),  # required: stays invalid
+    ]
+    projects = [
+        {"id": 41, "orderNumber": "", "title": "Bygget", "status": "", "startDate": "", "endDate": "",
+         "projectManager": "", "customer": {"id": "", "name": ""}, "location": "", "updated": ""},
+    ]
+    sandbox = blikk(data=BlikkData(time_reports=reports, projects=projects, users=[{"id": 5}]))
+    resource = sandbox.resource()
+    try:
+        listing = resource.fetch_time_reports(DAY, DAY)
+        project_listing = resource.fetch_projects()
+    finally:
+        resource.close()
+
+    raw = build_raw_frame(time_report_spec(), listing.records)
+    frame = raw.frame.set_index("record_key")
+    assert raw.quarantined == 1 and frame.loc["3002", "quarantine_reason"].startswith("hours")
+    assert pd.isna(frame.loc["3001", "quarantine_reason"])
+    row = conform_time_reports(raw.frame).set_index("entry_id").loc["3001"]
+    assert row["total_hours"] == 6.5 and pd.isna(row["billable_hours"])
+    assert pd.isna(row["project_id"]) and row["task"] == "Formwork"
+    assert pd.isna(frame.loc["3001", "break_minutes"]) and pd.isna(frame.loc["3001", "invoice_id"])
+
+    project_raw = build_raw_frame(PROJECT_SPEC, project_listing.records)
+    assert project_raw.quarantined == 0
+    project = conform_projects(project_raw.frame).set_index("project_id").loc["41"]
+    assert project["name"] == "Bygget" and project["status"] == "unknown"
+    assert project[["project_code", "customer_id", "start_date", "manager_name"]].isna().all()

@@ -618,7 +618,7 @@ class ViewTracker:
             return self._retry(st, f"job {st.job_id} is no longer known to the API (purged)")
         if job.is_failed:
             return self._retry(st, f"job {st.job_id} {job.describe()}")
-        if job.is_completed and job.completed_date != st.stale_completed_date:
+        if job.completes_after(st.stale_completed_date):
             return st, self._deliver(st, job)
         progressed = (job.job_status, job.percent_completed) != (st.status, st.percent)
         st.status, st.percent = job.job_status, job.percent_completed
@@ -635,7 +635,9 @@ class ViewTracker:
         return st, TickOutcome(f"{label}: job {st.job_id} {waiting}")
 
     def _deliver(self, st: ViewState, job: BackgroundJob) -> TickOutcome:
-        run_key = f"{job.job_id}:{job.completed_date}"
+        # Without a completedDate (optional in answers) the tick's time tells completions of
+        # one (rerun) job apart; a repeated run_key would make Dagster drop the new run.
+        run_key = f"{job.job_id}:{job.completed_date or _iso(self.now)}"
         st.phase = "delivered"
         st.status, st.percent = job.job_status, job.percent_completed
         st.publish_link = job.publish_link or st.publish_link

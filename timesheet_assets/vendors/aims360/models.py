@@ -116,10 +116,14 @@ class BackgroundJob(Aims360Model):
     @field_validator("percent_completed", "purge_days", mode="before")
     @classmethod
     def _lenient_number(cls, value: Any) -> Any:
+        # Informational fields: one the docs do not show in a readable shape ("n/a",
+        # "30 days") must not make the whole row, and so the job, unreadable.
         if isinstance(value, str):
-            value = value.strip().rstrip("%")
-            return float(value) if value else None
-        return value
+            try:
+                return float(value.strip().rstrip("%"))
+            except ValueError:
+                return None
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     @field_validator("completed_date", "purge_date_time", mode="before")
     @classmethod
@@ -146,6 +150,13 @@ class BackgroundJob(Aims360Model):
     @property
     def is_pending(self) -> bool:
         return not (self.is_completed or self.is_failed)
+
+    def completes_after(self, stale_completed_date: str | None) -> bool:
+        """Completed, and not the completion from before a rerun. Without a previous
+        ``completedDate`` to compare (the Aqua page documents none), Completed is enough."""
+        if not self.is_completed:
+            return False
+        return stale_completed_date is None or self.completed_date != stale_completed_date
 
     def purge_deadline(self) -> datetime | None:
         """When the output (and the publishlink) goes away: ``purgeDateTime`` when given,

@@ -15,10 +15,13 @@ Decisions where the docs are open or disagree (see docs/vendors/aims360.md):
   and no client credentials are configured, the error says so.
 * Job status: the Jobs reference documents ``GET /jobsmanagement/odata/v1.0/backgroundjob``,
   the Aqua page ``POST /jobsmanagement/v1.0/backgroundjob``; ``status_method`` picks one
-  (default GET, the Jobs reference). The answer may be an OData ``{"value": [...]}``
-  envelope, a list or one object; no row means the job is unknown (purged).
+  (default GET, the Jobs reference); a server lacking it (404/405) gets the other form, one
+  refusing the filter spelling (400) the Aqua page's ``eq'<id>'``, remembered per host. The
+  answer may be an OData ``{"value": [...]}`` envelope, a list or one object; no row (or
+  404 from both forms) means the job is unknown (purged).
 * Rerun: ``POST /jobsmanagement/v1.0/backgroundjob/{jobId}/rerun`` (the Jobs reference; the
-  Aqua page's ``backgroundjob?$filter=.../rerun`` spelling is a typo of the same call).
+  Aqua page's ``backgroundjob?$filter=.../rerun`` spelling, tried when the path form is
+  404/405, is the same call).
 * Publishlinks: the bearer token is sent only when the scope is Private or
   PeopleInOrganization (any case or spacing) **and** the link is on the configured API host
   or a host listed in ``publishlink_hosts``. A Public link is fetched without any
@@ -58,6 +61,8 @@ from ...http.errors import VendorError
 from ...settings import SettingError
 from ..base import VendorResource
 from .models import (
+    COMPLETED,
+    FAILED_STATUSES,
     TOKEN_SCOPES,
     BackgroundJob,
     ExportJob,
@@ -79,7 +84,16 @@ CREDENTIAL_VARIABLES = (
     "AIMS360_PASSWORD",
 )
 # Answers to a rerun that mean "this job cannot be rerun; create a new one".
-RERUN_REFUSED_STATUSES = frozenset({400, 403, 404, 409, 410, 422})
+RERUN_REFUSED_STATUSES = frozenset({400, 403, 404, 405, 409, 410, 422})
+# API host -> the job status form (method, filter spelling) that answered there (per process).
+_STATUS_FORM_SEEN: dict[str, tuple[str, str]] = {}
+# ``jobId eq '<id>'`` (OData) and ``jobId eq'<id>'`` (as the Aqua page writes it).
+_FILTER_SPELLINGS = ("eq '", "eq'")
+
+
+def _job_filter(job_id: str, spelling: str, suffix: str = "") -> str:
+    literal = job_id.replace("'", "''")  # OData doubles quotes inside a string literal
+    return "?$filter=" + quote(f"jobId {spelling}{literal}'{suffix}", safe="'")
 GONE_STATUSES = frozenset({404, 410})
 
 OutputFormat = Literal["JSON", "CSV", "Excel"]
@@ -181,6 +195,10 @@ _TOKEN_LOCK = threading.Lock()
 def forget_cached_tokens() -> None:
     with _TOKEN_LOCK:
         _TOKEN_CACHE.clear()
+
+
+def forget_status_forms() -> None:
+    _STATUS_FORM_SEEN.clear()
 
 
 class Aims360Auth:
@@ -305,12 +323,21 @@ def _json_rows(content: bytes) -> list[Any]:
         body = json.loads(content)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedBody(f"publishlink JSON could not be decoded ({type(exc).__name__}: {exc})") from None
+    if body is None:
+        return []  # an empty export, as some serializers write an empty list
     if isinstance(body, list):
         return body
     if isinstance(body, dict):
         for key in _ROW_LIST_KEYS:
             if isinstance(body.get(key), list):
                 return body[key]
+            if key in body and body[key] is None:
+                return []
+        # Rows under a key of the server's choosing next to counts or links: the one list of
+        # objects. A grid row has no list-valued cells, so this is never a one-row export.
+        lists = [v for v in body.values() if isinstance(v, list)]
+        if len(lists) == 1 and all(isinstance(row, dict) for row in lists[0]):
+            return lists[0]
         message = next(
             (body[k] for k in ("message", "Message", "error", "detail") if isinstance(body.get(k), str)),
             None,
@@ -523,13 +550,42 @@ class Aims360Resource(VendorResource):
         return _export_job(body, self.vendor_label, EXPORT_PATH)
 
     def job_status(self, job_id: str) -> BackgroundJob | None:
-        """The job's current row; ``None`` when the API no longer knows the job (purged)."""
-        literal = job_id.replace("'", "''")
-        query = "?$filter=" + quote(f"jobId eq '{literal}'", safe="'")
-        if self.status_method == "POST":
-            body = self.client.post_json(STATUS_POST_PATH + query)
+        """The job's current row; ``None`` when the API no longer knows the job (purged).
+
+        The docs name two status forms and spell the filter ``jobId eq'<id>'`` while OData
+        wants ``jobId eq '<id>'``; a server may take only one of each. The configured form
+        with the OData spelling goes first, the other spelling on 400, the other form on
+        404/405; what answered is remembered for this API host. 404 from both forms means
+        the job is unknown."""
+        host = str(self.client.base_url)
+        other = "GET" if self.status_method == "POST" else "POST"
+        candidates = [(m, sp) for m in (self.status_method, other) for sp in _FILTER_SPELLINGS]
+        learned = _STATUS_FORM_SEEN.get(host)
+        if learned in candidates:
+            candidates.remove(learned)
+            candidates.insert(0, learned)
+        body: Any = None
+        errors: list[VendorHTTPError] = []
+        missing_methods: set[str] = set()
+        for method, spelling in candidates:
+            if method in missing_methods:
+                continue
+            path = STATUS_POST_PATH if method == "POST" else STATUS_GET_PATH
+            try:
+                body = self.client.request_json(method, path + _job_filter(job_id, spelling))
+            except VendorHTTPError as exc:
+                if exc.status in (404, 405):
+                    missing_methods.add(method)
+                elif exc.status != 400:
+                    raise
+                errors.append(exc)
+                continue
+            _STATUS_FORM_SEEN[host] = (method, spelling)
+            break
         else:
-            body = self.client.get_json(STATUS_GET_PATH + query)
+            if all(exc.status == 404 for exc in errors):
+                return None
+            raise next((exc for exc in errors if exc.status == 400), errors[0])
         jobs = []
         for row in job_rows(body):
             try:
@@ -545,11 +601,31 @@ class Aims360Resource(VendorResource):
 
     def rerun_job(self, job_id: str) -> ExportJob:
         path = RERUN_PATH.format(job_id=quote(job_id, safe=""))
-        body = self.client.post_json(path)
+        try:
+            body = self.client.post_json(path)
+        except VendorHTTPError as exc:
+            if exc.status not in (404, 405):
+                raise
+            body, path = self._rerun_by_filter(job_id, exc)
         if isinstance(body, dict) and not any(k in body for k in ("jobId", "jobID", "JobId", "JobID")):
             # The rerun keeps the job id; an answer that does not repeat it still means it.
             body = {**body, "jobId": job_id}
         return _export_job(body, self.vendor_label, path)
+
+    def _rerun_by_filter(self, job_id: str, refused: VendorHTTPError) -> tuple[Any, str]:
+        """The Aqua page's spelling, ``POST backgroundjob?$filter=jobId eq '<id>'/rerun``,
+        for servers that implement it as written. A server that reads it as a plain status
+        query answers the job's finished row: that is no rerun, so ``refused`` stands."""
+        learned = _STATUS_FORM_SEEN.get(str(self.client.base_url))
+        spelling = learned[1] if learned else _FILTER_SPELLINGS[0]
+        path = STATUS_POST_PATH
+        body = self.client.post_json(path + _job_filter(job_id, spelling, "/rerun"))
+        rows = job_rows(body)
+        if len(rows) == 1:
+            status = str(rows[0].get("jobStatus") or rows[0].get("JobStatus") or "").strip().lower()
+            if status != COMPLETED and status not in FAILED_STATUSES:
+                return rows[0], path
+        raise refused
 
     def may_send_token_to(self, link: str) -> bool:
         return self.client.may_send_credentials_to(self.client.url_for(link))
@@ -625,7 +701,7 @@ class Aims360Resource(VendorResource):
                 )
             if on_progress is not None:
                 on_progress(job)
-            if job.is_completed and job.completed_date != stale_completed_date:
+            if job.completes_after(stale_completed_date):
                 return job
             if job.is_failed:
                 raise ExportJobFailed(self.vendor_label, f"AIMS360 job {job_id} {job.describe()}")

@@ -18,8 +18,10 @@ Endpoints:
 Job lifecycle: a job walks Queued 0% → Queued with ``progress`` percentages → its outcome
 (Completed, Failed, or Stuck: never moves again). It advances one step per status poll
 (deterministic, the default) or one step per ``step_seconds``. Tests set the lifecycle of
-the next jobs with ``state.next_lifecycles``. No rate limit is documented, so none is
-enforced. Every request, with its headers, is in ``sandbox.stats.log`` (framework).
+the next jobs with ``state.next_lifecycles``. Knobs on the state serve what an independent
+implementation of the same docs may choose (sparse job rows, one status form or filter
+spelling, one rerun form, ``null`` for an empty JSON export). No rate limit is documented, so
+none is enforced. Every request, with its headers, is in ``sandbox.stats.log`` (framework).
 """
 
 from __future__ import annotations
@@ -232,6 +234,20 @@ class Aims360SandboxState:
     link_base_url: str | None = None
     # Echo scopes in upper case (the API's spelling varies).
     upper_case_scopes: bool = False
+    # Doc-conformant variants an independent implementation may choose:
+    # status rows holding only the fields the Aqua page shows for job answers (no
+    # completedDate, percentCompleted, canReRun, purge fields) ...
+    sparse_job_rows: bool = False
+    # ... only some of the documented job status forms ("GET" odata, "POST"); others are 404 ...
+    status_forms: tuple[str, ...] = ("GET", "POST")
+    # ... only some rerun forms ("path": .../backgroundjob/{id}/rerun, "filter": the Aqua
+    # page's backgroundjob?$filter=jobId eq'{id}'/rerun); others are 404 ...
+    rerun_forms: tuple[str, ...] = ("path", "filter")
+    # ... only one spelling of the filter: "doc" (``jobId eq'<id>'``, as the Aqua page writes
+    # it) or "odata" (``jobId eq '<id>'``); None takes both ...
+    filter_spelling: str | None = None
+    # ... and an empty JSON export served as ``null`` (as Go marshals an empty slice).
+    json_null_when_empty: bool = False
     jobs: dict[str, SandboxJob] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _row_ids: int = 52700
@@ -290,6 +306,13 @@ class Aims360SandboxState:
 
     def job_row(self, job: SandboxJob, base: str) -> dict[str, Any]:
         status, percent = job.state()
+        if self.sparse_job_rows:
+            return {
+                "jobId": job.job_id,
+                "jobStatus": status,
+                "publishLink": job.publish_link,
+                "publishLinkAccessScope": self.scope_name(job.scope),
+            }
         completed = job.completed_date if status == "Completed" else None
         purge_at = job.created_at + timedelta(days=job.lifecycle.purge_days)
         text = {
@@ -346,6 +369,10 @@ def _message(text: str, status: int) -> JSONResponse:
 
 def _unauthorised() -> JSONResponse:
     return _message("Authorization has been denied for this request.", 401)
+
+
+def _not_found() -> JSONResponse:
+    return _message("Not Found", 404)
 
 
 def _base(request: Request) -> str:
@@ -489,17 +516,24 @@ def create_app(config: SandboxConfig) -> Starlette:
             )
 
     async def job_status(request: Request) -> Response:
+        if request.method not in state.status_forms:
+            return _not_found()
         caller = principal(request)
         if caller is None:
             return _unauthorised()
         raw_filter = request.query_params.get("$filter")
         match = _FILTER.match(raw_filter or "")
+        spaced = bool(re.search(r"eq\s+'", raw_filter or "", re.IGNORECASE))
+        if state.filter_spelling is not None and spaced != (state.filter_spelling == "odata"):
+            match = None
         if match is None:
             return _message("The query must filter on jobId: $filter=jobId eq '<jobId>'.", 400)
         job_id = match.group(1).replace("''", "'")
         if match.group(2):
             if request.method != "POST":
                 return _message("Rerun requires POST.", 405)
+            if "filter" not in state.rerun_forms:
+                return _not_found()
             return rerun(caller, job_id)
         base = _base(request)
         with state.lock:
@@ -514,6 +548,8 @@ def create_app(config: SandboxConfig) -> Starlette:
         )
 
     async def rerun_route(request: Request) -> Response:
+        if "path" not in state.rerun_forms:
+            return _not_found()
         caller = principal(request)
         if caller is None:
             return _unauthorised()
@@ -546,6 +582,8 @@ def create_app(config: SandboxConfig) -> Starlette:
         if version is None:
             return _message("The output of this job is not available yet.", 404)
         rows = view.rows(version)
+        if fmt == "JSON" and not rows and state.json_null_when_empty:
+            return Response(b"null", media_type="application/json")
         return render_output(rows, fmt, f"{view.source}_{view.view_name}".replace(" ", "_"))
 
     routes = [

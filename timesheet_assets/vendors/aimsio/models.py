@@ -7,7 +7,10 @@ int, float or numeric string, and ``null``. Impossible values quarantine the rec
 that is not finite (``NaN``, ``Infinity``, ``1e400``), negative hours or more than 168 hours
 in one field, epoch milliseconds outside the years 1900-2199 (validation messages never quote
 the value). Key casing is taken from the example (``timeCarddescription``) with the schema
-table's spelling (``timeCardDescription``) accepted too. Unknown keys are kept
+table's spelling (``timeCardDescription``) accepted too. A blank string in a boolean is
+``null``; ``timeCardPayrollPeriodStatus`` (typed ``any``) may be an object naming the status;
+zone names match whatever their case; an ISO timestamp without an offset is local time in
+the record's zone. Unknown keys are kept
 (``extra="allow"``) and the raw payload is stored verbatim anyway.
 
 Job orders have no documented body. The fields below are the shape the sandbox serves
@@ -20,8 +23,9 @@ from __future__ import annotations
 import json
 import math
 from datetime import date, datetime, timezone
-from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from typing import Annotated, Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -115,9 +119,34 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+def _flag(value: Any) -> Any:
+    """Booleans are read by pydantic (``true``, ``"False"``, ``0``...); a blank string is not
+    stated, like ``null``, rather than an invalid record."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+_STATUS_KEYS = ("status", "name", "value", "code")
+
+
+def _status(value: Any) -> str | None:
+    """``timeCardPayrollPeriodStatus`` is typed ``any``: a plain value, or an object naming it
+    under ``status``/``name``/``value``/``code`` (any case)."""
+    if isinstance(value, Mapping):
+        by_key = {str(k).lower(): v for k, v in value.items()}
+        for key in _STATUS_KEYS:
+            found = by_key.get(key)
+            if isinstance(found, (str, int, float)) and not isinstance(found, bool) and str(found).strip():
+                return str(found)
+    return _text(value)
+
+
 Hours = Annotated[float | None, BeforeValidator(_hours)]
 EpochMs = Annotated[int | None, BeforeValidator(_epoch_ms)]
 Text = Annotated[str | None, BeforeValidator(_text)]
+Flag = Annotated[bool | None, BeforeValidator(_flag)]
+Status = Annotated[str | None, BeforeValidator(_status)]
 
 
 def epoch_ms_to_utc(value: int | None) -> datetime | None:
@@ -126,14 +155,53 @@ def epoch_ms_to_utc(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
 
 
+@cache
+def _zone_names_by_lower_case() -> dict[str, str]:
+    return {name.lower(): name for name in available_timezones()}
+
+
 def zone_or_utc(name: str | None) -> tuple[ZoneInfo | timezone, str]:
-    """The record's IANA zone, or UTC when it has none or names one that does not exist."""
+    """The record's IANA zone, matched whatever its case (``america/winnipeg``), or UTC when
+    it has none or names one that does not exist."""
     if name:
-        try:
-            return ZoneInfo(name), name
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            pass
+        name = name.strip()
+        for candidate in (name, _zone_names_by_lower_case().get(name.lower())):
+            if not candidate:
+                continue
+            try:
+                return ZoneInfo(candidate), candidate
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                pass
     return timezone.utc, UTC_NAME
+
+
+def localize_naive_timestamps(data: Any, fields: tuple[str, ...], zone_fields: tuple[str, ...]) -> Any:
+    """Timestamps sent as ISO text without an offset (or as a bare date) are wall-clock time
+    in the record's zone, so they become epoch ms there; reading them as UTC would move the
+    work date by a day. Anything else is left to the field validators."""
+    if not isinstance(data, Mapping):
+        return data
+    zone_name = next((data.get(f) for f in zone_fields if isinstance(data.get(f), str)), None)
+    zone, _ = zone_or_utc(zone_name)
+    localized: dict[str, int] = {}
+    for name in fields:
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        text = value.strip()
+        try:
+            float(text)
+            continue  # epoch ms as a numeric string
+        except ValueError:
+            pass
+        try:
+            parsed = datetime.fromisoformat(text)
+            if parsed.tzinfo is not None:
+                continue
+            localized[name] = int(parsed.replace(tzinfo=zone).timestamp() * 1000)
+        except (ValueError, OverflowError, OSError):
+            continue
+    return {**data, **localized} if localized else data
 
 
 def local_date(epoch_ms: int, zone_name: str | None) -> tuple[date, str]:
@@ -181,11 +249,18 @@ class TimeCard(BaseModel):
     phase_guid: Text = Field(default=None, alias="timeCardPhaseGuid")
     phase_code: Text = Field(default=None, alias="timeCardPhaseCode")
     payroll_period_name: Text = Field(default=None, alias="timeCardPayrollPeriodName")
-    payroll_period_status: Text = Field(default=None, alias="timeCardPayrollPeriodStatus")
+    payroll_period_status: Status = Field(default=None, alias="timeCardPayrollPeriodStatus")
     created_at: EpochMs = Field(default=None, alias="timeCardCreatedAt")
-    is_exported: bool | None = Field(default=None, alias="timeCardIsExportedToIntegration")
-    is_deleted: bool | None = Field(default=None, alias="timeCardIsDeleted")
-    is_billable: bool | None = Field(default=None, alias="timeCardIsBillable")
+    is_exported: Flag = Field(default=None, alias="timeCardIsExportedToIntegration")
+    is_deleted: Flag = Field(default=None, alias="timeCardIsDeleted")
+    is_billable: Flag = Field(default=None, alias="timeCardIsBillable")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_timestamps(cls, data: Any) -> Any:
+        return localize_naive_timestamps(
+            data, ("timeCardRecordDate", "timeCardCreatedAt"), ("timeCardTimeZone",)
+        )
 
     @model_validator(mode="after")
     def _usable(self) -> "TimeCard":
@@ -227,6 +302,15 @@ class JobOrder(BaseModel):
         validation_alias=AliasChoices("jobOrderProjectManagerName", "projectManagerName"),
     )
     time_zone: Text = Field(default=None, validation_alias=AliasChoices("jobOrderTimeZone", "timeZone"))
-    is_deleted: bool | None = Field(
+    is_deleted: Flag = Field(
         default=None, validation_alias=AliasChoices("jobOrderIsDeleted", "isDeleted")
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_timestamps(cls, data: Any) -> Any:
+        return localize_naive_timestamps(
+            data,
+            ("jobOrderStartDate", "startDate", "jobOrderEndDate", "endDate"),
+            ("jobOrderTimeZone", "timeZone"),
+        )

@@ -9,7 +9,8 @@ Decisions where the API document is silent (also in ``docs/vendors/aimsio.md``):
   timecard operation the document shows), ``JobOrder`` and ``JobOrder/{guid}`` for job orders.
   Both names are settings in case an account exposes them differently.
 * GET-all is documented as "a JSON array"; the document's only GET-all example
-  (``NonRecurringBillableItem``) wraps it as ``{"value": [...]}``. Both are read. Stubs are
+  (``NonRecurringBillableItem``) wraps it as ``{"value": [...]}``. Both are read; 204,
+  ``null``, ``{}`` and ``{"value": null}`` are an empty list. Stubs are
   identified by ``guid``, or by ``id`` when there is no ``guid`` (the document says "guid/id").
 * Limit: "more than 10 calls per second" are queued, a queue longer than 5 s times out, and
   "up to 10 parallel calls are permitted". The limiter runs at 9.8 calls/s with burst 1 (even
@@ -111,11 +112,17 @@ def unusable_stub_key(element: Any) -> str:
 
 
 def parse_stub_list(response: httpx.Response) -> list[Any]:
+    # The document shows no empty answer: 204, ``null``, ``{}`` and ``{"value": null}`` all
+    # say "no records". An object with other keys (an error envelope) still fails.
+    if response.status_code == 204:
+        return []
     body = decode_json(response)
     if isinstance(body, dict) and isinstance(body.get("value"), list):
         return body["value"]
     if isinstance(body, list):
         return body
+    if body is None or body == {} or (isinstance(body, dict) and set(body) == {"value"} and body["value"] is None):
+        return []
     raise VendorRejected(
         "expected a JSON array of {dtype, guid, updatedAt} stubs, got "
         + (f"an object with keys {sorted(body)[:8]}" if isinstance(body, dict) else type(body).__name__)

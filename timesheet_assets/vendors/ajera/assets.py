@@ -411,6 +411,7 @@ def ajera_timesheets(context: dg.AssetExecutionContext, ajera: AjeraResource) ->
         list_timesheets_calls=fetch.list_calls,
         get_timesheets_calls=fetch.get_calls,
         unrequested_details=fetch.unrequested_details,
+        listed_outside_window=fetch.outside_window,
     )
     mismatched = reconciliation["mismatched"]
     yield dg.AssetCheckResult(

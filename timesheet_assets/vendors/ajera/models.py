@@ -85,12 +85,26 @@ class AjeraModel(BaseModel):
 
 
 # -- envelope and session ---------------------------------------------------------------------
+def _error_list(value: Any) -> Any:
+    """``Errors`` as a list: ``null``, ``""`` and ``{}`` say "no errors" as well as ``[]`` does;
+    a lone message or object is one error."""
+    if value is None or value == "" or value == {}:
+        return []
+    if isinstance(value, (str, Mapping)):
+        return [value]
+    return value
+
+
+def _text_or_none(value: Any) -> Any:
+    return value if value is None or isinstance(value, str) else str(value)
+
+
 class Envelope(AjeraModel):
     response_code: int | None = Field(default=None, alias="ResponseCode")
-    message: str | None = Field(default=None, alias="Message")
-    errors: list[Any] | None = Field(default=None, alias="Errors")
+    message: Annotated[str | None, BeforeValidator(_text_or_none)] = Field(default=None, alias="Message")
+    errors: Annotated[list[Any], BeforeValidator(_error_list)] = Field(default_factory=list, alias="Errors")
     content: Any = Field(default=None, alias="Content")
-    usage_key: str | None = Field(default=None, alias="UsageKey")
+    usage_key: Any = Field(default=None, alias="UsageKey")
 
     def error_texts(self) -> list[str]:
         """The messages of the ``Errors`` entries (objects, plain strings or anything else)."""
@@ -115,7 +129,9 @@ class Envelope(AjeraModel):
 
 class SessionContent(AjeraModel):
     session_token: str = Field(alias="SessionToken", min_length=1)
-    session_expiration: str | None = Field(default=None, alias="SessionExpiration")
+    # Its format is not documented: whatever is not a readable timestamp is ignored, and the
+    # session is then kept until the API says it is invalid.
+    session_expiration: Any = Field(default=None, alias="SessionExpiration")
 
 
 # -- timesheets -------------------------------------------------------------------------------

@@ -12,14 +12,17 @@ docs/vendors/ajera.md):
   server's clock or zone differs) and is ignored.
 * "The session is invalid" is ``ResponseCode`` 401, HTTP 401, or an ``Errors`` message saying
   the session is invalid/expired: the shared client re-creates the session once and repeats
-  the call (``AuthExpired``). Any other non-200 ``ResponseCode`` or any ``Errors`` entry fails
-  the call with the vendor's message, also under HTTP 200.
+  the call (``AuthExpired``); "token" counts as "session" in such a message. Any other
+  non-200 ``ResponseCode`` or any ``Errors`` entry fails the call with the vendor's message,
+  also under HTTP 200.
 * The session token travels in the body, not in a header. The shared client asks the auth hook
   to ``sign_body`` before every attempt; this hook returns the body with the current
   ``SessionToken`` written in, so the repeat after a re-created session carries the new token.
-* An answer whose ``Content`` is not the documented shape (not an object, or its record list
-  missing or not a list) fails the call at once (``VendorRejected``): it is valid JSON, so
-  asking again would not change it, and reading it as "no records" would replace a window with
+* No records may come as ``[]``, ``null``, a missing list or a ``null``/``""`` ``Content``
+  (the documentation shows only a non-empty list). An answer that is none of these and not the
+  documented shape (``Content`` some other value, a record list that is not a list, records
+  under another name) fails the call at once (``VendorRejected``): it is valid JSON, so asking
+  again would not change it, and reading it as "no records" would replace a window with
   nothing. A body that is not JSON at all (cut off, an HTML error page) is retried like a broken
   connection.
 * Every failure message names the Ajera method after the path (all methods share one URL):
@@ -35,7 +38,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence, TypeVar
 
 import httpx
@@ -60,8 +63,11 @@ API_VERSION = 2
 # before the window still has days inside it.
 WEEK_LOOKBACK = timedelta(days=6)
 
-_SESSION_WORDS = ("session",)
-_INVALID_WORDS = ("invalid", "expired", "not valid", "unknown", "timed out", "ended", "not found", "no longer")
+_SESSION_WORDS = ("session", "token")
+_INVALID_WORDS = (
+    "invalid", "expired", "not valid", "unknown", "timed out", "ended", "not found", "no longer",
+    "not recognized", "unrecognized", "does not exist",
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -111,14 +117,23 @@ def read_envelope(
 
 
 def content_records(content: Any, name: str, method: str) -> list[Any]:
-    """``Content[name]`` of a List/Get answer. ``null`` stands for no records; anything else
-    that is not a list — or a ``Content`` that is not an object — is a malformed answer."""
+    """``Content[name]`` of a List/Get answer (the name matched in any case).
+
+    No records may be said as ``[]``, ``null``, a ``Content`` without the list, or a ``null``
+    or ``""`` ``Content`` (the documentation shows only a non-empty list). What is refused as
+    malformed: a ``Content`` that is some other value, a record list that is not a list, and a
+    ``Content`` without the list that holds another non-empty list (records filed under a name
+    we do not know must not read as "no records")."""
+    if content is None or content == "":
+        return []
     if not isinstance(content, Mapping):
-        shown = "null" if content is None else type(content).__name__
-        raise VendorRejected(f"{method}: malformed answer: Content is {shown}, not an object")
-    if name not in content:
-        raise VendorRejected(f"{method}: malformed answer: Content has no {name!r} list")
-    records = content[name]
+        raise VendorRejected(f"{method}: malformed answer: Content is {type(content).__name__}, not an object")
+    found = name if name in content else next((k for k in content if isinstance(k, str) and k.lower() == name.lower()), None)
+    if found is None:
+        if any(isinstance(v, list) and v for v in content.values()):
+            raise VendorRejected(f"{method}: malformed answer: Content has no {name!r} list")
+        return []
+    records = content[found]
     if records is None:
         return []
     if not isinstance(records, list):
@@ -140,6 +155,20 @@ def _naming(method: str, exc: VendorHTTPError) -> VendorHTTPError:
         )
     named.ajera_method = method  # type: ignore[attr-defined]
     return named
+
+
+def session_expiration(value: Any) -> datetime | None:
+    """``SessionExpiration`` as an aware UTC time: an ISO timestamp (read as UTC without an
+    offset) or epoch seconds (milliseconds when that large); ``None`` when unreadable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = value / 1000 if abs(value) > 1e11 else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return parse_timestamp(value) if isinstance(value, (str, datetime)) else None
 
 
 def batched(items: Sequence[T], size: int) -> list[list[T]]:
@@ -222,11 +251,13 @@ class AjeraSession:
         self._client.redact.add(session.session_token)
         self._token = session.session_token
         self._renew_at = None
-        expires = parse_timestamp(session.session_expiration)
+        expires = session_expiration(session.session_expiration)
         now = self._client.clock.now()
         if expires is not None and expires > now:
-            margin = timedelta(seconds=res.session_renew_margin_seconds)
-            self._renew_at = max(now, expires - margin)
+            # A session shorter than twice the margin is renewed half-way through its life
+            # instead of (uselessly) before every call.
+            margin = min(timedelta(seconds=res.session_renew_margin_seconds), (expires - now) / 2)
+            self._renew_at = expires - margin
         elif expires is not None:
             self._client.log.warning(
                 "Ajera: SessionExpiration is already past when the session was created; "
@@ -274,6 +305,7 @@ class TimesheetFetch:
     listed: list[Any] = field(default_factory=list)
     details: dict[int, dict[str, Any]] = field(default_factory=dict)
     unrequested_details: int = 0
+    outside_window: int = 0
     list_calls: int = 0
     get_calls: int = 0
 
@@ -388,6 +420,12 @@ class AjeraResource(VendorResource):
                 key = _timesheet_key(record)
                 if key is not None and key in seen:
                     continue
+                week = _week_start(record)
+                if week is not None and not (first - WEEK_LOOKBACK <= week <= last):
+                    # Listed beyond the filter range (a server may list every week that overlaps
+                    # it): no day of it is in the window, so it is neither fetched nor stored.
+                    fetch.outside_window += 1
+                    continue
                 fetch.listed.append(record)
                 if key is not None:
                     seen.add(key)
@@ -408,10 +446,16 @@ class AjeraResource(VendorResource):
 
     # -- projects --------------------------------------------------------------------------------
     def list_projects(self) -> tuple[list[Any], int]:
-        """All ``ListProjects`` records, page by page; returns the records and pages read."""
+        """All ``ListProjects`` records, page by page; returns the records and pages read.
+
+        The last page is the first one shorter than the pages before it, or an empty one. A
+        first page shorter than ``PageSize`` does not end the list by itself: the server may
+        serve fewer records per page than asked (its own maximum is undocumented), so page 2
+        is asked for to make sure."""
         records: list[Any] = []
         seen: set[int] = set()
         page = 1
+        served_per_page: int | None = None  # what a full page holds on this server
         while True:
             batch = self.call(
                 "ListProjects",
@@ -428,8 +472,10 @@ class AjeraResource(VendorResource):
                     records.append(record)
                 if key is not None:
                     seen.add(key)
-            if len(batch) < self.page_size:
+            if not batch or (served_per_page is not None and len(batch) < served_per_page):
                 return records, page
+            if served_per_page is None:
+                served_per_page = len(batch)
             page += 1
 
     def get_projects(self, keys: Sequence[int]) -> list[list[Any]]:
@@ -444,6 +490,11 @@ def lenient_key(value: Any) -> int | None:
     number within ±2**53 like every valid key (booleans, ``12.5``, ``inf``, ``10**30``)."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, str):
+        try:
+            value = float(value) if "." in value else int(value)  # "147.0" reads as pydantic reads it
+        except ValueError:
+            return None
     if isinstance(value, float) and not value.is_integer():
         return None
     try:
@@ -455,6 +506,17 @@ def lenient_key(value: Any) -> int | None:
 
 def _timesheet_key(record: Any) -> int | None:
     return lenient_key(record.get("Timesheet Key")) if isinstance(record, Mapping) else None
+
+
+def _week_start(record: Any) -> date | None:
+    """The list record's ``Timesheet Date`` when readable (an unreadable one is left to validation)."""
+    value = record.get("Timesheet Date") if isinstance(record, Mapping) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None
 
 
 def _detail_key(detail: Any) -> int | None:

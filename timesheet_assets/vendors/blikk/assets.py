@@ -10,7 +10,7 @@ time reports are booked on too — and replaces the table.
 Vendor calls run inside the shared ``permanent_errors_fail_fast()``: outages (429/502/503/504
 after all attempts, timeouts, resets, truncated bodies) reach the step retry policy; errors no
 retry can fix (other 4xx, 500, a page that is not a paged list) fail the step at once. A 403
-on the optional reads (user names, the two registries) is a warning instead.
+or 404 on the optional reads (user names, the two registries) is a warning instead.
 """
 
 # No ``from __future__ import annotations`` here: Dagster inspects the context annotation.
@@ -42,6 +42,9 @@ TIME_REPORTS_KEY = dg.AssetKey(["raw", "blikk", "time_reports"])
 PROJECTS_KEY = dg.AssetKey(["raw", "blikk", "projects"])
 GROUP = "blikk"
 RESOURCE_KEY = "blikk"
+# Answers that mean an optional read (user names, the two registries) is not available to
+# this API application: no permission (403), or an endpoint this deployment lacks (404).
+OPTIONAL_READ_UNAVAILABLE = frozenset({403, 404})
 
 TIME_REPORT_COLUMNS: Mapping[str, str] = {
     "work_date": "date",
@@ -318,7 +321,7 @@ def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) 
                 user_names = blikk.fetch_user_names()
                 names_looked_up = True
             except VendorHTTPError as exc:
-                if exc.status != 403:
+                if exc.status not in OPTIONAL_READ_UNAVAILABLE:
                     raise
                 context.log.warning(
                     f"Blikk user registry not readable ({exc}); employee_name stays empty for "
@@ -362,7 +365,7 @@ def blikk_projects(context: dg.AssetExecutionContext, blikk: BlikkResource) -> I
             try:
                 registry = fetch()
             except VendorHTTPError as exc:
-                if exc.status != 403:
+                if exc.status not in OPTIONAL_READ_UNAVAILABLE:
                     raise
                 registries_refused.append(kind)
                 context.log.warning(f"Blikk {kind} project registry not readable ({exc}); skipped")

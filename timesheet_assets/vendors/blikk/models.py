@@ -2,9 +2,11 @@
 
 Written from the public API document, and lenient where it leaves room: unknown keys are kept
 (``extra="allow"``), numbers may arrive as ints or numeric strings, ids and numbers shown as
-strings may arrive as numbers, optional objects may be ``null`` or missing. Timestamps follow
-the document's format ``2022-07-01 04:43:12 +00:00``; ISO-8601 (``T`` separator, ``Z``) and
-offset-less values (read as UTC, the document calls them "datetime utc") are accepted too.
+strings may arrive as numbers, optional objects may be ``null`` or missing, and ``""`` in an
+optional field that is not text (or ``[]`` where an object belongs) reads as absent.
+Timestamps follow the document's format ``2022-07-01 04:43:12 +00:00``; ISO-8601 (``T``
+separator, ``Z``) and offset-less values (read as UTC, the document calls them "datetime
+utc") are accepted too.
 
 Impossible values are validation errors, so the record is quarantined instead of landing
 (or of crashing the run): non-finite numbers anywhere, ``hours`` outside 0..24 (a report is one
@@ -22,7 +24,8 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timezone
-from typing import Annotated, Any
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -113,12 +116,62 @@ OptionalDate = Annotated[date | None, BeforeValidator(_optional_date)]
 WorkDate = Annotated[date, BeforeValidator(_required_date)]
 
 
+def _blank_means_absent(annotation: Any) -> tuple[bool, bool]:
+    """(``""`` reads as absent, ``[]`` reads as absent) for an optional field's type: text
+    fields keep their ``""`` and list fields their ``[]``."""
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    kinds = [kind for kind in members if kind is not type(None)]
+    if any(kind is str or get_origin(kind) is list for kind in kinds):
+        return False, False
+    is_object = any(
+        get_origin(kind) is dict or kind is dict or (isinstance(kind, type) and issubclass(kind, BaseModel))
+        for kind in kinds
+    )
+    return True, is_object
+
+
 class BlikkModel(BaseModel):
     # JSON has no NaN or Infinity, but Python's decoder accepts them (and "NaN" as a numeric
     # string would parse too): a non-finite number is never a real value.
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, allow_inf_nan=False)
 
+    # Optional non-text fields where "" (and, for objects, []) means "not set".
+    _blank_fields: ClassVar[frozenset[str]] = frozenset()
+    _empty_list_fields: ClassVar[frozenset[str]] = frozenset()
+
     objectName: str | None = None
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        blank, empty_list = set(), set()
+        for name, info in cls.model_fields.items():
+            if info.is_required():
+                continue  # a required value that is blank stays invalid
+            text_absent, list_absent = _blank_means_absent(info.annotation)
+            if text_absent:
+                blank.add(name)
+            if list_absent:
+                empty_list.add(name)
+        cls._blank_fields = frozenset(blank)
+        cls._empty_list_fields = frozenset(empty_list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_optional_values_are_absent(cls, data: Any) -> Any:
+        # The document shows "" for empty text; an implementation may serve "" (or [] for an
+        # object) wherever an optional value is absent, numbers and objects included.
+        if not isinstance(data, dict):
+            return data
+        cleared = None
+        for name in cls._blank_fields.intersection(data):
+            value = data[name]
+            if (isinstance(value, str) and not value.strip()) or (
+                value == [] and name in cls._empty_list_fields
+            ):
+                cleared = cleared if cleared is not None else dict(data)
+                cleared[name] = None
+        return cleared if cleared is not None else data
 
 
 class NameRef(BlikkModel):

@@ -5,9 +5,11 @@ The documentation is loose about types, so the models are too:
 * ids are integers in most examples but the side tables are keyed by id *strings*; ids are
   normalised to strings so ``"7"`` and ``7`` join;
 * timestamps are epoch seconds as integers (``1583905200``), as numeric strings
-  (``"1566486923"``, task/work_history) or as ``"2019-08-13 12:04:03"`` (user/history); all
-  become timezone-aware UTC datetimes. ``0`` and ``""`` mean "not set" (the doc's examples
-  use ``0`` as a placeholder for dates that were never filled in);
+  (``"1566486923"``, task/work_history) or as ``"2019-08-13 12:04:03"`` (user/history), and
+  any ISO 8601 spelling of the latter (``T``, fractions, no seconds, ``Z``/offsets, a bare
+  date; no offset means UTC); all become timezone-aware UTC datetimes. ``0`` and ``""`` mean
+  "not set" (the doc's examples use ``0`` as a placeholder for dates that were never filled
+  in);
 * counts shown as integers may arrive as ``""`` (``comments`` in the dashboard example);
 * every object keeps unknown keys (``extra="allow"``).
 
@@ -34,8 +36,6 @@ from pydantic import (
     with_config,
 )
 from typing_extensions import Required, TypedDict
-
-_TEXT_TIMESTAMP_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
 
 # Plausible instants for this API (it went online long after 1970); outside them a value is
 # corrupt, and far-off years would also break timezone conversion and pandas' nanosecond range.
@@ -90,13 +90,18 @@ def epoch_to_utc(value: Any) -> datetime | None:
             pass
         else:
             return _from_epoch(number)
-        for fmt in _TEXT_TIMESTAMP_FORMATS:
-            try:
-                parsed = datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
-            except ValueError:
-                continue
-            return _in_range(parsed)
-    raise ValueError("not an epoch-seconds timestamp or 'YYYY-MM-DD HH:MM:SS' text")
+        try:
+            # ISO 8601 as Python 3.11 reads it: "T" or space, with or without seconds or a
+            # fraction, "Z"/"+02:00" or no offset, a bare date. No offset means UTC.
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is None:
+                return _in_range(parsed.replace(tzinfo=timezone.utc))
+            # Checked before converting: a far-off year with an offset overflows astimezone.
+            return _in_range(parsed).astimezone(timezone.utc)
+    raise ValueError("not an epoch-seconds timestamp or ISO 8601 date/time text")
 
 
 def id_text(value: Any) -> str | None:

@@ -14,8 +14,11 @@ Decisions where the documentation is silent or ambiguous (also in docs/vendors/i
 * **Paging.** ``limit``/``offset`` until ``count``. No maximum ``limit`` is documented, so
   the offset advances by the rows actually returned: a server that caps the page size
   silently still yields every record. ``count`` may sit at the top level (ts/search,
-  project/search) or inside ``data`` (task/search); both are read, and without any count a
-  short page ends the read.
+  project/search) or inside ``data`` (task/search); both are read. "Count of finded objects"
+  may also mean the page's rows: ``count`` ends the read only once it has shown itself a
+  total (above the rows read so far); otherwise a short or empty page ends it.
+* **``data`` "packed to JSON string".** The doc describes every ``data`` so; a string holding
+  a JSON object or list is unpacked (blank: no records), any other string is a broken page.
 * **Time window.** ``start_datetime``/``end_datetime`` are epoch seconds; the doc does not say
   whether they bound the start time or the whole entry, nor whether the end is inclusive.
   The client asks for ``[first 00:00, last+1 00:00]`` in the configured timezone and keeps
@@ -36,6 +39,7 @@ Decisions where the documentation is silent or ambiguous (also in docs/vendors/i
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -158,12 +162,26 @@ def _type_name(value: Any) -> str:
     )
 
 
+def unpack_data(text: str) -> Any:
+    """``data`` served as the doc describes it, "packed to JSON string": the object or list it
+    holds (``None`` for a blank string). Any other string is returned as is (a broken page)."""
+    if not text.strip():
+        return None
+    try:
+        unpacked = json.loads(text)
+    except (ValueError, RecursionError):
+        return text
+    return unpacked if unpacked is None or isinstance(unpacked, (Mapping, list)) else text
+
+
 def page_parser(list_key: str, offset: int) -> Callable[[httpx.Response], dict[str, Any]]:
     """``parse_envelope`` plus a shape check of one search page (see "Malformed pages")."""
 
     def parse(response: httpx.Response) -> dict[str, Any]:
         body = parse_envelope(response)
         data = body.get("data")
+        if isinstance(data, str):
+            data = body["data"] = unpack_data(data)
         where = f"malformed page at offset {offset}"
         if data is not None and not isinstance(data, (Mapping, list)):
             raise VendorRejected(f"{where}: 'data' is {_type_name(data)}, expected an object or a list")
@@ -380,6 +398,7 @@ class IBuildAppResource(VendorResource):
         yielding each page as it arrives (a long read never holds every record)."""
         side_tables = tuple(side_tables)
         offset = 0
+        count_is_total = False
         while True:
             body = {**(filters or {}), "limit": self.page_size, "offset": offset, "with": list(side_tables)}
             payload = self.call(endpoint, body, parse=page_parser(list_key, offset))
@@ -390,9 +409,16 @@ class IBuildAppResource(VendorResource):
             offset += len(rows)
             if not rows:
                 break
-            if reported is not None and offset >= reported:
+            if reported is not None and reported > offset:
+                # More remain. A count above the rows read so far can only be the search's
+                # total (a count of the page's own rows never exceeds them).
+                count_is_total = True
+                continue
+            if reported is not None and reported == offset and count_is_total:
                 break
-            if reported is None and len(rows) < self.page_size:
+            # No count, or one that may count only this page: a short page is the last one;
+            # after a full page one more call decides (an empty page ends the read).
+            if len(rows) < self.page_size:
                 break
 
     def search(
