@@ -175,6 +175,14 @@ def mock_transport(store: PageStore, served: list[int] | None = None, read_secon
         index = offset // store.page_size
         if served is not None:
             served.append(index)
+        if index >= store.pages:
+            # Past the end, as the API answers it: no entries, the search's count. The client
+            # asks here when one full page's count cannot yet be told from the page's own.
+            return httpx.Response(200, json={
+                "status": "SUCCESS", "message": f"{store.records} time entries found.",
+                "data": {"time_entries": [], "users": {}, "tasks": {}, "projects": {}},
+                "count": store.records,
+            })
         started = time.perf_counter()
         content = store.page(index)
         if read_seconds is not None:
@@ -268,6 +276,7 @@ def measure_pipeline(store: PageStore, database: str) -> dict[str, Any]:
         "records": store.records,
         "pages": store.pages,
         "requests": len(served),
+        "recorded_pages_served": sorted(i for i in served if i < store.pages),
         "records_served": raw.records_served,
         "quarantined": raw.quarantined,
         "outside_window": load.outside_window,
@@ -413,7 +422,7 @@ def run_processing(
 def _consistent(run: dict[str, Any], store: PageStore) -> bool:
     """Every served record became a raw row (valid or quarantined), with its payload."""
     return (
-        run["requests"] == store.pages
+        run["recorded_pages_served"] == list(range(store.pages))
         and run["records_served"] + run["outside_window"] == store.records
         and run["raw_rows_written"] == run["records_served"] == run["payloads_written"]
         and run["conformed_rows_written"] == run["raw_rows_written"] - run["raw_quarantined_written"]

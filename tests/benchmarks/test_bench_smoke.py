@@ -36,7 +36,8 @@ def test_pages_are_the_sandbox_shape_and_cover_every_record(store):
 
 def test_pipeline_counts_every_record_once(store, tmp_path):
     result = processing.measure_pipeline(store, str(tmp_path / "warehouse.duckdb"))
-    assert result["requests"] == store.pages
+    assert result["requests"] == store.pages  # the count is the search's total from page 1 on
+    assert result["recorded_pages_served"] == list(range(store.pages))
     assert result["records_served"] + result["outside_window"] == RECORDS
     assert result["quarantined"] == 0 and result["duplicates_dropped"] == 0
     assert result["raw_rows_written"] == result["payloads_written"] == result["records_served"]
