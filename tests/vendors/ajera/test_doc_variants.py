@@ -202,11 +202,7 @@ def test_project_pages_capped_below_the_requested_size_are_all_read(ajera_server
     monkeypatch.setitem(ajera_sandbox.METHODS, "ListProjects", (allowed, capped))
     server = ajera_server(small_config(projects=8))
     state = ajera_state(server)
-    resource = resource_for(server, page_size=500)
-    try:
-        records, pages = resource.list_projects()
-    finally:
-        resource.close()
+    records, pages = _list_projects(server)
     assert sorted(r["ProjectKey"] for r in records) == [p["ProjectKey"] for p in state.dataset.projects]
     assert pages == state.calls("ListProjects") == 3  # 3 + 3 + 2: the last short page ends it
 
@@ -214,10 +210,15 @@ def test_project_pages_capped_below_the_requested_size_are_all_read(ajera_server
 def test_single_short_project_page_costs_one_confirming_call(ajera_server):
     server = ajera_server(small_config(projects=5))
     state = ajera_state(server)
-    resource = resource_for(server, page_size=500)
-    try:
-        records, pages = resource.list_projects()
-    finally:
-        resource.close()
+    records, pages = _list_projects(server)
     assert len(records) == 5
     assert state.calls("ListProjects") == pages == 2  # 5 records, then an empty page 2
+
+
+def _list_projects(server):
+    """Every project and the pages read, asking for pages far larger than the server serves."""
+    resource = resource_for(server, page_size=500)
+    try:
+        return resource.list_projects()
+    finally:
+        resource.close()
