@@ -53,7 +53,7 @@ from .models import (
     TimesheetLine,
     TimesheetListRecord,
 )
-from .resource import AjeraResource, TimesheetFetch, lenient_key, project_keys
+from .resource import AjeraResource, TimesheetFetch, lenient_date, lenient_key, project_keys
 
 VENDOR = "ajera"
 TIMESHEETS_KEY = dg.AssetKey(["raw", VENDOR, "timesheets"])
@@ -156,16 +156,6 @@ def _clamp(day: date | None, first: date, last: date) -> date:
     return min(max(day, first), last)
 
 
-def _lenient_date(*values: Any) -> date | None:
-    for value in values:
-        if isinstance(value, str) and len(value) >= 10:
-            try:
-                return date.fromisoformat(value[:10])
-            except ValueError:
-                continue
-    return None
-
-
 def _day_row(line: ProjectLineRecord | OverheadLineRecord, cell: DayCell, work_date: date) -> dict[str, Any]:
     ts = line.timesheet
     row: dict[str, Any] = {
@@ -241,7 +231,7 @@ def _quarantine_rows(
     ts_key = lenient_key(listed_map.get("Timesheet Key"))
     key_text = str(ts_key) if ts_key is not None else f"unkeyed:{position}"
     when = _clamp(
-        _lenient_date(
+        lenient_date(
             detail.get("TimesheetDate") if isinstance(detail, Mapping) else None,
             listed_map.get("Timesheet Date"),
         ),

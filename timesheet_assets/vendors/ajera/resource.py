@@ -508,15 +508,20 @@ def _timesheet_key(record: Any) -> int | None:
     return lenient_key(record.get("Timesheet Key")) if isinstance(record, Mapping) else None
 
 
+def lenient_date(*values: Any) -> date | None:
+    """The first of ``values`` that starts with an ISO date (a time part is ignored)."""
+    for value in values:
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value.strip()[:10])
+            except ValueError:
+                continue
+    return None
+
+
 def _week_start(record: Any) -> date | None:
     """The list record's ``Timesheet Date`` when readable (an unreadable one is left to validation)."""
-    value = record.get("Timesheet Date") if isinstance(record, Mapping) else None
-    if not isinstance(value, str):
-        return None
-    try:
-        return date.fromisoformat(value.strip()[:10])
-    except ValueError:
-        return None
+    return lenient_date(record.get("Timesheet Date")) if isinstance(record, Mapping) else None
 
 
 def _detail_key(detail: Any) -> int | None:

@@ -37,6 +37,8 @@ from pydantic import (
 )
 from typing_extensions import Required, TypedDict
 
+from ...ingest.values import parse_utc_timestamp
+
 # Plausible instants for this API (it went online long after 1970); outside them a value is
 # corrupt, and far-off years would also break timezone conversion and pandas' nanosecond range.
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -90,17 +92,10 @@ def epoch_to_utc(value: Any) -> datetime | None:
             pass
         else:
             return _from_epoch(number)
-        try:
-            # ISO 8601 as Python 3.11 reads it: "T" or space, with or without seconds or a
-            # fraction, "Z"/"+02:00" or no offset, a bare date. No offset means UTC.
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is None:
-                return _in_range(parsed.replace(tzinfo=timezone.utc))
-            # Checked before converting: a far-off year with an offset overflows astimezone.
-            return _in_range(parsed).astimezone(timezone.utc)
+        # ISO 8601 text ("T" or space, fractions, "Z"/offset or none = UTC, a bare date).
+        moment = parse_utc_timestamp(text)
+        if moment is not None:
+            return _in_range(moment)
     raise ValueError("not an epoch-seconds timestamp or ISO 8601 date/time text")
 
 
