@@ -1,7 +1,7 @@
 """How fast the design can go: the processing floor next to ``json.loads`` (issue 10).
 
 ``benchmarks/processing.py`` times the shipped iBuildApp path. This module asks what any
-implementation within DESIGN.md could reach on the same pre-recorded pages: pydantic validates
+implementation within docs/contracts.md could reach on the same pre-recorded pages: pydantic validates
 the records, the raw table keeps each record's payload next to typed columns, the vendor's
 ``conform.py`` maps a pandas frame, and both land in DuckDB. It builds that path up one stage
 at a time, each stage the least work it can be, with the fastest primitives at hand, and

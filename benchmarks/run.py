@@ -10,7 +10,7 @@
    code location.
 3. **Before/after of each optimisation**: the processing path with each one reverted in turn,
    and the numbers measured on the code before this work (``baseline_before.json``).
-4. **The floor of the design** (``benchmarks/floor.py``): the least work DESIGN.md allows for
+4. **The floor of the design** (``benchmarks/floor.py``): the least work docs/contracts.md allows for
    each stage (parse, validate, payload, frame, writes, conform), stage by stage, with the ratio
    each prefix reaches, and DuckDB's compiled JSON reader outside the design for scale.
 
@@ -184,7 +184,7 @@ def _floor_section(result: dict[str, Any] | None, processing: dict[str, Any] | N
     return [
         "## The floor of the design",
         "",
-        "What any implementation within DESIGN.md could reach on the same pages (`benchmarks/floor.py`): "
+        "What any implementation within docs/contracts.md could reach on the same pages (`benchmarks/floor.py`): "
         "each stage the least work it can be — pydantic's one-pass `validate_json` against the strict "
         "`TimeEntryFast`, `to_json` for the payload, a pandas frame, plain DuckDB inserts, the vendor's "
         "`conform_timesheets` — with no HTTP, envelope checks, side-table join, duplicates, window, quarantine "
@@ -318,7 +318,7 @@ the write of the raw table alone is about one `json.loads` of the same bytes (pa
 are converted one by one; Arrow strings write in 1.7 s but converting the frame to Arrow costs 2.7 s).
 
 **The ratio target is out of reach of this design on this machine, by measurement.** The floor
-table (`benchmarks/floor.py`) builds the least pipeline DESIGN.md allows, stage by stage, with
+table (`benchmarks/floor.py`) builds the least pipeline docs/contracts.md allows, stage by stage, with
 none of the shipped one's bookkeeping (HTTP, envelope, side-table join, duplicates, window,
 quarantine, transaction). The issue's reasoning holds for its first half: `validate_json` parses
 and validates in one pass at ≈ 1.6–1.9× the rate of `json.loads`, and with each record's payload
@@ -331,7 +331,7 @@ with the `json.loads` reference more than with the pipeline). Even outside the d
 compiled JSON reader writing the raw table and a SQL conform (no pydantic, no pandas) reaches
 ≈ 0.3–0.4 at 100k and ≈ 0.8 at 1M records on these 2 cores: storing the payload column and
 checkpointing it cost about one `json.loads` by themselves. So ≥ 1.0 would need the raw payload
-column (DESIGN.md: "Raw assets keep the vendor payload") dropped or kept as the pages' bytes
+column (docs/contracts.md: "Raw assets keep the vendor payload") dropped or kept as the pages' bytes
 outside DuckDB, and validation and conform moved into compiled code: a different product, not an
 optimisation of this one.
 

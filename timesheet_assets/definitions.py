@@ -15,12 +15,19 @@ def enabled_plugins(vendors: tuple[str, ...] | None = None) -> list[VendorPlugin
 
 def build_definitions(vendors: tuple[str, ...] | None = None) -> dg.Definitions:
     from .conformed.definitions import conformed_definitions
+    from .jobs import build_jobs
+    from .schedules import build_daily_refresh_schedule, build_deep_refresh_schedule, build_reread_sensor
 
     plugins = enabled_plugins(vendors)
     return dg.Definitions.merge(
         dg.Definitions(resources={"io_manager": warehouse_io_manager()}),
         *(plugin.definitions() for plugin in plugins),
         conformed_definitions(plugins),
+        dg.Definitions(
+            jobs=build_jobs(plugins),
+            schedules=[build_daily_refresh_schedule(plugins), build_deep_refresh_schedule(plugins)],
+            sensors=[build_reread_sensor(plugins)],
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""Process-wide settings read from the environment (names fixed in DESIGN.md)."""
+"""Process-wide settings read from the environment (names fixed in docs/contracts.md)."""
 
 from __future__ import annotations
 

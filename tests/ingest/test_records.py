@@ -5,6 +5,7 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict
 
 from timesheet_assets.ingest import RawSpec, build_raw_frame
+from timesheet_assets.ingest.records import unkeyed_key
 
 
 class Line(BaseModel):
@@ -52,10 +53,12 @@ def test_valid_invalid_and_foreign_records_all_become_rows():
     bad = frame.set_index("record_key")
     assert "hours: Input should be a valid number" in bad.loc["2", "quarantine_reason"]
     assert bad.loc["2", "work_date"] == date(2026, 1, 2)  # lenient date keeps it in its partition
-    assert "id: Field required" in bad.loc["unkeyed:2", "quarantine_reason"]
-    assert bad.loc["unkeyed:3", "quarantine_reason"] == "TypeError: record is not a JSON object"
-    assert bad.loc["unkeyed:3", "work_date"] == date(2026, 1, 1)  # window start when unreadable
-    assert json.loads(bad.loc["unkeyed:3", "payload"]) == "not an object"
+    no_id = unkeyed_key(json.dumps(served[2], separators=(",", ":")))
+    not_object = unkeyed_key('"not an object"')
+    assert "id: Field required" in bad.loc[no_id, "quarantine_reason"]
+    assert bad.loc[not_object, "quarantine_reason"] == "TypeError: record is not a JSON object"
+    assert bad.loc[not_object, "work_date"] == date(2026, 1, 1)  # window start when unreadable
+    assert json.loads(bad.loc[not_object, "payload"]) == "not an object"
 
 
 def test_quarantine_reason_never_quotes_the_value():

@@ -67,11 +67,13 @@ def test_checks_cover_raw_and_conformed(defs):
         assert ("conformed/timesheets", name) in check_keys
 
 
-def test_schedules_and_sensors_are_registered_and_off_by_default(defs):
-    schedule = defs.resolve_schedule_def("daily_refresh")
-    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    for name in ("aims360_export_sensor", "conformed_follows_raw"):
-        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.STOPPED
+def test_schedules_are_off_by_default_and_the_changed_days_sensor_is_on(defs):
+    for name in ("daily_refresh", "deep_refresh"):
+        assert defs.resolve_schedule_def(name).default_status == dg.DefaultScheduleStatus.STOPPED
+        assert defs.resolve_schedule_def(name).job_name == "refresh_all"
+    assert defs.resolve_sensor_def("aims360_export_sensor").default_status == dg.DefaultSensorStatus.STOPPED
+    # It only follows up what a refresh found, so it is on wherever the refreshes are.
+    assert defs.resolve_sensor_def("reread_changed_days").default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_daily_refresh_rereads_each_vendors_lookback_window(defs, monkeypatch):
@@ -84,9 +86,11 @@ def test_daily_refresh_rereads_each_vendors_lookback_window(defs, monkeypatch):
     assert set(by_vendor) == {"aimsio", "ajera", "blikk", "ibuildapp"}  # AIMS360 runs from its sensor
     assert by_vendor["blikk"].tags[RANGE_START] == "2026-04-21" and by_vendor["blikk"].tags[RANGE_END] == "2026-05-20"
     assert by_vendor["ajera"].tags[RANGE_START] == "2026-05-07"  # default 14 days
-    assert RANGE_START not in by_vendor["aimsio"].tags  # incremental, not windowed
+    # Aimsio's raw tables are incremental; its run rebuilds the conformed lookback window.
+    assert by_vendor["aimsio"].tags[RANGE_START] == "2026-05-07"
     assert {k.to_user_string() for k in by_vendor["ibuildapp"].asset_selection} == {
-        "raw/ibuildapp/time_entries", "raw/ibuildapp/time_entry_side_tables", "raw/ibuildapp/projects"
+        "raw/ibuildapp/time_entries", "raw/ibuildapp/time_entry_side_tables", "raw/ibuildapp/projects",
+        "conformed/timesheets", "conformed/projects",
     }
     assert len({r.run_key for r in requests}) == len(requests)
 
@@ -107,3 +111,38 @@ def test_dagster_cli_validates_the_code_location(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_deep_refresh_rereads_each_windowed_vendors_long_window(defs, monkeypatch):
+    monkeypatch.setenv("IBUILDAPP_DEEP_REFRESH_DAYS", "30")
+    schedule = defs.resolve_schedule_def("deep_refresh")
+    when = datetime(2026, 5, 24, 2, 0, tzinfo=timezone.utc)
+    with dg.build_schedule_context(scheduled_execution_time=when) as context:
+        requests = list(schedule.evaluate_tick(context).run_requests)
+    by_vendor = {r.tags["timesheet_assets/vendor"]: r for r in requests}
+    assert set(by_vendor) == {"ajera", "blikk", "ibuildapp"}  # Aimsio is not read by window
+    assert by_vendor["blikk"].tags[RANGE_START] == "2026-01-25"  # 120 days by default
+    assert by_vendor["ibuildapp"].tags[RANGE_START] == "2026-04-25"
+    assert all(r.tags[RANGE_END] == "2026-05-24" for r in requests)
+    assert all(dg.AssetKey(["conformed", "timesheets"]) in r.asset_selection for r in requests)
+
+
+def test_changed_days_sensor_rereads_what_a_change_scan_found_once(instance):
+    from timesheet_assets.schedules import DAYS_TO_REREAD
+
+    defs = build_definitions(("blikk",))
+    key = dg.AssetKey(["raw", "blikk", "time_reports"])
+    found = ["2025-12-03", "2025-11-01", "2025-12-01"]
+    for day in ("2026-01-05", "2026-01-06"):  # a range run reports the same days on each partition
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=key, partition=day, metadata={DAYS_TO_REREAD: found})
+        )
+    sensor = defs.resolve_sensor_def("reread_changed_days")
+    with dg.build_sensor_context(instance=instance, definitions=defs) as context:
+        data = sensor.evaluate_tick(context)
+    ranges = sorted((r.tags[RANGE_START], r.tags[RANGE_END]) for r in data.run_requests)
+    assert ranges == [("2025-11-01", "2025-11-01"), ("2025-12-01", "2025-12-03")]
+    assert all(dg.AssetKey(["conformed", "timesheets"]) in r.asset_selection and key in r.asset_selection
+               for r in data.run_requests)
+    with dg.build_sensor_context(instance=instance, cursor=data.cursor, definitions=defs) as context:
+        assert not sensor.evaluate_tick(context).run_requests

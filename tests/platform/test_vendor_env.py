@@ -1,4 +1,4 @@
-"""How every vendor resource reads the DESIGN.md environment variables (``VendorResource``)."""
+"""How every vendor resource reads the docs/contracts.md environment variables (``VendorResource``)."""
 
 import dagster as dg
 import pytest

@@ -2,7 +2,6 @@
 its ``conform.py`` and unioned, with the data-quality checks reported on each write."""
 
 
-from datetime import timedelta
 from typing import Any, Callable, Iterator, Mapping
 
 import dagster as dg
@@ -12,10 +11,13 @@ from pydantic import Field
 from ..ingest import DATE_WINDOW_BACKFILL, daily_partitions, frame_preview, partition_window
 from ..vendors.registry import VendorPlugin
 from .checks import CheckOutcome, project_checks, projects_known, row_count_not_dropping, timesheet_checks
+from ..storage import PRIMARY_KEY
 from .schema import (
     COLUMN_DESCRIPTIONS,
     PROJECT_COLUMNS,
+    PROJECT_KEY,
     TIMESHEET_COLUMNS,
+    TIMESHEET_KEY,
     conform_project_frame,
     conform_timesheet_frame,
 )
@@ -32,7 +34,10 @@ PROJECT_CHECKS = (
     "row_count_not_dropping",
 )
 BLOCKING = {"primary_key_unique", "required_columns_not_null", "status_in_allowed_set"}
-RECENT_DAYS_FOLLOWED = 31
+# Every vendor's refresh run rebuilds the conformed days it re-read. One conformed step at a
+# time across runs: the last one to run reads every raw write committed before it, so two
+# vendors refreshing at once cannot leave one's stale rows behind the other's write.
+CONFORMED_POOL = "conformed"
 
 
 class ConformedConfig(dg.Config):
@@ -111,10 +116,17 @@ def _union(
     return conform_frame(pd.concat(parts, ignore_index=True))
 
 
-def _follow_recent() -> dg.AutomationCondition:
-    return dg.AutomationCondition.eager() & dg.AutomationCondition.in_latest_time_window(
-        timedelta(days=RECENT_DAYS_FOLLOWED)
-    )
+def _kept_rows(context: dg.AssetExecutionContext, frame: pd.DataFrame, first, last) -> pd.DataFrame:
+    """Keys of the stored rows this write leaves in place: other days, minus the keys the
+    frame brings (the warehouse moves those to their new day in the same transaction)."""
+    stored = context.resources.io_manager.read_table(TIMESHEETS_KEY, [*TIMESHEET_KEY, "work_date"])
+    if stored.empty:
+        return stored
+    days = pd.to_datetime(stored["work_date"]).dt.date
+    stored = stored[(days < first) | (days > last)]
+    incoming = pd.MultiIndex.from_frame(frame[list(TIMESHEET_KEY)].astype(str))
+    kept = ~pd.MultiIndex.from_frame(stored[list(TIMESHEET_KEY)].astype(str)).isin(incoming)
+    return stored[kept].reset_index(drop=True)
 
 
 def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefinition:
@@ -129,9 +141,14 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
         group_name="conformed",
         partitions_def=daily_partitions(),
         backfill_policy=DATE_WINDOW_BACKFILL,
-        metadata={"partition_expr": "work_date", "dagster/column_schema": _table_schema(TIMESHEET_COLUMNS)},
+        metadata={
+            "partition_expr": "work_date",
+            PRIMARY_KEY: list(TIMESHEET_KEY),
+            "dagster/column_schema": _table_schema(TIMESHEET_COLUMNS),
+        },
         check_specs=_specs(TIMESHEETS_KEY, TIMESHEET_CHECKS),
-        automation_condition=_follow_recent(),
+        pool=CONFORMED_POOL,
+        required_resource_keys={"io_manager"},
         kinds={"pandas", "duckdb"},
         owners=["team:data-platform"],
         description="One row per timesheet line (employee × work date × project/task × source) "
@@ -146,7 +163,7 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
         in_window = frame["work_date"].map(lambda d: d is not None and first <= d <= last)
         frame = frame[in_window.astype(bool)].reset_index(drop=True)
         by_day = {str(k): int(v) for k, v in frame.groupby("work_date").size().items()}
-        outcomes = timesheet_checks(frame)
+        outcomes = timesheet_checks(frame, _kept_rows(context, frame, first, last))
         projects = conform_project_frame(projects) if not projects.empty else projects
         outcomes.append(projects_known(frame, projects))
         outcomes.append(
@@ -179,9 +196,9 @@ def build_conformed_projects(plugins: list[VendorPlugin]) -> dg.AssetsDefinition
         key=PROJECTS_KEY,
         ins=ins,
         group_name="conformed",
-        metadata={"dagster/column_schema": _table_schema(PROJECT_COLUMNS)},
+        metadata={PRIMARY_KEY: list(PROJECT_KEY), "dagster/column_schema": _table_schema(PROJECT_COLUMNS)},
         check_specs=_specs(PROJECTS_KEY, PROJECT_CHECKS),
-        automation_condition=dg.AutomationCondition.eager(),
+        pool=CONFORMED_POOL,
         kinds={"pandas", "duckdb"},
         owners=["team:data-platform"],
         description="One row per project/job across every enabled vendor. See docs/conformed-model.md.",

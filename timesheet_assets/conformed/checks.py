@@ -40,12 +40,25 @@ def _examples(frame: pd.DataFrame, mask: pd.Series, columns: list[str]) -> str:
     return shown.to_markdown(index=False) if len(shown) else ""
 
 
-def primary_key_unique(frame: pd.DataFrame, key: tuple[str, ...]) -> CheckOutcome:
-    dupes = frame.duplicated(list(key), keep=False)
+def primary_key_unique(
+    frame: pd.DataFrame, key: tuple[str, ...], kept: pd.DataFrame | None = None
+) -> CheckOutcome:
+    """Duplicates in the table as it will be after the write: the new rows plus ``kept``, the
+    stored rows the write leaves alone (other days, minus the keys it brings, since a key
+    lives on one day only). ``kept`` is ``None`` for a write that replaces the whole table."""
+    columns = list(key)
+    whole = frame[columns] if kept is None or kept.empty else pd.concat(
+        [frame[columns], kept[columns]], ignore_index=True
+    )
+    dupes = whole.duplicated(columns, keep=False)
     return CheckOutcome(
         "primary_key_unique", not dupes.any(), True,
-        f"({', '.join(key)}) identifies exactly one row",
-        {"duplicate_rows": int(dupes.sum()), "examples": _examples(frame, dupes, list(key))},
+        f"({', '.join(key)}) identifies exactly one row in the whole table",
+        {
+            "duplicate_rows": int(dupes.sum()),
+            "rows_checked": len(whole),
+            "examples": _examples(whole, dupes, columns),
+        },
     )
 
 
@@ -142,9 +155,9 @@ def row_count_not_dropping(
     )
 
 
-def timesheet_checks(frame: pd.DataFrame) -> list[CheckOutcome]:
+def timesheet_checks(frame: pd.DataFrame, kept: pd.DataFrame | None = None) -> list[CheckOutcome]:
     return [
-        primary_key_unique(frame, TIMESHEET_KEY),
+        primary_key_unique(frame, TIMESHEET_KEY, kept),
         required_not_null(frame, TIMESHEET_REQUIRED),
         status_allowed(frame, TIMESHEET_STATUSES),
         hours_in_range(frame),

@@ -1,4 +1,4 @@
-"""The conformed model's columns and allowed values (fixed by DESIGN.md)."""
+"""The conformed model's columns and allowed values (fixed by docs/contracts.md)."""
 
 from __future__ import annotations
 

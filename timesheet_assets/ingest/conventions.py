@@ -1,4 +1,4 @@
-"""Attributes every raw vendor asset carries (DESIGN.md: group and pool per vendor)."""
+"""Attributes every raw vendor asset carries (docs/contracts.md: group and pool per vendor)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ Invalid records are rows too, with null parsed columns and the validation error,
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -124,12 +125,22 @@ class RawFrame:
         return int(self.frame[QUARANTINE_COLUMN].isna().sum())
 
 
-def _lenient_key(spec: RawSpec, record: Any, index: int) -> str:
+def _lenient_key(spec: RawSpec, record: Any) -> str:
+    """The record's own key, or ``unkeyed:<digest of the payload>`` for a record without one:
+    stable across runs, so the warehouse's key-on-one-day rule replaces such a record where it
+    reappears instead of deleting an unrelated one that shares a position in another batch."""
     try:
         key = spec.key_of(record) if isinstance(record, dict) else None
     except Exception:  # noqa: BLE001 - a broken record must still get a key
         key = None
-    return str(key) if key not in (None, "") else f"unkeyed:{index}"
+    if key not in (None, ""):
+        return str(key)
+    return unkeyed_key(_payload_text(record))
+
+
+def unkeyed_key(payload: str) -> str:
+    """The key of a record that carries none: a digest of its payload text."""
+    return "unkeyed:" + hashlib.sha1(payload.encode()).hexdigest()[:16]
 
 
 def _payload_text(record: Any) -> str:
@@ -160,7 +171,7 @@ def _quarantined_row(
             except Exception:  # noqa: BLE001 - the record is already known to be broken
                 when = None
         row[spec.date_column] = when or default_date
-    row[KEY_COLUMN] = _lenient_key(spec, record, index)
+    row[KEY_COLUMN] = _lenient_key(spec, record)
     row[PAYLOAD_COLUMN] = _payload_text(record)
     row[QUARANTINE_COLUMN] = reason
     return row
@@ -244,7 +255,7 @@ def _record_rows(
         for produced_row in produced:
             row = {**empty, **produced_row}
             if row.get(KEY_COLUMN) is None:
-                row[KEY_COLUMN] = _lenient_key(spec, record, index)
+                row[KEY_COLUMN] = _lenient_key(spec, record)
             row[PAYLOAD_COLUMN] = payload
             row[QUARANTINE_COLUMN] = None
             rows.append(row)

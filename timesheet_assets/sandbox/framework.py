@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
+from .mutations import apply as apply_mutation
 from .faults import HTTP_DATE, RESET, TIMEOUT, TRUNCATE, FaultKnobs
 from .stats import RecordedRequest, SandboxStats
 from .tokens import TokenStore
@@ -236,6 +237,15 @@ class SandboxMiddleware:
                 response = JSONResponse({"ok": True})
             except (ValueError, TypeError) as exc:
                 response = JSONResponse({"error": str(exc)}, status_code=400)
+        elif action == "mutate" and request.method == "POST":
+            mutations = sb.extra.get("mutations")
+            if mutations is None:
+                response = JSONResponse({"error": f"{sb.name} sandbox offers no mutations"}, status_code=404)
+            else:
+                try:
+                    response = JSONResponse(apply_mutation(mutations, json.loads(await request.body() or b"{}")))
+                except (ValueError, TypeError, KeyError, StopIteration) as exc:
+                    response = JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=400)
         elif action == "reset" and request.method == "POST":
             sb.stats.reset()
             sb.knobs.clear()

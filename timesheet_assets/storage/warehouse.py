@@ -75,6 +75,10 @@ def _write_mode(context: dg.OutputContext) -> str:
     return str(runtime or declared or "replace")
 
 
+def _declares_primary_key(context: dg.OutputContext) -> bool:
+    return bool(_plain((context.definition_metadata or {}).get(PRIMARY_KEY)))
+
+
 def _primary_key(context: dg.OutputContext) -> list[str]:
     key = _plain((context.definition_metadata or {}).get(PRIMARY_KEY))
     if not key:
@@ -210,12 +214,17 @@ class ByNamePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
                             f"ALTER TABLE {target} ALTER COLUMN {_quote(name)} SET DATA TYPE {wider}"
                         )
                         widened[name] = f"{existing[name]} -> {wider}"
-        if _write_mode(context) == "upsert" and len(frame):
+        moved_away = 0
+        if len(frame) and (_write_mode(context) == "upsert" or _declares_primary_key(context)):
+            # Upsert: rows with an incoming key are replaced. Partition replace: the window's
+            # rows are already gone, so what still matches an incoming key lives on another
+            # day — a record whose work date moved. A key lives on one day only, so it leaves
+            # its old day in this same transaction.
             keys = _primary_key(context)
             match = " AND ".join(f"t.{_quote(k)} = f.{_quote(k)}" for k in keys)
-            connection.execute(
+            moved_away = connection.execute(
                 f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM frame f WHERE {match})"
-            )
+            ).fetchone()[0]
         if len(frame):
             connection.execute(f"INSERT INTO {target} BY NAME SELECT * FROM frame")
         total = connection.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
@@ -225,6 +234,8 @@ class ByNamePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         else:
             meta["dagster/row_count"] = int(total)
         meta["table_rows_after_write"] = int(total)
+        if context.has_asset_partitions and _declares_primary_key(context):
+            meta["rows_moved_from_other_days"] = int(moved_away)
         if widened:
             meta["columns_widened"] = dg.MetadataValue.json(widened)
             context.log.warning(
@@ -244,11 +255,33 @@ class ByNamePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
         return [pd.DataFrame]
 
 
+class WarehouseDbIOManager(DbIOManager):
+    """The IO manager a run uses, plus whole-table reads for checks that look past the run's
+    partitions (``context.resources.io_manager`` in an asset that requires ``io_manager``)."""
+
+    def read_table(self, asset_key: dg.AssetKey, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every row of the asset's table (all partitions); empty when it was never written."""
+        table_slice = TableSlice(
+            table=asset_key.path[-1],
+            schema=asset_key.path[-2] if len(asset_key.path) > 1 else (self._schema or "public"),
+            database=self._database,
+            partition_dimensions=[],
+            columns=list(columns) if columns else None,
+        )
+        conn = _connect_waiting_for_lock(self._database, {"memory_limit": warehouse_memory_limit()})
+        try:
+            if not _table_exists(conn, table_slice):
+                return pd.DataFrame(columns=list(columns or []))
+            return conn.execute(TransactionalDuckDbClient.get_select_statement(table_slice)).fetchdf()
+        finally:
+            conn.close()
+
+
 class WarehouseIOManager(DuckDBPandasIOManager):
     """Transactional, schema-tolerant DuckDB IO manager (see module docstring)."""
 
     def create_io_manager(self, context) -> DbIOManager:
-        return DbIOManager(
+        return WarehouseDbIOManager(
             db_client=TransactionalDuckDbClient(),
             database=self.database,
             schema=self.schema_,

@@ -33,7 +33,7 @@ class VendorResource(dg.ConfigurableResource):
     default_max_in_flight: ClassVar[int] = 2
     # Statuses this vendor documents as transient (iBuildApp adds 500: "try again later").
     retry_statuses: ClassVar[frozenset[int]] = RETRYABLE_STATUSES
-    # The environment variables of DESIGN.md, field -> variable. Required ones are always
+    # The environment variables of docs/contracts.md, field -> variable. Required ones are always
     # referenced; optional ones (a base URL with a documented default, one of two ways to
     # authenticate) only when set, since Dagster refuses an EnvVar whose variable is unset.
     env_required: ClassVar[Mapping[str, str]] = {}

@@ -1,7 +1,7 @@
 """A strict local fake of the Ajera API: one endpoint, ``POST /AjeraAPI.ashx?{id}``, dispatching
 on ``Method``.
 
-What it enforces (as documented, or as the Ajera notes in DESIGN.md describe):
+What it enforces (as documented, or as the Ajera notes in docs/contracts.md describe):
 
 * the API id in the query string; a JSON body with a known ``Method``;
 * sessions: ``CreateAPISession`` (username/password, ``APIVersion`` 1 or 2) issues a token that

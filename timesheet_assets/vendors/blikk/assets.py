@@ -34,6 +34,8 @@ from ...ingest import (
     quarantine_check_spec,
     raw_output,
 )
+from ...ingest.records import KEY_COLUMN
+from ...storage import PRIMARY_KEY
 from .conform import ABSENCE_PREFIX, INTERNAL_PREFIX
 from .models import AbsenceProject, NameRef, Project, RegistryProject, TimeReport, parse_blikk_date
 from .resource import BlikkResource, ListFetch
@@ -297,7 +299,7 @@ def _check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     **raw_asset_defaults(GROUP),
     partitions_def=daily_partitions(),
     backfill_policy=DATE_WINDOW_BACKFILL,
-    metadata={"partition_expr": "work_date"},
+    metadata={"partition_expr": "work_date", PRIMARY_KEY: KEY_COLUMN},
     check_specs=_check_specs(TIME_REPORTS_KEY),
 )
 def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) -> Iterator[Any]:

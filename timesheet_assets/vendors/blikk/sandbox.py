@@ -211,6 +211,75 @@ class BlikkData:
             self.changed()
 
 
+class BlikkMutations:
+    """``SourceMutations`` on Blikk time reports: every change stamps ``updatedDate`` as the
+    API's ``PUT /v1/Core/TimeReports/:id`` does; a report keeps its id when its date moves."""
+
+    def __init__(self, data: BlikkData) -> None:
+        self.data = data
+
+    def _report(self, key: str) -> dict[str, Any]:
+        return self.data.time_report(int(key))
+
+    def _touch(self, report: dict[str, Any]) -> None:
+        report["updatedDate"] = format_datetime(datetime.now(timezone.utc))
+        self.data.changed()
+
+    def entry_keys(self, first: date, last: date) -> list[str]:
+        with self.data.lock:
+            return [
+                str(r["id"]) for r in self.data.time_reports
+                if isinstance(r.get("id"), int) and first <= date.fromisoformat(str(r.get("date"))[:10]) <= last
+            ]
+
+    def edit_hours(self, key: str, delta: float) -> None:
+        with self.data.lock:
+            report = self._report(key)
+            report["hours"] = float(report["hours"]) + delta
+            self._touch(report)
+
+    def move(self, key: str, day: date) -> str:
+        with self.data.lock:
+            report = self._report(key)
+            report["date"] = day.isoformat()
+            self._touch(report)
+        return key
+
+    def approve(self, key: str) -> None:
+        with self.data.lock:
+            report = self._report(key)
+            now = format_datetime(datetime.now(timezone.utc))
+            report["sentToAttestDate"] = report.get("sentToAttestDate") or now
+            report["attestedDate"] = now
+            self._touch(report)
+
+    def delete(self, key: str) -> None:
+        self.data.delete_time_reports([int(key)])
+
+    def add_late(self, day: date) -> str:
+        return str(self.data.add_time_report(day)["id"])
+
+    def expected_lines(self, first: date, last: date) -> "pd.DataFrame":
+        import pandas as pd
+
+        from .conform import timesheet_status
+
+        with self.data.lock:
+            rows = [
+                {
+                    "entry_id": str(r["id"]),
+                    "work_date": date.fromisoformat(str(r["date"])[:10]),
+                    "total_hours": float(r["hours"]),
+                    "status": timesheet_status(
+                        bool((r.get("attestedDate") or "").strip()), bool((r.get("sentToAttestDate") or "").strip())
+                    ),
+                }
+                for r in self.data.time_reports
+                if isinstance(r.get("id"), int) and first <= date.fromisoformat(str(r.get("date"))[:10]) <= last
+            ]
+        return pd.DataFrame(rows, columns=["entry_id", "work_date", "total_hours", "status"])
+
+
 def _user_ref(user: dict[str, Any]) -> dict[str, Any]:
     return name_id(user["id"], f"{user['firstName']} {user['lastName']}")
 
@@ -806,6 +875,7 @@ def create_app(config: SandboxConfig, *, data: BlikkData | None = None) -> Starl
     )
     sandbox.extra["data"] = data
     sandbox.extra["config"] = config
+    sandbox.extra["mutations"] = BlikkMutations(data)
     cache: dict[str, Any] = {}
 
     def guard(request: Request, permission: str | None) -> Response | None:

@@ -45,6 +45,7 @@ from ...ingest.records import (
     PAYLOAD_COLUMN,
     QUARANTINE_COLUMN,
     FastPath,
+    unkeyed_key,
 )
 from .models import Client, Project, Task, TimeEntry, TimeEntryFast, User, epoch_to_utc, lenient
 from .resource import TIME_ENTRY_SIDE_TABLES, IBuildAppResource, SearchResult, dedup_key
@@ -280,7 +281,7 @@ def record_spec(resource: IBuildAppResource, first: date, last: date) -> RawSpec
 
 
 def _unkeyed(record: Any) -> bool:
-    """Whether ``build_raw_frame`` had to make up this record's key (``unkeyed:<index>``)."""
+    """Whether ``build_raw_frame`` had to make up this record's key (``unkeyed_key``)."""
     return not isinstance(record, dict) or _record_id(record) in (None, "")
 
 
@@ -412,7 +413,8 @@ def _finish_time_entries(
     unkeyed = np.flatnonzero(frame[UNKEYED].to_numpy(dtype=bool))
     if len(unkeyed):
         keys = frame[KEY_COLUMN].to_numpy(dtype=object, copy=True)
-        keys[unkeyed] = [f"unkeyed:{position}" for position in unkeyed]
+        payloads = frame[PAYLOAD_COLUMN].to_numpy(dtype=object)
+        keys[unkeyed] = [unkeyed_key(payloads[position]) for position in unkeyed]
         frame[KEY_COLUMN] = pd.array(keys, dtype="string")
     join_side_tables(frame, related)
     # The columns in their order, without copying them again (no helper columns).
