@@ -340,8 +340,18 @@ def _user_ref(user: dict[str, Any]) -> dict[str, Any]:
     return name_id(user["id"], f"{user['firstName']} {user['lastName']}")
 
 
-def _clip(moment: datetime, latest: datetime) -> datetime:
-    return min(moment, latest)
+def _clip(moment: datetime, latest: datetime, earliest: datetime | None = None) -> datetime:
+    """``moment``, or for one past the end of the data a stamp between ``earliest`` (the
+    stamp it follows) and the end, spread deterministically: a real server's newest stamps
+    are not all the same second, and piling them onto one would make every change scan
+    re-read that second's reports."""
+    if moment <= latest:
+        return moment
+    if earliest is None or earliest >= latest:
+        return latest
+    overshoot = int((moment - latest).total_seconds())
+    fraction = (overshoot * 2654435761 % 997) / 997
+    return earliest + timedelta(seconds=int((latest - earliest).total_seconds() * fraction))
 
 
 def generate_data(config: SandboxConfig) -> BlikkData:
@@ -488,19 +498,18 @@ def generate_data(config: SandboxConfig) -> BlikkData:
         if clocked:
             minutes = 7 * 60 + int(hours * 60) + (break_minutes or 0)
             clock_end = f"{(minutes // 60) % 24:02d}:{minutes % 60:02d}"
-        created = _clip(
-            datetime.combine(work_date, time(15), tzinfo=timezone.utc)
-            + timedelta(minutes=rng.randint(0, 3 * 24 * 60)),
-            end_of_data,
-        )
+        reported_from = datetime.combine(work_date, time(15), tzinfo=timezone.utc)
+        created = _clip(reported_from + timedelta(minutes=rng.randint(0, 3 * 24 * 60)), end_of_data, reported_from)
         age_days = (config.anchor_date - work_date).days
         sent = rng.random() < (0.85 if age_days > 7 else 0.4)
         attested = sent and rng.random() < (0.8 if age_days > 7 else 0.3)
-        sent_at = _clip(created + timedelta(hours=rng.randint(1, 72)), end_of_data) if sent else None
-        attested_at = _clip(sent_at + timedelta(hours=rng.randint(1, 48)), end_of_data) if attested else None
+        sent_at = _clip(created + timedelta(hours=rng.randint(1, 72)), end_of_data, created) if sent else None
+        attested_at = (
+            _clip(sent_at + timedelta(hours=rng.randint(1, 48)), end_of_data, sent_at) if attested else None
+        )
         late_edit = rng.random() < 0.25
         updated = (
-            _clip(created + timedelta(days=rng.randint(1, 10), minutes=rng.randint(0, 600)), end_of_data)
+            _clip(created + timedelta(days=rng.randint(1, 10), minutes=rng.randint(0, 600)), end_of_data, created)
             if late_edit
             else None
         )
