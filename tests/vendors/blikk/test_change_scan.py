@@ -17,6 +17,7 @@ from tests.vendors.blikk.conftest import RunningBlikk
 from timesheet_assets.schedules import RANGE_END, RANGE_START, build_reread_sensor
 from timesheet_assets.vendors.blikk import PLUGIN
 from timesheet_assets.vendors.blikk.assets import TIME_REPORTS_KEY, blikk_time_reports
+from timesheet_assets.vendors.blikk import change_scan
 from timesheet_assets.vendors.blikk.change_scan import SCAN_FIELDS, WATERMARK_KEY, stored_watermark
 from timesheet_assets.vendors.blikk.models import parse_blikk_datetime
 from timesheet_assets.vendors.blikk.resource import TIME_REPORTS_PATH
@@ -123,12 +124,13 @@ def test_first_run_sets_the_watermark_from_one_page_per_field_and_names_no_day(s
     assert sorted(c.query for c in calls) == sorted(
         f"sortBy={name}&sortOrder=descending&page=1&pageSize=100" for name in SCAN_FIELDS
     )
-    # The watermark: the newest value of each field, with every id holding it.
+    # The watermark: the newest value of each field. The seeded data end more than an hour
+    # before this machine's clock, so no report can still get those stamps: settled.
     for name in SCAN_FIELDS:
         newest = max(r[name] for r in sandbox.data.time_reports if r[name])
         mark = meta[WATERMARK_KEY]["fields"][name]
         assert datetime.fromisoformat(mark["at"]) == parse_blikk_datetime(newest)
-        assert sorted(mark["ids"]) == sorted(str(r["id"]) for r in sandbox.data.time_reports if r[name] == newest)
+        assert mark["settled"] is True and mark["ids"] == []
     assert stored_watermark(instance, TIME_REPORTS_KEY) == meta[WATERMARK_KEY]
 
 
@@ -181,6 +183,33 @@ def test_paging_stops_at_the_watermark(start, warehouse, instance):
     assert meta["change_scan_page_requests"] == 7
     expected_days = {sandbox.data.time_report(int(k))["date"] for k in outside[:250]}
     assert set(meta["days_to_reread"]) == expected_days
+
+
+def test_reports_sharing_the_newest_second_are_told_apart_by_id_until_it_settles(start, warehouse, instance, monkeypatch):
+    sandbox = start(time_records=900, days=30)
+    run(sandbox, warehouse, instance)
+    first, _ = window(sandbox)
+    bulk = [int(r["id"]) for r in sandbox.data.time_reports if r["date"] < first.isoformat()][:250]
+    sandbox.data.edit_time_reports(bulk)  # one second, as a bulk change is stamped
+    assert metadata(run(sandbox, warehouse, instance))["change_scan_changed_reports"] == 250
+
+    # A fresh mark keeps the 250 ids of its second: one more report edited in that same second
+    # would be new. So the next scan reads the whole second (pages 1-3 and page 1 again) to
+    # learn that nothing changed.
+    mark = stored_watermark(instance, TIME_REPORTS_KEY)["fields"]["updatedDate"]
+    assert mark["settled"] is False and sorted(mark["ids"]) == sorted(str(k) for k in bulk)
+    fresh = metadata(run(sandbox, warehouse, instance))
+    assert fresh["change_scan_changed_reports"] == 0
+    assert fresh["change_scan_requests_by_field"]["updatedDate"] == 4
+
+    # Once the mark's second is older than SETTLED_AFTER by this machine's clock, it is final.
+    monkeypatch.setattr(change_scan, "SETTLED_AFTER", timedelta(0))
+    settling = metadata(run(sandbox, warehouse, instance))
+    assert settling["change_scan_changed_reports"] == 0
+    assert stored_watermark(instance, TIME_REPORTS_KEY)["fields"]["updatedDate"]["settled"] is True
+    settled = metadata(run(sandbox, warehouse, instance))
+    assert settled["change_scan_changed_reports"] == 0
+    assert settled["change_scan_requests_by_field"]["updatedDate"] == 1
 
 
 def test_a_failed_run_does_not_advance_the_watermark(start, warehouse, instance):

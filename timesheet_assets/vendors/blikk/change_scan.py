@@ -12,7 +12,10 @@ sets (``GET /v1/Core/TimeReports?sortBy=…&sortOrder=descending``, no date filt
 
 Each field is read newest first, page by page, down to the previous scan's *mark*: the newest
 value that scan saw plus the ids holding exactly that value (timestamps have whole seconds;
-several reports can share one). A report above the mark, or at it with another id, changed.
+several reports can share one — a bulk attest). A report above the mark, or at it with
+another id, changed. A mark over an hour old by this machine's clock when it was taken is
+*settled*: nothing can be stamped with it any more, so the next scan stops at it at once
+instead of re-reading every report that shares its second.
 A scan with no previous mark (the very first run, or a field added later) reads until the
 first value below the newest one — normally one page — and reports nothing: without a
 baseline every report ever written would count as changed, and the days it would name were
@@ -34,7 +37,7 @@ Deletions cannot be seen by any scan; the daily window and the weekly deep refre
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
 
 import dagster as dg
@@ -46,26 +49,40 @@ from .resource import TIME_REPORTS_PATH, BlikkResource, _page_count, _record_id
 SCAN_FIELDS = ("updatedDate", "createdDate", "attestedDate", "sentToAttestDate")
 WATERMARK_KEY = "change_scan_watermark"
 WATERMARK_VERSION = 1
+# A stamp this much older than this machine's clock is final: the server stamps changes with
+# its own "now", so unless its clock runs an hour behind ours nothing new can still get it.
+# Reports sharing a settled mark's second are then not re-read by every later scan.
+SETTLED_AFTER = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
 class Mark:
     """The newest value one sort field showed and the ids holding it. ``at`` None: the list
-    held no value for the field yet, so every value that appears later is new."""
+    held no value for the field yet, so every value that appears later is new. ``settled``:
+    ``at`` was older than ``SETTLED_AFTER`` by this machine's clock when the mark was taken,
+    so no report can still be stamped with it and the ids are not needed."""
 
     at: datetime | None
     ids: frozenset[str] = frozenset()
+    settled: bool = False
 
     def covers(self, value: datetime, ident: str | None) -> bool:
         """Whether a report showing ``value`` was already there when this mark was taken."""
         if self.at is None:
             return False
-        return value < self.at or (value == self.at and ident is not None and ident in self.ids)
+        if value < self.at:
+            return True
+        return value == self.at and (self.settled or (ident is not None and ident in self.ids))
+
+    def below(self, value: datetime) -> bool:
+        """Whether everything after ``value`` in a newest-first list is covered."""
+        return self.at is not None and (value < self.at or (self.settled and value == self.at))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "at": self.at.isoformat() if self.at is not None else None,
-            "ids": sorted(self.ids, key=lambda i: (len(i), i)),
+            "ids": [] if self.settled else sorted(self.ids, key=lambda i: (len(i), i)),
+            "settled": self.settled,
         }
 
     @classmethod
@@ -79,7 +96,7 @@ class Mark:
         ids = value.get("ids") or []
         if not isinstance(ids, list):
             return None
-        return cls(at=at, ids=frozenset(str(i) for i in ids))
+        return cls(at=at, ids=frozenset(str(i) for i in ids), settled=value.get("settled") is True)
 
 
 def _value(item: Any, sort_field: str) -> tuple[datetime | None, bool]:
@@ -144,16 +161,16 @@ class _Walk:
                     return True
                 continue
             if self.previous.covers(value, ident):
-                if self.previous.at is not None and value < self.previous.at:
+                if self.previous.below(value):
                     self.reached_mark = True
                     return True
                 continue
             self.changed[ident or f"unkeyed:{self.walked_pages}:{position}"] = item
         return False
 
-    @property
-    def mark(self) -> Mark:
-        return Mark(self.top, frozenset(self.top_ids))
+    def mark(self, now: datetime) -> Mark:
+        settled = self.top is not None and now - self.top >= SETTLED_AFTER
+        return Mark(self.top, frozenset(self.top_ids), settled)
 
 
 def _head(envelope: ListEnvelope, sort_field: str) -> tuple[Any, ...]:
@@ -266,14 +283,15 @@ def scan_field(resource: BlikkResource, sort_field: str, previous: Mark | None) 
             "Blikk did not return time reports sorted by %s descending; the scan cannot stop "
             "at its mark, which stays where it was", sort_field,
         )
+    now = resource.client.clock.now()
     if previous is None:
-        next_mark = walk.mark
+        next_mark = walk.mark(now)
     elif not complete or walk.top is None or (previous.at is not None and walk.top < previous.at):
         # Unsure what was skipped, or the newest value seen is older than the mark (the
         # reports holding it were deleted): the old mark still says what has been seen.
         next_mark = previous
     else:
-        next_mark = walk.mark
+        next_mark = walk.mark(now)
     return FieldScan(
         sort_field=sort_field,
         previous=previous,
