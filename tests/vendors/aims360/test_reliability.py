@@ -479,29 +479,34 @@ def test_drifting_csv_rows_are_kept_with_nulls_and_text(aims, instance, warehous
 
 MALFORMED = {
     "json_cut_off": (
-        b'[{"Order No": "0000001", "Customer": ', "application/json", 1,
+        "JSON", b'[{"Order No": "0000001", "Customer": ', "application/json", 1,
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink JSON could not be decoded",
     ),
     "csv_cut_mid_row": (
-        b"Order No,Customer,Total Qty\r\n0000001,Diaz Apparel,12\r\n0000002,Lee", "text/csv", 1,
+        "CSV", b"Order No,Customer,Total Qty\r\n0000001,Diaz Apparel,12\r\n0000002,Lee", "text/csv", 1,
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink CSV ends mid-row (row 2 "
         "has 2 of 3 columns and no line break): the file is truncated",
     ),
     "csv_open_quote": (
-        b'Order No,Notes\r\n0000001,"Call Dock 4\r\n', "text/csv", 1,
+        "CSV", b'Order No,Notes\r\n0000001,"Call Dock 4\r\n', "text/csv", 1,
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink CSV ends inside a quoted "
         "field: the file is truncated",
     ),
     "corrupt_excel": (
-        b"PK\x03\x04 not really a workbook", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", 1,
+        "Excel", b"PK\x03\x04 not really a workbook",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", 1,
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink Excel file could not be read (BadZipFile)",
     ),
+    "corrupt_legacy_excel": (
+        "Excel", bytes.fromhex("d0cf11e0a1b11ae1") + b" not really a workbook", "application/vnd.ms-excel", 1,
+        f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink Excel (xls) file could not be read",
+    ),
     "error_envelope_under_200": (
-        b'{"message": "Access Denied"}', "application/json", 0,
+        "JSON", b'{"message": "Access Denied"}', "application/json", 0,
         f"{MASKED_LINK} failed with HTTP 200 after 1 attempt: Access Denied",
     ),
     "json_that_is_not_rows": (
-        b'"a string, not rows"', "application/json", 0,
+        "JSON", b'"a string, not rows"', "application/json", 0,
         f"{MASKED_LINK} failed with HTTP 200 after 1 attempt: publishlink JSON is neither a list of "
         "rows nor an object",
     ),
@@ -513,8 +518,10 @@ def test_malformed_export_file_fails_clearly_and_leaves_the_table(aims, instance
     before, meta = clean_run(aims, res, warehouse, instance)
     # Download the clean run's (completed) job again, as a sensor-requested run does.
     job = aims.state.job(meta["job_id"])
-    download_only = {"ops": {OP: {"config": {"job_id": job.job_id, "publish_link": job.publish_link, "scope": "Private"}}}}
-    for name, (body, media_type, retries, message) in MALFORMED.items():
+    for name, (output_format, body, media_type, retries, message) in MALFORMED.items():
+        download_only = {"ops": {OP: {"config": {
+            "job_id": job.job_id, "publish_link": job.publish_link, "scope": "Private", "output_format": output_format,
+        }}}}
         monkeypatch.setattr(
             aims_sandbox, "render_output", lambda rows, fmt, n, b=body, m=media_type: Response(b, media_type=m)
         )
