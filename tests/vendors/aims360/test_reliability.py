@@ -329,6 +329,34 @@ def test_outage_outlasting_the_retries_fails_clearly_and_leaves_the_table(aims, 
         pd.testing.assert_frame_equal(table(warehouse), before, obj=name)
 
 
+# A wait asked for beyond the client's cap (120 s) is an outage at once: no sleeping inside
+# the step, no early retry into more refusals; the step retry policy gets it.
+LONG_WAITS = {
+    "429_retry_after_an_hour_on_exportdata": (429, EXPORT, "create", "POST /reports/v1.0/exportdata"),
+    "503_retry_after_an_hour_on_job_status": (503, STATUS, "manual", "GET /jobsmanagement/odata/v1.0/backgroundjob"),
+}
+
+
+def test_a_wait_longer_than_the_cap_is_an_outage_for_the_step_retry_not_an_early_retry(aims, harness, instance, warehouse):
+    res = fast(aims)
+    before, _ = clean_run(aims, res, warehouse, instance)
+    for name, (status, fragment, flow, call) in LONG_WAITS.items():
+        calls_before = len(statuses(aims, fragment))
+        result = faulty_run(
+            aims, harness, res, warehouse, instance, flow,
+            status_rates={status: 1.0}, retry_after="3600", path_contains=fragment,
+        )
+
+        assert (
+            f"AIMS360 {call} failed with HTTP {status} after 1 attempt: the vendor asked to wait 3600 s "
+            "before retrying, longer than the 120 s this client waits within a run: treated as an outage"
+        ) in failure_text(result), name
+        assert step_retries(result) == 1, name  # an outage: the step retry policy got its turn
+        # One request per step attempt: the client never came back before the hour was up.
+        assert statuses(aims, fragment)[calls_before:] == [status, status], name
+        pd.testing.assert_frame_equal(table(warehouse), before, obj=name)
+
+
 def test_deployed_asset_keeps_the_step_retry_policy_and_the_quarantine_check():
     settings = make_settings()
     asset = build_view_asset(settings.views[0], settings)

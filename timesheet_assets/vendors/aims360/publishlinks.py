@@ -18,7 +18,7 @@ from typing import Iterable
 
 import httpx
 
-from ...http import VendorClient, VendorHTTPError
+from ...http import VendorClient, VendorHTTPError, VendorOutageError
 from .errors import PublishlinkGone, PublishlinkHostRefused
 from .exports import ExportFile, parse_export
 from .models import TOKEN_SCOPES, normalise_scope
@@ -66,6 +66,8 @@ def download(
     except VendorHTTPError as exc:
         # The link's path is a capability for Public links: keep it out of messages.
         masked = type(exc)(exc.vendor, exc.method, MASKED_PATH, exc.status, exc.attempts, exc.vendor_message)
+        if isinstance(exc, VendorOutageError):
+            masked.retry_after_seconds = exc.retry_after_seconds
         if exc.status in GONE_STATUSES:
             raise PublishlinkGone(
                 client.vendor,

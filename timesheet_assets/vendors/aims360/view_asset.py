@@ -23,8 +23,8 @@ from ...ingest import (
     raw_asset_defaults,
     raw_output,
 )
-from .errors import ExportJobFailed, PublishlinkGone
-from .exports import ExportFile
+from .errors import Aims360ConfigError, ExportJobFailed, PublishlinkGone
+from .exports import ExportFile, output_format_name
 from .frames import view_frame
 from .models import BackgroundJob, normalise_scope
 from .resource import Aims360Resource
@@ -81,6 +81,17 @@ def _previous_job(
     return (metadata.get("job_id") or None), (metadata.get("completed_date") or None)
 
 
+def _job_format(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return output_format_name(value)
+    except ValueError:
+        raise Aims360ConfigError(
+            f"run config output_format must be one of JSON, CSV, Excel, got {value!r}"
+        ) from None
+
+
 def export_view(
     context: dg.AssetExecutionContext,
     config: Aims360ExportConfig,
@@ -95,7 +106,7 @@ def export_view(
     job_id, link, completed = config.job_id, config.publish_link, config.completed_date
     scope = config.scope or aims360.publishlink_scope
     # A job's output keeps the format it was created with; the sensor passes it along.
-    job_format = config.output_format or aims360.output_format
+    job_format = _job_format(config.output_format) or aims360.output_format
     export: ExportFile | None = None
     if link:
         try:
