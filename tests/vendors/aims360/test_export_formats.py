@@ -124,6 +124,7 @@ def test_a_200_that_is_not_the_requested_file_fails_the_run_and_keeps_the_table(
         (b'{"message": "Access Denied"}', "CSV", "text/csv", VendorRejected,
          "Access Denied (a JSON message came instead of the CSV export)"),
         (b'{"message": "Access Denied"}', "Excel", None, VendorRejected, "Access Denied (a JSON message"),
+        (b'{"error": {"code": 403, "message": "Access Denied"}}', "JSON", None, VendorRejected, "Access Denied"),
         (b'[{"Order No": "1"}]', "CSV", "application/json", VendorRejected, "JSON instead of the CSV export"),
         (b"Order No,Qty\r\n1,2\r\n", "JSON", "application/json", VendorRejected,
          "text instead of the JSON export the job was asked for: Order No,Qty"),

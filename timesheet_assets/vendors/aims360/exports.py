@@ -127,8 +127,18 @@ def json_rows(body: Any) -> list[Any]:
     raise VendorRejected(f"publishlink JSON is neither a list of rows nor an object{detail}")
 
 
-def _message_of(body: dict) -> str | None:
-    return next((body[k] for k in _MESSAGE_KEYS if isinstance(body.get(k), str) and body[k].strip()), None)
+def _message_of(body: dict, *, nested: bool = True) -> str | None:
+    """The message of an error object: ``{"message": ...}``, or one level down as in
+    ``{"error": {"code": 403, "message": ...}}`` (a grid row has no object-valued cells)."""
+    for key in _MESSAGE_KEYS:
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+        if nested and isinstance(value, dict):
+            inner = _message_of(value, nested=False)
+            if inner:
+                return inner
+    return None
 
 
 # -- CSV ---------------------------------------------------------------------------------
