@@ -1,0 +1,306 @@
+"""Time to fresh data: vendor refreshes launched as a deployment launches them, timed from the
+click to the conformed table, against the vendors' documented limits.
+
+Scenarios (each a run of ``refresh_<vendor>`` through ``benchmarks/launch.py``: code server,
+GraphQL launch, run worker process, in-process executor):
+
+* ``daily``: every vendor's daily refresh over the lookback window (14 days), twice on one
+  sandbox — the first run (nothing stored yet) and the next day's run (nothing changed), whose
+  requests are what a daily refresh costs once the vendor's change capture has a cursor.
+* ``peer``: the dlt ``rest_api`` pipeline of ``benchmarks/peer_dlt.py`` on the same Blikk
+  sandbox and range, right after the Blikk daily refresh.
+* ``under_load``: Blikk (a month of a 200-user tenant) and Aimsio (a first load, 0.25 s
+  answers) with three ``nice -n 19`` CPU hogs running.
+* ``tenant``: a one-year Blikk backfill for 200 users and an Aimsio first load of 5,000
+  timecards.
+
+The request floor of a run is its requests ÷ the documented rate (Blikk 4/s, Aimsio 10/s;
+vendors without a documented limit: the client's configured rate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from benchmarks.launch import CodeLocation, RunTiming, refresh_tags
+from benchmarks.machine_load import WorkerPeakMemory, cpu_hogs
+
+DOCUMENTED_RPS = {"blikk": 4.0, "aimsio": 10.0}
+LOOKBACK_DAYS = 14
+# The path whose requests run back to back at the limit (utilisation is measured on them).
+PACED_PATH = {"blikk": "/v1/Core/TimeReports", "aimsio": "/CurrentTimeCard"}
+AIMSIO_LATENCY_S = 0.25
+
+
+@dataclass
+class Tenant:
+    """One sandbox's data and the work-date window the run refreshes."""
+
+    vendor: str
+    records: int
+    days_of_data: int
+    window_days: int
+    employees: int = 15
+    latency_s: float = 0.0
+
+    def config(self, today: date):
+        from timesheet_assets.sandbox.data import SandboxConfig
+
+        return SandboxConfig(
+            time_records=self.records, days=self.days_of_data, employees=self.employees, anchor_date=today
+        )
+
+
+@dataclass
+class Plan:
+    """Sizes of one benchmark run (``full`` for RESULTS.md, ``quick`` for the smoke test)."""
+
+    daily: dict[str, Tenant]
+    under_load: list[Tenant]
+    tenants: list[Tenant]
+    hogs: int = 3
+    instance: str = "production"
+    runs_per_daily: int = 2
+    notes: list[str] = field(default_factory=list)
+
+
+def full_plan() -> Plan:
+    blikk_daily = Tenant("blikk", 5_760, 30, LOOKBACK_DAYS, employees=200)  # ~192 reports a day
+    return Plan(
+        daily={
+            "aimsio": Tenant("aimsio", 250, 30, LOOKBACK_DAYS, latency_s=AIMSIO_LATENCY_S),
+            "ajera": Tenant("ajera", 3_000, 30, LOOKBACK_DAYS),
+            "aims360": Tenant("aims360", 6_000, 30, LOOKBACK_DAYS),
+            "blikk": blikk_daily,
+            "ibuildapp": Tenant("ibuildapp", 5_000, 30, LOOKBACK_DAYS),
+        },
+        under_load=[
+            Tenant("blikk", 5_760, 30, 30, employees=200),
+            Tenant("aimsio", 300, 30, LOOKBACK_DAYS, latency_s=AIMSIO_LATENCY_S),
+        ],
+        tenants=[
+            Tenant("blikk", 70_000, 365, 365, employees=200),
+            Tenant("aimsio", 5_000, 365, LOOKBACK_DAYS, employees=200, latency_s=AIMSIO_LATENCY_S),
+        ],
+    )
+
+
+def quick_plan() -> Plan:
+    return Plan(
+        daily={"blikk": Tenant("blikk", 300, 30, LOOKBACK_DAYS)},
+        under_load=[Tenant("blikk", 300, 30, LOOKBACK_DAYS)],
+        tenants=[],
+        hogs=1,
+        instance="dev",
+        runs_per_daily=1,
+    )
+
+
+# -- one run -------------------------------------------------------------------------------------
+def _sandbox(vendor: str):
+    return importlib.import_module(f"timesheet_assets.vendors.{vendor}.sandbox")
+
+
+RESOURCE_CLASS = {
+    "aimsio": "AimsioResource", "ajera": "AjeraResource", "aims360": "Aims360Resource",
+    "blikk": "BlikkResource", "ibuildapp": "IBuildAppResource",
+}
+
+
+def _client_rate(vendor: str) -> float:
+    module = importlib.import_module(f"timesheet_assets.vendors.{vendor}.resource")
+    return float(getattr(module, RESOURCE_CLASS[vendor]).default_requests_per_second)
+
+
+def floor_rate(vendor: str) -> float:
+    return DOCUMENTED_RPS.get(vendor) or _client_rate(vendor)
+
+
+def _rows_in(warehouse: Path, table: str) -> int | None:
+    import duckdb
+
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    except duckdb.Error:
+        return None
+
+
+def _paced_stats(stats: Any, vendor: str) -> dict[str, Any]:
+    """Achieved rate on the requests that run back to back (the vendor's main list or detail
+    path), and the tightest window of all requests, from the sandbox's arrival stamps."""
+    from timesheet_assets.sandbox.stats import busiest_window, tightest_span
+
+    every = stats.arrivals()
+    limit = DOCUMENTED_RPS.get(vendor)
+    out: dict[str, Any] = {"busiest_window": busiest_window(every, 1.0) if every else 0}
+    if limit:
+        allowed = int(limit)
+        span = tightest_span(every, allowed + 1)
+        out["tightest_span_s"] = round(span, 3) if span is not None else None
+        paced = sorted(
+            r.arrived_at for r in stats.calls() if PACED_PATH[vendor] in r.path and r.arrived_at is not None
+        )
+        if len(paced) >= 2 and paced[-1] > paced[0]:
+            achieved = (len(paced) - 1) / (paced[-1] - paced[0])
+            out["paced_requests"] = len(paced)
+            out["achieved_rps"] = round(achieved, 3)
+            out["utilisation_pct"] = round(100 * achieved / limit, 1)
+    return out
+
+
+def run_refresh(
+    location: CodeLocation, server: Any, tenant: Tenant, today: date, scenario: str, load: str
+) -> dict[str, Any]:
+    """Launch ``refresh_<vendor>`` over the tenant's window; one result row."""
+    vendor = tenant.vendor
+    stats = server.sandbox.stats
+    stats.reset()
+    first = today - timedelta(days=tenant.window_days - 1)
+    with WorkerPeakMemory() as memory:
+        run_id, clicked = location.launch(f"refresh_{vendor}", refresh_tags(vendor, first, today))
+        timing = location.wait(run_id, clicked)
+    summary = stats.summary()
+    arrivals = stats.arrivals()
+    requests = int(summary["requests"])
+    rate = floor_rate(vendor)
+    floor = requests / rate
+    row: dict[str, Any] = {
+        "scenario": scenario,
+        "vendor": vendor,
+        "load": load,
+        "window_days": tenant.window_days,
+        "status": timing.status,
+        "requests": requests,
+        "floor_s": round(floor, 2),
+        "floor_rate": rate,
+        "wall_s": round(timing.wall_s, 2),
+        "over_floor_s": round(timing.wall_s - floor, 2),
+        "wall_to_floor": round(timing.wall_s / floor, 3) if floor else None,
+        "first_request_s": round(arrivals[0] - clicked, 2) if arrivals else None,
+        "last_request_s": round(arrivals[-1] - clicked, 2) if arrivals else None,
+        "violations": int(summary["violations"]),
+        "http_429": int(summary["by_status"].get("429", 0)),
+        "peak_rss_mb": memory.peak_mb,
+        "conformed_rows": _rows_in(location.workdir / "warehouse.duckdb", "conformed.timesheets"),
+        "milestones": {k: round(v, 2) for k, v in sorted(timing.milestones.items(), key=lambda kv: kv[1])},
+        "steps": {k: round(v, 2) for k, v in timing.steps.items()},
+        **_paced_stats(stats, vendor),
+    }
+    if timing.failure:
+        row["failure"] = timing.failure[:2000]
+    return row
+
+
+@contextlib.contextmanager
+def sandbox_and_location(tenant: Tenant, today: date, instance: str, pg_env: dict[str, str], workroot: Path):
+    from timesheet_assets.sandbox.server import SandboxServer
+
+    module = _sandbox(tenant.vendor)
+    with SandboxServer(module.create_app(tenant.config(today))) as server:
+        if tenant.latency_s:
+            server.sandbox.knobs.update(latency_seconds=tenant.latency_s)
+        workdir = Path(tempfile.mkdtemp(prefix=f"{tenant.vendor}-", dir=workroot))
+        env = {**module.sandbox_env(server.url), **pg_env}
+        with CodeLocation(workdir, env, instance=instance) as location:
+            yield server, location
+
+
+@contextlib.contextmanager
+def instance_services(instance: str) -> Iterator[dict[str, str]]:
+    """The Postgres server a production-like instance needs (nothing for ``dev``)."""
+    if instance != "production":
+        yield {}
+        return
+    from tests.support.postgres import postgres_server
+
+    with postgres_server() as server:
+        yield server.env
+
+
+# -- the peer --------------------------------------------------------------------------------------
+def dlt_available() -> bool:
+    return importlib.util.find_spec("dlt") is not None
+
+
+def run_peer(server: Any, today: date, window_days: int, workroot: Path) -> dict[str, Any]:
+    """The dlt pipeline as its own process on the same sandbox; wall from process start."""
+    stats = server.sandbox.stats
+    stats.reset()
+    first = today - timedelta(days=window_days - 1)
+    env = {**os.environ, **_sandbox("blikk").sandbox_env(server.url)}
+    workdir = Path(tempfile.mkdtemp(prefix="peer-", dir=workroot))
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.peer_dlt", "--first", first.isoformat(), "--last", today.isoformat(),
+         "--workdir", str(workdir)],
+        env=env, capture_output=True, text=True, timeout=900, cwd=str(Path(__file__).resolve().parent.parent),
+    )
+    wall = time.monotonic() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"dlt peer failed: {done.stderr[-2000:]}")
+    import json
+
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = stats.summary()
+    arrivals = stats.arrivals()
+    requests = int(summary["requests"])
+    return {
+        "scenario": "peer",
+        "vendor": "blikk",
+        "load": "idle",
+        "window_days": window_days,
+        "status": "SUCCESS",
+        "requests": requests,
+        "floor_s": round(requests / DOCUMENTED_RPS["blikk"], 2),
+        "wall_s": round(wall, 2),
+        "first_request_s": round(arrivals[0] - started, 2) if arrivals else None,
+        "violations": int(summary["violations"]),
+        "http_429": int(summary["by_status"].get("429", 0)),
+        "rows": result["rows"],
+    }
+
+
+# -- scenarios ---------------------------------------------------------------------------------------
+def run_all(plan: Plan, log: Callable[[str], None] = print, only: set[str] | None = None) -> dict[str, Any]:
+    today = date.today()
+    rows: list[dict[str, Any]] = []
+    wanted = only or {"daily", "peer", "under_load", "tenant"}
+    with tempfile.TemporaryDirectory(prefix="freshness-") as tmp, instance_services(plan.instance) as pg_env:
+        workroot = Path(tmp)
+        if wanted & {"daily", "peer"}:
+            for vendor, tenant in plan.daily.items():
+                log(f"freshness: daily refresh of {vendor} ({tenant.records} records, {plan.instance} instance) ...")
+                with sandbox_and_location(tenant, today, plan.instance, pg_env, workroot) as (server, location):
+                    for number in range(plan.runs_per_daily):
+                        scenario = "daily" if number == 0 else "daily_next"
+                        rows.append(run_refresh(location, server, tenant, today, scenario, "idle"))
+                    if vendor == "blikk" and "peer" in wanted:
+                        if dlt_available():
+                            log("freshness: dlt peer on the same Blikk sandbox and range ...")
+                            rows.append(run_peer(server, today, tenant.window_days, workroot))
+                        else:
+                            log("freshness: dlt not installed (pip install -e '.[bench]'); peer skipped")
+        if "under_load" in wanted:
+            for tenant in plan.under_load:
+                log(f"freshness: {tenant.vendor} under {plan.hogs} nice-19 CPU hogs ...")
+                with sandbox_and_location(tenant, today, plan.instance, pg_env, workroot) as (server, location):
+                    with cpu_hogs(plan.hogs):
+                        rows.append(run_refresh(location, server, tenant, today, "under_load", f"{plan.hogs} hogs"))
+        if "tenant" in wanted:
+            for tenant in plan.tenants:
+                log(f"freshness: {tenant.vendor} tenant, {tenant.records:,} records over {tenant.window_days} days ...")
+                with sandbox_and_location(tenant, today, plan.instance, pg_env, workroot) as (server, location):
+                    rows.append(run_refresh(location, server, tenant, today, "tenant", "idle"))
+    return {"instance": plan.instance, "hogs": plan.hogs, "rows": rows}
