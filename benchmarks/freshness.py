@@ -304,3 +304,161 @@ def run_all(plan: Plan, log: Callable[[str], None] = print, only: set[str] | Non
                 with sandbox_and_location(tenant, today, plan.instance, pg_env, workroot) as (server, location):
                     rows.append(run_refresh(location, server, tenant, today, "tenant", "idle"))
     return {"instance": plan.instance, "hogs": plan.hogs, "rows": rows}
+
+
+# -- report ------------------------------------------------------------------------------------------
+FIRST_REQUEST_TARGET_S = 3.0
+OVER_FLOOR_TARGET_S = 5.0
+PEER_RATIO_TARGET = 1.2
+TENANT_RATIO_TARGET = 1.05
+UTILISATION_TARGET = 90.0
+UTILISATION_AIM = 95.0
+
+
+def _table(rows: list[list[Any]], headers: list[str]) -> str:
+    from tabulate import tabulate
+
+    return tabulate([["—" if v is None else v for v in row] for row in rows], headers=headers, tablefmt="github")
+
+
+def _by(result: dict[str, Any], scenario: str) -> list[dict[str, Any]]:
+    return [r for r in result.get("rows", []) if r["scenario"] == scenario]
+
+
+def _phases(row: dict[str, Any]) -> str:
+    m = row.get("milestones", {})
+    steps = ", ".join(f"{k.replace('__', '/')} {v}" for k, v in row.get("steps", {}).items())
+    return (f"launched {m.get('run_starting', '—')}, worker running the job {m.get('run_start', '—')}, "
+            f"first step {m.get('first_step_start', '—')}; steps: {steps}")
+
+
+def under_load_table(result: dict[str, Any]) -> str:
+    body = []
+    for r in _by(result, "under_load"):
+        body.append([r["vendor"], r["load"], r.get("paced_requests"), r.get("achieved_rps"), DOCUMENTED_RPS.get(r["vendor"]),
+                     r.get("utilisation_pct"), r["violations"], r["http_429"], r["busiest_window"],
+                     r.get("tightest_span_s"), r["requests"], r["wall_s"]])
+    return _table(body, ["vendor", "load", "paced requests", "achieved req/s", "documented req/s", "utilisation %",
+                         "violations (sandbox)", "429s", "busiest 1 s window", "tightest N+1 span s",
+                         "requests in run", "run wall s"])
+
+
+def daily_table(result: dict[str, Any]) -> str:
+    body = []
+    for r in _by(result, "daily") + _by(result, "daily_next"):
+        body.append([r["vendor"], "first" if r["scenario"] == "daily" else "next (nothing changed)", r["requests"],
+                     r["floor_s"], r["first_request_s"], r["wall_s"], r["over_floor_s"], r["violations"],
+                     r.get("conformed_rows"), r.get("peak_rss_mb")])
+    return _table(body, ["vendor", "run", "requests", "request floor s", "first request s", "wall s (click → run done)",
+                         "over floor s", "violations", "conformed rows", "worker peak RSS MB"])
+
+
+def phases_lines(result: dict[str, Any]) -> list[str]:
+    return [f"- {r['vendor']} ({'first' if r['scenario'] == 'daily' else 'next'}): {_phases(r)}"
+            for r in _by(result, "daily") + _by(result, "daily_next")]
+
+
+def peer_table(result: dict[str, Any]) -> str:
+    peer = _by(result, "peer")
+    ours = [r for r in _by(result, "daily") if r["vendor"] == "blikk"]
+    body = []
+    for r in ours:
+        body.append(["this project: refresh_blikk (raw + conformed, run worker)", r["wall_s"], r["requests"],
+                     r["http_429"], r["violations"], r["first_request_s"]])
+    for r in peer:
+        body.append(["dlt rest_api (time reports raw only, own process)", r["wall_s"], r["requests"],
+                     r["http_429"], r["violations"], r["first_request_s"]])
+    return _table(body, ["pipeline", "wall s", "requests", "429s", "violations (sandbox)", "first request s"])
+
+
+def tenant_table(result: dict[str, Any]) -> str:
+    body = []
+    for r in _by(result, "tenant"):
+        body.append([r["vendor"], r["window_days"], r.get("conformed_rows"), r["requests"], r["floor_s"], r["wall_s"],
+                     r["wall_to_floor"], r["violations"], r.get("peak_rss_mb")])
+    return _table(body, ["vendor", "days", "conformed rows", "requests", "request floor s", "wall s", "wall ÷ floor",
+                         "violations", "worker peak RSS MB"])
+
+
+def incremental_table(result: dict[str, Any]) -> str:
+    first = {r["vendor"]: r for r in _by(result, "daily")}
+    nxt = {r["vendor"]: r for r in _by(result, "daily_next")}
+    body = [[v, first[v]["requests"], nxt.get(v, {}).get("requests"), first[v]["window_days"]] for v in first]
+    return _table(body, ["vendor", "requests, first daily refresh", "requests, next daily refresh (nothing changed)",
+                         "window days"])
+
+
+def targets(result: dict[str, Any]) -> list[str]:
+    lines = []
+    for r in _by(result, "under_load"):
+        u = r.get("utilisation_pct") or 0.0
+        met = u >= UTILISATION_TARGET and r["violations"] == 0
+        lines.append(f"- {r['vendor']} under {r['load']}: {u} % of the documented rate, {r['violations']} violations "
+                     f"(≥ {UTILISATION_TARGET:.0f} %, aim {UTILISATION_AIM:.0f} %, 0 violations) → "
+                     + ("met" if met else "NOT met") + (f" (aim {'met' if u >= UTILISATION_AIM else 'not met'})" if met else ""))
+    for r in _by(result, "daily"):
+        first_ok = (r["first_request_s"] or 99) <= FIRST_REQUEST_TARGET_S
+        wall_ok = r["over_floor_s"] <= OVER_FLOOR_TARGET_S
+        lines.append(f"- {r['vendor']} daily refresh: first request {r['first_request_s']} s (≤ {FIRST_REQUEST_TARGET_S:g}) → "
+                     f"{'met' if first_ok else 'NOT met'}; wall {r['wall_s']} s = floor {r['floor_s']} s + "
+                     f"{r['over_floor_s']} s (≤ + {OVER_FLOOR_TARGET_S:g}) → {'met' if wall_ok else 'NOT met'}")
+    peer = _by(result, "peer")
+    ours = [r for r in _by(result, "daily") if r["vendor"] == "blikk"]
+    if peer and ours:
+        ratio = ours[0]["wall_s"] / peer[0]["wall_s"]
+        met = ratio <= PEER_RATIO_TARGET and ours[0]["http_429"] == 0
+        lines.append(f"- Blikk raw + conformed vs dlt raw: {ours[0]['wall_s']} s ÷ {peer[0]['wall_s']} s = {ratio:.2f}× "
+                     f"(≤ {PEER_RATIO_TARGET}×, 0 429s; the peer drew {peer[0]['http_429']}) → {'met' if met else 'NOT met'}")
+    for r in _by(result, "tenant"):
+        met = (r["wall_to_floor"] or 99) <= TENANT_RATIO_TARGET and r["violations"] == 0
+        lines.append(f"- {r['vendor']} tenant ({r['requests']} requests): wall ÷ floor {r['wall_to_floor']} "
+                     f"(≤ {TENANT_RATIO_TARGET}) → {'met' if met else 'NOT met'}")
+    return lines
+
+
+def memory_lines(result: dict[str, Any]) -> list[str]:
+    """Worker peak memory against the number of pages, small window vs the tenant."""
+    lines = []
+    daily = {r["vendor"]: r for r in _by(result, "daily")}
+    for r in _by(result, "tenant"):
+        small = daily.get(r["vendor"])
+        if not small or not r.get("peak_rss_mb") or not small.get("peak_rss_mb"):
+            continue
+        extra = r["requests"] - small["requests"]
+        slope = (r["peak_rss_mb"] - small["peak_rss_mb"]) / extra * 100 if extra > 0 else None
+        lines.append(f"- {r['vendor']}: {small['peak_rss_mb']} MB at {small['requests']} requests, {r['peak_rss_mb']} MB "
+                     f"at {r['requests']} requests" + (f" ({slope:.1f} MB per 100 requests)" if slope is not None else ""))
+    return lines
+
+
+def render(result: dict[str, Any]) -> list[str]:
+    if not result or not result.get("rows"):
+        return []
+    where = ("the production instance (repository `dagster.yaml`: Postgres, pools; runs launched on submit)"
+             if result["instance"] == "production" else "the dev instance (SQLite, as `make dev`)")
+    out = [
+        "## Time to fresh data",
+        "",
+        "Each run is `refresh_<vendor>` (raw + conformed) over its window, launched as a deployment launches it "
+        "(`benchmarks/launch.py`): the code location loaded by a code server from `workspace.yaml`, the run sent "
+        "through the UI's GraphQL launch mutation, a run worker process spawned by the code server that loads the "
+        f"code location and runs every step in process; on {where}. Times are seconds from the launch click; requests, "
+        "arrival times and violations are the sandbox's, counted at arrival over a closed sliding window. The request "
+        "floor is requests ÷ the documented rate (vendors without one: the client's configured rate).",
+        "",
+    ]
+    if _by(result, "under_load"):
+        out += ["### Limits under load", "",
+                f"{result['hogs']} `nice -n 19` CPU hogs run during the run. Utilisation is measured on the requests "
+                "that go back to back at the limit (Blikk time-report pages, Aimsio timecard calls).", "",
+                under_load_table(result), ""]
+    if _by(result, "daily"):
+        out += ["### Daily refresh, click to conformed", "", daily_table(result), "", "Where the seconds go:", "",
+                *phases_lines(result), ""]
+    if _by(result, "peer"):
+        out += ["### Peer baseline (same sandbox, same 14-day range)", "", peer_table(result), ""]
+    if _by(result, "tenant"):
+        out += ["### Realistic tenants", "", tenant_table(result), "", *memory_lines(result), ""]
+    if _by(result, "daily"):
+        out += ["### Requests per daily refresh", "", incremental_table(result), ""]
+    return out
