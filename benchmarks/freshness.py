@@ -81,7 +81,6 @@ def full_plan() -> Plan:
         daily={
             "aimsio": Tenant("aimsio", 250, 30, LOOKBACK_DAYS, latency_s=AIMSIO_LATENCY_S),
             "ajera": Tenant("ajera", 3_000, 30, LOOKBACK_DAYS),
-            "aims360": Tenant("aims360", 6_000, 30, LOOKBACK_DAYS),
             "blikk": blikk_daily,
             "ibuildapp": Tenant("ibuildapp", 5_000, 30, LOOKBACK_DAYS),
         },
@@ -89,6 +88,8 @@ def full_plan() -> Plan:
             Tenant("blikk", 5_760, 30, 30, employees=200),
             Tenant("aimsio", 300, 30, LOOKBACK_DAYS, latency_s=AIMSIO_LATENCY_S),
         ],
+        notes=["AIMS360 has no refresh job (no timesheets or projects; its views are exported by "
+               "`aims360_export_sensor`), so it has no daily refresh to time."],
         tenants=[
             Tenant("blikk", 70_000, 365, 365, employees=200),
             Tenant("aimsio", 5_000, 365, LOOKBACK_DAYS, employees=200, latency_s=AIMSIO_LATENCY_S),
@@ -163,7 +164,18 @@ def _paced_stats(stats: Any, vendor: str) -> dict[str, Any]:
 def run_refresh(
     location: CodeLocation, server: Any, tenant: Tenant, today: date, scenario: str, load: str
 ) -> dict[str, Any]:
-    """Launch ``refresh_<vendor>`` over the tenant's window; one result row."""
+    """Launch ``refresh_<vendor>`` over the tenant's window; one result row (a failed row
+    when the launch itself fails, so the other scenarios still run)."""
+    try:
+        return _run_refresh(location, server, tenant, today, scenario, load)
+    except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
+        return {"scenario": scenario, "vendor": tenant.vendor, "load": load, "window_days": tenant.window_days,
+                "status": "FAILED", "failure": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+def _run_refresh(
+    location: CodeLocation, server: Any, tenant: Tenant, today: date, scenario: str, load: str
+) -> dict[str, Any]:
     vendor = tenant.vendor
     stats = server.sandbox.stats
     stats.reset()
@@ -303,7 +315,7 @@ def run_all(plan: Plan, log: Callable[[str], None] = print, only: set[str] | Non
                 log(f"freshness: {tenant.vendor} tenant, {tenant.records:,} records over {tenant.window_days} days ...")
                 with sandbox_and_location(tenant, today, plan.instance, pg_env, workroot) as (server, location):
                     rows.append(run_refresh(location, server, tenant, today, "tenant", "idle"))
-    return {"instance": plan.instance, "hogs": plan.hogs, "rows": rows}
+    return {"instance": plan.instance, "hogs": plan.hogs, "rows": rows, "notes": plan.notes}
 
 
 # -- report ------------------------------------------------------------------------------------------
@@ -322,7 +334,12 @@ def _table(rows: list[list[Any]], headers: list[str]) -> str:
 
 
 def _by(result: dict[str, Any], scenario: str) -> list[dict[str, Any]]:
-    return [r for r in result.get("rows", []) if r["scenario"] == scenario]
+    return [r for r in result.get("rows", []) if r["scenario"] == scenario and r.get("status") != "FAILED"]
+
+
+def failures(result: dict[str, Any]) -> list[str]:
+    return [f"- FAILED {r['scenario']} {r['vendor']}: {r.get('failure', '')[:300]}"
+            for r in result.get("rows", []) if r.get("status") != "SUCCESS"]
 
 
 def _phases(row: dict[str, Any]) -> str:
@@ -460,5 +477,9 @@ def render(result: dict[str, Any]) -> list[str]:
     if _by(result, "tenant"):
         out += ["### Realistic tenants", "", tenant_table(result), "", *memory_lines(result), ""]
     if _by(result, "daily"):
-        out += ["### Requests per daily refresh", "", incremental_table(result), ""]
+        out += ["### Requests per daily refresh", "", incremental_table(result), "",
+                *[f"- {note}" for note in result.get("notes", [])], ""]
+    broken = failures(result)
+    if broken:
+        out += ["### Runs that did not succeed", "", *broken, ""]
     return out
