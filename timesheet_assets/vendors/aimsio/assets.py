@@ -58,6 +58,7 @@ from .listing_state import (
     StoredState,
     VanishPlan,
     answer_text,
+    as_date,
     days_to_reread,
     gone_rows,
     mark_listed,
@@ -388,7 +389,7 @@ def _incremental_asset(
             touched = [s.identifier for s in fetched.changed] + [str(k) for k in gone.get(KEY_COLUMN, [])]
             days = set(frame[date_column]) | stored.work_dates(touched)
             extra[DAYS_TO_REREAD] = dg.MetadataValue.json(
-                days_to_reread((_day(d) for d in days), conformed_window(context), *_partition_bounds())
+                days_to_reread((as_date(d) for d in days), conformed_window(context), *_partition_bounds())
             )
             extra["vanished_timecards"] = vanished_timecards()
         context.log.info(
@@ -400,12 +401,6 @@ def _incremental_asset(
         yield quarantine_check_result(key, raw)
 
     return raw_incremental
-
-
-def _day(value: Any) -> date | None:
-    if value is None or (not isinstance(value, date) and pd.isna(value)):
-        return None
-    return value if isinstance(value, date) and not isinstance(value, datetime) else pd.Timestamp(value).date()
 
 
 def build_assets(retry_policy: dg.RetryPolicy | None = HTTP_RETRY_POLICY) -> list[dg.AssetsDefinition]:

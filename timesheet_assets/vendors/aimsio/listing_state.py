@@ -105,7 +105,7 @@ class StoredState:
         if not self.date_column:
             return set()
         present = [k for k in keys if k in self.frame.index]
-        return {d for d in (_as_date(v) for v in self.frame.loc[present, self.date_column]) if d}
+        return {d for d in (as_date(v) for v in self.frame.loc[present, self.date_column]) if d}
 
 
 @dataclass
@@ -130,8 +130,9 @@ def plan_vanished(stored: StoredState, listed_ids: set[str], lookups: int, listi
     return VanishPlan(left=left, ask=queue[:lookups], still_pending=queue[lookups:])
 
 
-def _as_date(value: Any) -> date | None:
-    if value is None or (not isinstance(value, (str, date)) and pd.isna(value)):
+def as_date(value: Any) -> date | None:
+    """A work date as stored or read back (date, Timestamp, ISO text), None for nulls."""
+    if value is None or value is pd.NaT or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return None
     if isinstance(value, datetime):
         return value.date()
