@@ -65,11 +65,15 @@ def run_raw(
     resources: dict[str, Any] | None = None,
     run_config: Any = None,
     raise_on_error: bool = True,
+    window: tuple[date, date] | None = None,
 ) -> dg.ExecuteInProcessResult:
+    """``window``: the run's partition range (the work dates its conformed step would rebuild)."""
     return materialize(
         assets or [TIMECARDS_ASSET],
         {"aimsio": resource or resource_for(server), **(resources or {})},
         warehouse,
+        first=window[0] if window else None,
+        last=window[1] if window else None,
         instance=instance,
         run_config=run_config,
         raise_on_error=raise_on_error,

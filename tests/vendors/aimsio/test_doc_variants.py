@@ -154,6 +154,23 @@ def test_a_payroll_period_status_of_any_shape_is_read(serve_app, warehouse, inst
 
 
 
+def test_an_exported_timecard_is_not_read_as_approved(serve_app, warehouse, instance):
+    """``timeCardIsExportedToIntegration`` says an integration exported the card; the document
+    has no approval field. An open payroll period with the flag set stays ``submitted``; the
+    flag is kept in raw, and only a closed payroll period makes a line ``paid``."""
+    bodies = {
+        "exported-open": {**DOC_EXAMPLE_TIMECARD, "timeCardIsExportedToIntegration": True,
+                          "timeCardPayrollPeriodStatus": "OPEN"},
+        "exported-no-period": {**DOC_EXAMPLE_TIMECARD, "timeCardIsExportedToIntegration": "true"},
+        "not-exported-closed": {**DOC_EXAMPLE_TIMECARD, "timeCardPayrollPeriodStatus": "CLOSED"},
+    }
+    raw, conformed, _ = _land(serve_app, warehouse, instance, bodies)
+    assert list(raw.loc[list(bodies), "is_exported"]) == [True, True, False]
+    assert dict(conformed.loc[list(bodies), "status"]) == {
+        "exported-open": "submitted", "exported-no-period": "submitted", "not-exported-closed": "paid",
+    }
+
+
 def test_job_order_dates_without_an_offset_keep_their_day_in_the_job_orders_zone(
     serve_app, warehouse, instance
 ):
