@@ -226,3 +226,24 @@ def test_a_misspelt_vanished_setting_fails_when_the_code_location_loads(monkeypa
     monkeypatch.setenv("AIMSIO_VANISHED_TIMECARDS", "remove")
     with pytest.raises(SettingError, match="AIMSIO_VANISHED_TIMECARDS must be 'keep' or 'drop'"):
         PLUGIN.definitions()
+
+
+def test_a_table_written_before_the_listing_columns_reads_as_all_listed(serve_app, warehouse, instance):
+    import duckdb
+
+    server, store, mutations, fast = _setup(serve_app, 5)
+    run_raw(server, warehouse, instance, resource=fast)
+    with duckdb.connect(warehouse) as conn:
+        for column in ("listed", "last_listed_at", "vanished_at", "detail_after_vanishing"):
+            conn.execute(f"ALTER TABLE aimsio.timecards DROP COLUMN {column}")
+    gone = next(iter(store.timecards))
+    mutations.hard_delete(gone)
+    server.sandbox.stats.reset()
+    run_raw(server, warehouse, instance, resource=fast)
+    # Nothing refetched (the stored updatedAts still match); the removed card is asked about.
+    assert list_calls(server) == 1 and detail_calls(server) == [gone]
+    raw = _raw(warehouse)
+    assert raw.loc[gone, "detail_after_vanishing"] == "http 404" and not bool(raw.loc[gone, "listed"])
+    assert raw.drop(index=gone)["listed"].isna().all()  # untouched rows: null reads as listed
+    assert gone in set(conform_timecards(raw.reset_index(), vanished="keep")["entry_id"])
+    assert gone not in set(conform_timecards(raw.reset_index(), vanished="drop")["entry_id"])

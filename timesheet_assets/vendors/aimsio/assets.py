@@ -357,8 +357,9 @@ def _incremental_asset(
         gone, served = _gone_frame(
             spec, stored, plan, answers, listed_at, previous, lambda: io_manager.read_table(key)
         )
-        parts = [mark_listed(changed.frame, listed_at), gone]
-        frame = pd.concat([p for p in parts if not p.empty], ignore_index=True) if not gone.empty else parts[0]
+        frame = mark_listed(changed.frame, listed_at)
+        if not gone.empty:
+            frame = pd.concat([frame, gone], ignore_index=True)
         raw = RawFrame(
             frame=frame,
             records_served=changed.records_served + served.records_served,

@@ -18,6 +18,10 @@
   ``AimsioStore.mutate_timecards(n)`` / ``mutate_job_orders(n)`` (also
   ``POST /_control/aimsio/mutate?entity=timecards&count=n``, unauthenticated and outside the
   limiter): each call bumps ``updatedAt`` past every earlier value and changes hours.
+* ``AimsioMutations`` (``sandbox.extra["mutations"]``, ``POST /_sandbox/mutate``) changes
+  timecards the way users and integrations do: edits, moves, the export flag, the documented
+  soft delete, late cards whose ``updatedAt`` is older than what is listed, and cards that
+  leave the open-timecards list (hard delete: 404; processed: still served by GUID or not).
 """
 
 from __future__ import annotations
