@@ -247,3 +247,22 @@ def test_a_table_written_before_the_listing_columns_reads_as_all_listed(serve_ap
     assert raw.drop(index=gone)["listed"].isna().all()  # untouched rows: null reads as listed
     assert gone in set(conform_timecards(raw.reset_index(), vanished="keep")["entry_id"])
     assert gone not in set(conform_timecards(raw.reset_index(), vanished="drop")["entry_id"])
+
+
+def test_a_job_order_that_leaves_the_list_is_marked_and_stays_a_project(serve_app, warehouse, instance):
+    from timesheet_assets.vendors.aimsio.conform import conform_job_orders
+
+    from .support import JOB_ORDERS, JOB_ORDERS_ASSET
+
+    server, store, _, fast = _setup(serve_app, 0, projects=3)
+    run_raw(server, warehouse, instance, resource=fast, assets=[JOB_ORDERS_ASSET])
+    gone = next(iter(store.job_orders))
+    with store._lock:
+        del store.job_orders[gone], store.job_order_updated[gone]
+    server.sandbox.stats.reset()
+    run_raw(server, warehouse, instance, resource=fast, assets=[JOB_ORDERS_ASSET])
+    assert list_calls(server, JOB_ORDERS) == 1 and detail_calls(server, JOB_ORDERS) == [gone]
+    jobs = read_table(warehouse, "aimsio.job_orders").set_index("record_key")
+    assert not bool(jobs.loc[gone, "listed"]) and jobs.loc[gone, "detail_after_vanishing"] == "http 404"
+    # Timecards kept in the conformed table may still point at it.
+    assert gone in set(conform_job_orders(jobs.reset_index())["project_id"])

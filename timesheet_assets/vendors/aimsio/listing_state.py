@@ -124,7 +124,9 @@ def plan_vanished(stored: StoredState, listed_ids: set[str], lookups: int, listi
     leaving at once (a glitch would otherwise mark the whole table gone); nothing is marked
     and the next listing decides."""
     if listing_empty and len(stored.left(listed_ids)):
-        return VanishPlan(skipped_reason="the listing was empty; no record is marked as gone on an empty answer")
+        return VanishPlan(
+            skipped_reason="the listing was empty; no record is marked as gone on an empty answer"
+        )
     left = stored.left(listed_ids)
     queue = stored.waiting_for_answer(listed_ids) + left
     return VanishPlan(left=left, ask=queue[:lookups], still_pending=queue[lookups:])
@@ -151,13 +153,19 @@ def mark_listed(frame: pd.DataFrame, listed_at: datetime) -> pd.DataFrame:
     return frame
 
 
-def _gone_state(stored_row: pd.Series, listed_at: datetime, previous_listing: datetime | None) -> dict[str, Any]:
+def _gone_state(
+    stored_row: pd.Series, listed_at: datetime, previous_listing: datetime | None
+) -> dict[str, Any]:
     """Listing columns of a record that is not in this listing: the first run to miss it sets
     when it was last listed (the previous run's list call) and when it vanished (this one)."""
     if bool(stored_row[LISTED]):
         seen = previous_listing if previous_listing is not None else stored_row.get(LAST_LISTED_AT)
         return {LISTED: False, LAST_LISTED_AT: seen, VANISHED_AT: listed_at}
-    return {LISTED: False, LAST_LISTED_AT: stored_row.get(LAST_LISTED_AT), VANISHED_AT: stored_row.get(VANISHED_AT)}
+    return {
+        LISTED: False,
+        LAST_LISTED_AT: stored_row.get(LAST_LISTED_AT),
+        VANISHED_AT: stored_row.get(VANISHED_AT),
+    }
 
 
 def gone_rows(

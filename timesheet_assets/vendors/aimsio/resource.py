@@ -282,7 +282,9 @@ class AimsioResource(VendorResource):
     def get_details(self, endpoint: str, identifiers: Sequence[str]) -> list[Any]:
         """GET-single for each identifier (see ``_in_parallel``)."""
         client = self.client  # opened once, before the threads share it
-        return self._in_parallel(lambda identifier: client.get_json(self.endpoint_path(endpoint, identifier)), identifiers)
+        return self._in_parallel(
+            lambda identifier: client.get_json(self.endpoint_path(endpoint, identifier)), identifiers
+        )
 
     def ask_after_vanishing(self, endpoint: str, identifiers: Sequence[str]) -> list[DetailAnswer]:
         """GET-single for records that left the listing. A refusal (404, or any other 4xx/500
@@ -291,8 +293,9 @@ class AimsioResource(VendorResource):
         client = self.client
 
         def ask(identifier: str) -> DetailAnswer:
+            path = self.endpoint_path(endpoint, identifier)
             try:
-                return DetailAnswer(identifier, 200, client.get_json(self.endpoint_path(endpoint, identifier)))
+                return DetailAnswer(identifier, 200, client.get_json(path))
             except (VendorOutageError, VendorAuthError):
                 raise
             except VendorHTTPError as exc:
