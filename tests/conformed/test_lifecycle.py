@@ -41,6 +41,11 @@ CONFIG = SandboxConfig(seed=11, time_records=240, projects=6, employees=8, days=
 OLD_CHANGES = ("old_edit", "old_approve", "old_delete", "old_add", "moved_out_of_window")
 CAUGHT_BY: dict[str, dict[str, str]] = {
     "blikk": {change: "weekly" for change in OLD_CHANGES},
+    # Ajera's status scan lists the weeks back to the deep window and compares their approval
+    # flags and Timesheet Total with the warehouse: an edit, approval, deleted cell and late
+    # timesheet each change the week's total or flags; hours moved out of the window land in
+    # another week, whose total changes.
+    "ajera": {change: "change scan" for change in OLD_CHANGES},
 }
 
 

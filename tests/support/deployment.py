@@ -31,7 +31,7 @@ class Deployment:
         ) as context:
             data = sensor.evaluate_tick(context)
         self.sensor_cursors[name] = data.cursor
-        job_name = sensor.job_name if sensor.has_jobs else None
+        job_name = sensor.job_name if sensor.targets else None  # has_jobs is False for a job named by string
         return [self.launch(request, job_name) for request in data.run_requests or []]
 
     def launch(self, request: dg.RunRequest, job_name: str | None) -> dg.ExecuteInProcessResult:

@@ -13,6 +13,7 @@ from timesheet_assets.vendors.ajera.sandbox import (
     ENDPOINT,
     PASSWORD,
     USERNAME,
+    ajera_state,
     build_dataset,
     day_cells,
     expected_projects,
@@ -197,3 +198,48 @@ def test_sandbox_env_names_every_design_variable():
         "AJERA_PASSWORD": PASSWORD,
     }
     assert sandbox_env("http://127.0.0.1:8999/", "week_starting")["AJERA_TIMESHEET_DATE"] == "week_starting"
+
+
+def test_mutations_change_the_served_weeks_as_ajera_users_do(ajera_server, reading):
+    from timesheet_assets.sandbox.mutations import SourceMutations
+
+    config = small_config(days=28)
+    server = ajera_server(config, timesheet_date=reading)
+    state = ajera_state(server)
+    source = server.sandbox.extra["mutations"]
+    assert isinstance(source, SourceMutations)
+    first, last = config.first_date, config.anchor_date
+
+    def lines() -> dict[str, tuple[float, str]]:
+        frame = source.expected_lines(first, last)
+        return {r.entry_id: (r.total_hours, r.status) for r in frame.itertuples()}
+
+    def total(key: str) -> float:
+        return state.dataset.timesheets[int(key.split(":")[0])]["list"]["Timesheet Total"]
+
+    before = lines()
+    assert set(before) == {k for k, h in day_cells(state.dataset, first, last).items()}
+    edited, moved, approved, deleted = source.entry_keys(last - timedelta(days=20), last - timedelta(days=14))[:4]
+    week_total = total(edited)
+    source.edit_hours(edited, 1.5)
+    assert lines()[edited][0] == pytest.approx(before[edited][0] + 1.5)
+    assert total(edited) == pytest.approx(week_total + 1.5)
+
+    target = date.fromisoformat(moved.rsplit(":", 1)[1]) + timedelta(days=10)  # another week
+    new_key = source.move(moved, target)
+    after = lines()
+    assert moved not in after and after[new_key][0] == pytest.approx(before[moved][0])
+    assert new_key.rsplit(":", 1)[1] == target.isoformat() and new_key.split(":")[0] != moved.split(":")[0]
+
+    source.approve(approved)
+    assert lines()[approved][1] in ("approved", "paid")
+    listed = state.dataset.timesheets[int(approved.split(":")[0])]["list"]
+    assert listed["Accounting Approved"] and listed["Supervisor Approved"] and not listed["Rejected"]
+
+    response = httpx.post(f"{server.url}/_sandbox/mutate", json={"op": "delete", "key": deleted})
+    assert response.status_code == 200
+    assert deleted not in lines()
+
+    late_day = last - timedelta(days=3)
+    late = source.add_late(late_day)
+    assert lines()[late] == (4.0, "draft") and late.rsplit(":", 1)[1] == late_day.isoformat()

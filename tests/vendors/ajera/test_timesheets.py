@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
 
@@ -198,3 +199,36 @@ def test_invalid_or_missing_timesheets_are_quarantined_whole(ajera_server, wareh
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert not checks[QUARANTINE_CHECK].passed
     assert checks[QUARANTINE_CHECK].metadata["quarantined"].value == 2
+
+
+def test_a_key_lives_on_one_day_and_keyless_weeks_keep_their_key_across_runs(ajera_server, warehouse, instance, monkeypatch):
+    """The raw table declares its primary key, so a key written on another day moves there; a
+    listed week without a key is named by a digest of what was served (the shared
+    ``unkeyed_key``), the same in every run, so it never lands twice."""
+    from timesheet_assets.ingest.records import unkeyed_key
+    from timesheet_assets.storage import PRIMARY_KEY
+    from timesheet_assets.vendors.ajera import sandbox as ajera_sandbox
+
+    assert ajera_timesheets.specs_by_key[TIMESHEETS_KEY].metadata[PRIMARY_KEY] == "record_key"
+    allowed, list_timesheets, paged = ajera_sandbox.METHODS["ListTimesheets"]
+    ghost = {"Employee": "Nobody", "Timesheet Total": 3}
+
+    def with_a_keyless_week(st, call):
+        return {"Timesheets": [*list_timesheets(st, call)["Timesheets"], dict(ghost)]}
+
+    monkeypatch.setitem(ajera_sandbox.METHODS, "ListTimesheets", (allowed, with_a_keyless_week, paged))
+    config = small_config()
+    server = ajera_server(config)
+    resource = resource_for(server)
+    older = (config.first_date, config.first_date + timedelta(days=6))
+    newer = (older[1] + timedelta(days=1), config.anchor_date)
+    materialize([ajera_timesheets], {"ajera": resource}, warehouse, first=older[0], last=older[1], instance=instance)
+    result = materialize([ajera_timesheets], {"ajera": resource}, warehouse, first=newer[0], last=newer[1], instance=instance)
+
+    raw = read_raw(warehouse)
+    expected_key = unkeyed_key(json.dumps({"Timesheet": ghost, "Detail": None}, separators=(",", ":")))
+    keyless = raw[raw["record_key"].str.startswith("unkeyed:")]
+    assert list(keyless["record_key"]) == [expected_key]  # once, on the day of the latest run
+    assert list(keyless["work_date"]) == [newer[0]]
+    assert raw["record_key"].is_unique
+    assert materialization_metadata(result, ["raw", "ajera", "timesheets"])["rows_moved_from_other_days"] == 1
