@@ -41,6 +41,7 @@ CONFIG = SandboxConfig(seed=11, time_records=240, projects=6, employees=8, days=
 OLD_CHANGES = ("old_edit", "old_approve", "old_delete", "old_add", "moved_out_of_window")
 CAUGHT_BY: dict[str, dict[str, str]] = {
     "blikk": {change: "weekly" for change in OLD_CHANGES},
+    "ibuildapp": {change: "change scan" for change in OLD_CHANGES},
 }
 
 

@@ -421,7 +421,8 @@ class IBuildAppResource(VendorResource):
                 _absorb(result, position_by_id, SearchPage(walk.records, walk.related, None, 0))
             result.duplicates_dropped = outcome.kept[-1].duplicates_dropped
             require_complete_union(self, endpoint, outcome, len(result.records))
-        result.pages, result.reads, result.complete, result.problems = pages, outcome.reads, outcome.clean, outcome.problems
+        result.pages, result.reads = pages, outcome.reads
+        result.complete, result.problems = outcome.clean, outcome.problems
         return result
 
     # -- entities ----------------------------------------------------------------------------

@@ -24,7 +24,8 @@ callable ``(endpoint, params, body) -> body`` applied to every successful search
 serve records or pages the generator never produces — drifting, mistyped, malformed — or to
 change the data between two pages of one walk). Readings the doc leaves open, each a knob:
 ``account`` (the logged-in user and its ``roles``; ``non_admin_account`` logs in as a plain
-user, who sees only its own entries), ``window_reading`` (``"start"``: both bounds apply to
+user, who sees only its own entries) and ``admin_roles`` (the roles the server answers as an
+administrator), ``window_reading`` (``"start"``: both bounds apply to
 ``start_time``; ``"entry"``: ``end_datetime`` bounds the entry's end), ``history_reading``
 (``"changed"``: ``user/history`` serves the entries stamped since ``last_update``; ``"all"``:
 the user's whole history once anything changed) and ``history_times`` (``"epoch"``, or
@@ -241,6 +242,9 @@ def _generate_entries(
     config: SandboxConfig, rng: Any, tasks: dict[int, dict[str, Any]]
 ) -> Iterator[dict[str, Any]]:
     task_ids = list(tasks)
+    # Statuses have their own stream: which entries are approved does not shift with how many
+    # draws an entry's placement took.
+    status_rng = config.rng("ibuildapp:status")
     # Each employee's day fills from 06:00 with back-to-back entries and a short gap between
     # them, so a day never holds more hours than it has (up to 22:00 when the data is dense).
     day_cursor: dict[tuple[int, date], datetime] = {}
@@ -260,9 +264,9 @@ def _generate_entries(
         tid = rng.choice(task_ids)
         start = cursor
         day_cursor[(uid, day)] = start + timedelta(seconds=seconds + 15 * 60)
-        roll = rng.random()
+        roll = status_rng.random()
         status = "approved" if roll < 0.6 else "in-progress" if roll < 0.85 else "rejected"
-        payment = "payed" if status == "approved" and rng.random() < 0.3 else "pending"
+        payment = "payed" if status == "approved" and status_rng.random() < 0.3 else "pending"
         entry: dict[str, Any] = {
             "id": eid,
             "user_id": uid,
@@ -488,8 +492,10 @@ def non_admin_account(state: IBuildAppState, user_id: int) -> dict[str, Any]:
     return {**{k: user[k] for k in ("id", "email", "first_name", "last_name")}, "roles": ["ROLE_USER"]}
 
 
-def is_admin_account(account: Mapping[str, Any]) -> bool:
-    return any("ADMIN" in str(role).upper() for role in account.get("roles") or ())
+def is_admin_account(account: Mapping[str, Any], admin_roles: Iterable[str]) -> bool:
+    """Whether the server answers this account as an administrator (its ``admin_roles`` knob)."""
+    names = {str(name).upper() for name in admin_roles}
+    return any(str(role).upper() in names for role in account.get("roles") or ())
 
 
 # -- HTTP ------------------------------------------------------------------------------------
@@ -602,6 +608,7 @@ def create_app(
         email=SANDBOX_EMAIL,
         password=SANDBOX_PASSWORD,
         account=dict(ADMIN_ACCOUNT),
+        admin_roles=["ROLE_ADMIN", "ROLE_SUPER_ADMIN"],
         window_reading="start",
         history_reading="changed",
         history_times="epoch",
@@ -658,7 +665,9 @@ def create_app(
     def forbidden_other_user(params: Mapping[str, Any]) -> bool:
         """A plain user asking for someone else's data."""
         own = account().get("id")
-        return not is_admin_account(account()) and "user_id" in params and params["user_id"] != own
+        if is_admin_account(account(), sandbox.extra["admin_roles"]):
+            return False
+        return "user_id" in params and params["user_id"] != own
 
     def api(endpoint: str, allowed: Mapping[str, str], handler: Callable[[dict[str, Any]], Any]):
         async def route(request: Request) -> Response:
@@ -693,7 +702,7 @@ def create_app(
         state: IBuildAppState = sandbox.extra["state"]
         with state.lock:
             rows = sorted(state.entries.values(), key=lambda e: e["id"])
-            if not is_admin_account(account()):
+            if not is_admin_account(account(), sandbox.extra["admin_roles"]):
                 # "user_id: Optional for admin": a plain user is answered with its own entries.
                 rows = [e for e in rows if e.get("user_id") == account().get("id")]
             if "time_entry_ids" in params:
@@ -786,7 +795,7 @@ def create_app(
 
     def user_search(params: dict[str, Any]) -> dict[str, Any]:
         rows = sorted(people().values(), key=lambda u: u["id"])
-        if not is_admin_account(account()):
+        if not is_admin_account(account(), sandbox.extra["admin_roles"]):
             rows = [u for u in rows if u["id"] == account()["id"]]
         if "user_id" in params:
             rows = [u for u in rows if u["id"] == params["user_id"]]
@@ -794,7 +803,8 @@ def create_app(
             if key in params:
                 rows = [u for u in rows if params[key].lower() in str(u.get(key, "")).lower()]
         offset, limit = page(params)
-        chosen = [{k: u.get(k) for k in ("id", "email", "first_name", "last_name")} for u in rows[offset: offset + limit]]
+        fields = ("id", "email", "first_name", "last_name")
+        chosen = [{k: u.get(k) for k in fields} for u in rows[offset: offset + limit]]
         return {"status": "SUCCESS", "message": f"{len(rows)} user(s) found.", "data": chosen, "count": len(rows)}
 
     def history_time(value: Any) -> Any:
