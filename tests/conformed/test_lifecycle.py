@@ -41,7 +41,17 @@ CONFIG = SandboxConfig(seed=11, time_records=240, projects=6, employees=8, days=
 OLD_CHANGES = ("old_edit", "old_approve", "old_delete", "old_add", "moved_out_of_window")
 CAUGHT_BY: dict[str, dict[str, str]] = {
     "blikk": {change: "weekly" for change in OLD_CHANGES},
-    "ibuildapp": {change: "change scan" for change in OLD_CHANGES},
+    # user/history finds edits, approvals, late entries and moves. It cannot see a deletion:
+    # old_delete (day 32) is re-read only because the sensor merges it into the re-read of the
+    # changed days 25..33 around it; a lone old deletion waits for the weekly deep refresh
+    # (tests/vendors/ibuildapp/test_change_scan.py).
+    "ibuildapp": {
+        "old_edit": "change scan",
+        "old_approve": "change scan",
+        "old_delete": "change scan",
+        "old_add": "change scan",
+        "moved_out_of_window": "change scan",
+    },
 }
 
 

@@ -185,3 +185,13 @@ def test_an_old_edit_is_re_read_by_the_sensor_and_an_old_deletion_by_the_deep_re
 
         refresh("deep_refresh")
         assert deleted not in conformed(25).index
+
+
+def test_only_days_outside_the_run_with_a_partition_are_reported():
+    from timesheet_assets.vendors.ibuildapp.assets import days_to_reread
+
+    first, last = date(2025, 3, 10), date(2025, 3, 16)
+    tomorrow_but_one = date.today() + timedelta(days=2)
+    days = [date(2023, 12, 31), first - timedelta(days=1), first, last, last + timedelta(days=1), tomorrow_but_one]
+    # Partitions start on TIMESHEET_START_DATE (2024-01-01 by default) and end with today's.
+    assert days_to_reread(days, first, last) == [first - timedelta(days=1), last + timedelta(days=1)]

@@ -99,9 +99,9 @@ def change_scan_for_run(context: dg.AssetExecutionContext, resource: IBuildAppRe
     report each other's days back and forth) nor when turned off; the watermark carries on."""
     since = previous_watermark(context.instance, TIME_ENTRIES_KEY)
     if context.run.tags.get(REFRESH_TAG) == CHANGED_DAYS_RUN:
-        return ChangeScan(since, since, skipped="re-read of changed days: not scanned")  # type: ignore[arg-type]
+        return ChangeScan(since, since, skipped="re-read of changed days: not scanned")
     if not resource.change_scan:
-        return ChangeScan(since, since, skipped="turned off (change_scan)")  # type: ignore[arg-type]
+        return ChangeScan(since, since, skipped="turned off (change_scan)")
     return scan_changes(resource, since)
 
 

@@ -33,7 +33,7 @@ import dagster as dg
 
 from .envelope import is_not_modified
 from .models import epoch_to_utc, id_text
-from .resource import IBuildAppResource, _records
+from .resource import IBuildAppResource, page_records
 
 # Materialization metadata of raw/ibuildapp/time_entries: where the next scan starts.
 WATERMARK = "change_scan_watermark"
@@ -48,7 +48,7 @@ class ChangeScan:
     """What one scan found: the entries stamped since ``since`` and the days they start on now."""
 
     since: int | None
-    watermark: int
+    watermark: int | None
     users: int = 0
     not_modified_users: int = 0
     changed_ids: list[str] = field(default_factory=list)
@@ -57,8 +57,9 @@ class ChangeScan:
     skipped: str | None = None
 
     def metadata(self) -> dict[str, Any]:
+        watermark = {WATERMARK: self.watermark} if self.watermark is not None else {}
         return {
-            WATERMARK: self.watermark,
+            **watermark,
             "change_scan_since": self.since if self.since is not None else -1,
             "change_scan_users": self.users,
             "change_scan_changed_entries": len(self.changed_ids),
@@ -131,7 +132,7 @@ def scan_changes(
         if is_not_modified(body):
             scan.not_modified_users += 1
             continue
-        for entry in _records(body.get("data"), "time_entries"):
+        for entry in page_records(body.get("data"), "time_entries"):
             if not isinstance(entry, Mapping) or not changed_since(entry, since):
                 continue
             try:

@@ -99,7 +99,7 @@ def side_table(data: Any, name: str) -> dict[str, dict[str, Any]]:
     return {}
 
 
-def _records(data: Any, key: str) -> list[Any]:
+def page_records(data: Any, key: str) -> list[Any]:
     if isinstance(data, Mapping):
         rows = data.get(key)
         if isinstance(rows, list):
@@ -148,7 +148,7 @@ def page_parser(list_key: str, offset: int) -> Callable[[httpx.Response], dict[s
             if rows is not None and not isinstance(rows, (list, Mapping)):
                 raise VendorRejected(f"{where}: 'data.{list_key}' is {_type_name(rows)}, expected a list")
         count = _count(body, data)
-        if not _records(data, list_key) and count is not None and offset < count:
+        if not page_records(data, list_key) and count is not None and offset < count:
             raise MalformedBody(f"{where}: no records although count is {count}")
         return body
 
@@ -369,7 +369,7 @@ class IBuildAppResource(VendorResource):
                 body["with"] = list(side_tables)
             payload = self.call(endpoint, body, parse=page_parser(list_key, offset))
             data = payload.get("data")
-            rows = _records(data, list_key)
+            rows = page_records(data, list_key)
             reported = _count(payload, data)
             yield SearchPage(rows, {name: side_table(data, name) for name in side_tables}, reported, offset)
             offset += len(rows)

@@ -828,7 +828,6 @@ def create_app(
         entries = []
         for entry, stamps in served:
             item = {**json.loads(json.dumps(entry)), **stamps}
-            item.pop("start_location", None), item.pop("end_location", None)
             for name in ("start_time", "end_time", "approve_date", "created", "updated"):
                 if name in item:
                     item[name] = history_time(item[name])
