@@ -103,7 +103,7 @@ def test_an_account_answered_without_roles_cannot_be_shown_to_be_an_administrato
     assert server.sandbox.stats.count("/ts/search") == 0
 
 
-def test_the_check_costs_one_call_without_user_id(start_sandbox, warehouse):
+def test_the_check_costs_one_call(start_sandbox, warehouse):
     server = start_sandbox(CONFIG)
     assert load(server, warehouse).success
     calls = server.sandbox.stats.calls("/user")
