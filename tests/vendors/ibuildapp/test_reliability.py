@@ -104,7 +104,7 @@ def assert_every_row_exactly_once(server: SandboxServer, warehouse: str) -> None
 # request through, so the faults hit the second page, after the first one was read.
 RECOVERED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # 40 % of all calls (login included) refused, no Retry-After: the client's own backoff.
-    # Seed 7 gives 17 refusals over 14 logical calls, at most 4 in a row (6 attempts allowed).
+    # Seed 7 gives 18 refusals over 15 logical calls (6 attempts allowed per call).
     "429-storm-all-endpoints": (
         dict(status_rates={429: 0.4}, retry_after=None, seed=7, path_contains="/api/"), dict(page_size=10)
     ),
