@@ -31,9 +31,8 @@ class Deployment:
         ) as context:
             data = sensor.evaluate_tick(context)
         self.sensor_cursors[name] = data.cursor
-        # A sensor that names its job by string (``job_name=``) has a target but no job
-        # definitions (``has_jobs`` is False); the target still names the job.
-        job_name = sensor.targets[0].job_name if len(sensor.targets) == 1 else None
+        # ``has_jobs`` is False for a target named by job name (``job_name=REFRESH_ALL``).
+        job_name = sensor.job_name if sensor.targets else None
         return [self.launch(request, job_name) for request in data.run_requests or []]
 
     def launch(self, request: dg.RunRequest, job_name: str | None) -> dg.ExecuteInProcessResult:
