@@ -208,14 +208,15 @@ def render(
     out += [
         "",
         "How to read it:",
-        "  fetched    what the vendor served in this run. * = incremental: only records changed",
-        "             since the last run are fetched, so 0 on a second run means nothing changed at",
-        "             the vendor, and the table keeps every earlier record.",
-        "  in window  rows of the run's work dates in the warehouse; in table: all rows stored.",
-        "  A raw row is what the vendor serves (an Ajera weekly timesheet, an Aimsio timecard, a",
-        "  Blikk report, an iBuildApp entry); the conformed timesheets hold one line per employee,",
-        "  work date and project/task, without quarantined or deleted records - so raw and",
-        "  conformed counts differ.",
+        "  fetched    records the vendor served in this run. * = incremental: only records",
+        "             changed since the last run are fetched, so 0 on a second run means nothing",
+        "             changed at the vendor; the table keeps every earlier record.",
+        "  in window  rows the warehouse holds for the run's work dates; in table: all rows.",
+        "  A record can become several raw rows (an Ajera weekly timesheet is one row per day",
+        "  worked), and conformed/timesheets keeps one line per employee, work date and",
+        "  project/task in the window, without quarantined or deleted records: so fetched, raw",
+        "  and conformed counts differ. Compare a vendor's raw 'in window' with its conformed",
+        "  count above.",
     ]
     if facts.failed_steps:
         out += ["", "Failed steps:"] + [f"  {step_label(s)}: {m}" for s, m in facts.failed_steps.items()]

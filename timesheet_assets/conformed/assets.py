@@ -162,7 +162,8 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
                 str(k): round(float(v), 2) for k, v in frame.groupby("source_system")["total_hours"].sum().items()
             },
             "rows_by_work_date": by_day,
-            "work_dates": f"{first.isoformat()} .. {last.isoformat()}",
+            "window_first": first.isoformat(),
+            "window_last": last.isoformat(),
             "preview": frame_preview(frame),
         }
         yield from _write_or_block(frame, outcomes, TIMESHEETS_KEY, metadata)
