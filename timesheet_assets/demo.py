@@ -9,6 +9,7 @@ every day the demo loaded as materialized) and share the Dagster home ``.dagster
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -96,10 +97,12 @@ def run_dev(port: int = 3000, days: int = DEFAULT_DAYS, records: int = DEFAULT_R
     window = LocalWindow.ending_today(days, records)
     home = prepare_home(home)
     window.apply_to_environment()
+    lock = DevLock(home)
     try:
-        lock = DevLock(home).acquire(port)
+        lock.acquire(port)
         ensure_port_free(port)
     except LocalSetupError as exc:
+        lock.release()
         print(f"dev: {exc}", file=sys.stderr)
         return 2
     with lock, ExitStack() as stack:
@@ -111,7 +114,31 @@ def run_dev(port: int = 3000, days: int = DEFAULT_DAYS, records: int = DEFAULT_R
             sys.executable, "-m", "dagster", "dev", "-w", str(home / "workspace.yaml"),
             "-h", "127.0.0.1", "-p", str(port),
         ]
+        return _serve_until_stopped(command)
+
+
+def _serve_until_stopped(command: list[str], grace_seconds: float = 60.0) -> int:
+    """Run ``dagster dev`` in a process group of its own and pass it Ctrl-C, SIGTERM or
+    SIGHUP as its graceful Ctrl-C (a second signal kills it): however this process is stopped,
+    the UI, the daemon and the code server stop with it, and the home stays locked until they
+    have."""
+    child = subprocess.Popen(command, env=dict(os.environ), start_new_session=True)
+    signals_seen = []
+
+    def stop(signum, _frame) -> None:
+        signals_seen.append(signum)
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGINT if len(signals_seen) == 1 else signal.SIGKILL)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        child.wait()
+    finally:
         try:
-            return subprocess.call(command, env=dict(os.environ))
-        except KeyboardInterrupt:
-            return 0
+            child.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if child.returncode in (0, -signal.SIGINT) else child.returncode

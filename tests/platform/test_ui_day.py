@@ -205,6 +205,12 @@ def test_a_day_in_the_ui(day):
         assert "run of refresh_blikk" in text and "failed with HTTP 400" in text
         assert f"http://127.0.0.1:3000/runs/{failed}" in text
         assert WebhookReceiver.PATH not in dev.output()  # the webhook's secret path is never logged
+
+        # -- stopping `dev` (SIGTERM to it alone) stops the UI and daemon it started ----------
+        os.kill(dev.process.pid, signal.SIGTERM)
+        assert dev.process.wait(timeout=120) == 0
+        with pytest.raises(httpx.HTTPError):
+            httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": "{ version }"}, timeout=5)
     finally:
         dev.stop()
 
