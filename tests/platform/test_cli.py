@@ -131,3 +131,25 @@ def test_commands_refuse_what_cannot_work_with_a_clear_message(home, capsys):
     assert "--to 2025-03-01 is before --from 2025-03-31" in capsys.readouterr().err
     assert main(["refresh", "blikk", "--home", str(home / "missing")]) == 2
     assert "holds no dagster.yaml: not a Dagster home" in capsys.readouterr().err
+
+
+def test_one_code_location_name_everywhere(tmp_path):
+    """Selectors and run links are the same in development and production."""
+    import tomllib
+    from pathlib import Path
+
+    import yaml
+
+    from timesheet_assets.location import write_workspace
+
+    root = Path(__file__).resolve().parents[2]
+    local = yaml.safe_load(write_workspace(tmp_path).read_text())
+    repository = yaml.safe_load((root / "workspace.yaml").read_text())
+    assert local == repository  # what make dev loads is the repository's workspace
+    deployed = yaml.safe_load((root / "deploy" / "workspace.yaml").read_text())
+    names = {
+        repository["load_from"][0]["python_module"]["location_name"],
+        deployed["load_from"][0]["grpc_server"]["location_name"],
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["dagster"]["code_location_name"],
+    }
+    assert names == {CODE_LOCATION}
