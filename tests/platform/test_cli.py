@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 
 from timesheet_assets.cli import main, sandbox_exports
+from timesheet_assets.definitions import build_definitions
 from timesheet_assets.location import CODE_LOCATION
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.vendors.blikk.sandbox import create_app, sandbox_env
@@ -68,7 +69,9 @@ def test_list_shows_assets_jobs_schedules_and_sensors(capsys):
     out = capsys.readouterr().out
     assert "raw/blikk/time_reports" in out and "refresh_all" in out and "daily_refresh" in out
     line = next(l for l in out.splitlines() if l.startswith("raw/blikk/time_reports "))
-    assert line.split()[1:] == ["blikk", "daily", "2", "26", "h"]
+    key = dg.AssetKey(["raw", "blikk", "time_reports"])
+    checks = sum(1 for check in build_definitions().resolve_asset_graph().asset_check_keys if check.asset_key == key)
+    assert line.split()[1:] == ["blikk", "daily", str(checks), "26", "h"]
     assert "alert_on_run_failure" in out and "alert_on_overdue_assets" in out
 
 
