@@ -1,5 +1,5 @@
 """The warehouse IO manager: partition windows replaced exactly, upserts, atomic writes,
-schema drift."""
+schema drift — on DuckDB and on PostgreSQL (the ``warehouse`` fixture runs each test on both)."""
 
 from datetime import date
 
@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
+from tests.support.dagster_helpers import column_types, is_postgres, materialization_metadata, materialize, query, read_table
 from timesheet_assets.ingest import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
 
 STATE: dict = {}
@@ -70,29 +70,42 @@ def test_same_range_twice_keeps_row_count(warehouse, instance):
     assert len(read_table(warehouse, "probe.lines")) == 21
 
 
+def _crash_mid_write(monkeypatch, table: str, row: str):
+    """Make the next write fail after its delete and a partial insert, inside its transaction."""
+    from timesheet_assets.storage import warehouse as module
+
+    def crash_after_delete(self, context, table_slice, obj, connection):
+        connection.execute(f"INSERT INTO {table} VALUES {row}")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(module.ByNamePandasTypeHandler, "handle_output", crash_after_delete)
+
+
 def test_failed_write_leaves_previous_partition_intact(warehouse, instance, monkeypatch):
     materialize([probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 3), instance=instance)
     before = read_table(warehouse, "probe.lines").sort_values("record_key").reset_index(drop=True)
 
-    from timesheet_assets.storage import warehouse as module
-
-    original = module.ByNamePandasTypeHandler.handle_output
-
-    def crash_after_delete(self, context, table_slice, obj, connection):
-        # The slice has been deleted in this transaction; fail half-way through the insert.
-        connection.execute("INSERT INTO probe.lines BY NAME SELECT * FROM obj LIMIT 2")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(module.ByNamePandasTypeHandler, "handle_output", crash_after_delete)
-    STATE["version"] = 9
-    result = materialize(
-        [probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 3), instance=instance,
-        raise_on_error=False,
-    )
+    with monkeypatch.context() as patch:
+        _crash_mid_write(patch, "probe.lines", "('x', DATE '2026-01-01', 9.0)")
+        STATE["version"] = 9
+        result = materialize(
+            [probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 3), instance=instance,
+            raise_on_error=False,
+        )
     assert not result.success
-    monkeypatch.setattr(module.ByNamePandasTypeHandler, "handle_output", original)
     after = read_table(warehouse, "probe.lines").sort_values("record_key").reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after)
+
+
+@pytest.mark.parametrize("mode", ["upsert", "replace"])
+def test_failed_upsert_or_table_replace_leaves_the_table_as_it_was(warehouse, instance, monkeypatch, mode):
+    STATE["cards"] = [("a", 1.0), ("b", 2.0)]
+    materialize([probe_cards], {}, warehouse, instance=instance)
+    with monkeypatch.context() as patch:
+        _crash_mid_write(patch, "probe.cards", "('z', 9.0)")
+        STATE.update(cards=[("b", 5.0), ("c", 3.0)], mode=mode)
+        assert not materialize([probe_cards], {}, warehouse, instance=instance, raise_on_error=False).success
+    assert read_table(warehouse, "probe.cards").set_index("record_key")["hours"].to_dict() == {"a": 1.0, "b": 2.0}
 
 
 def test_new_columns_are_added_not_shifted(warehouse, instance):
@@ -151,7 +164,8 @@ def test_a_column_that_was_all_null_takes_the_type_of_later_values(warehouse, in
     assert table.loc["b", "day"] == pd.Timestamp("2026-01-02") and pd.isna(table.loc["a", "day"])
 
 
-def test_writer_waits_for_another_process_holding_the_lock(warehouse, instance, tmp_path):
+def test_writer_waits_for_another_process_holding_the_lock(duckdb_warehouse, instance, tmp_path):
+    warehouse = duckdb_warehouse
     import subprocess
     import sys
     import textwrap
@@ -174,30 +188,30 @@ def test_writer_waits_for_another_process_holding_the_lock(warehouse, instance, 
 
 def _memory_limit_seen_by_writes(warehouse: str, monkeypatch, connection_config: dict | None = None) -> str:
     """The ``memory_limit`` a warehouse write runs under, read inside the write's connection."""
-    from timesheet_assets.storage import warehouse as storage
+    from timesheet_assets.storage import WarehouseIOManager
+    from timesheet_assets.storage import duckdb_backend
 
     seen: list[str] = []
-    original = storage._connect_waiting_for_lock
+    original = duckdb_backend.connect_waiting_for_lock
 
-    def spy(database, settings):
-        conn = original(database, settings)
+    def spy(database, settings, log=None, wait_seconds=None):
+        conn = original(database, settings, log, wait_seconds)
         seen.append(conn.execute("SELECT current_setting('memory_limit')").fetchone()[0])
         return conn
 
-    monkeypatch.setattr(storage, "_connect_waiting_for_lock", spy)
-    manager = storage.WarehouseIOManager(database=warehouse, connection_config=connection_config or {})
-    context = dg.build_output_context(
-        asset_key=dg.AssetKey(["raw", "probe", "budget"]),
-        resource_config={"database": warehouse, "schema": None, "connection_config": connection_config or {}},
-    )
+    monkeypatch.setattr(duckdb_backend, "connect_waiting_for_lock", spy)
+    manager = WarehouseIOManager(database=warehouse, connection_config=connection_config or {})
+    context = dg.build_output_context(asset_key=dg.AssetKey(["raw", "probe", "budget"]))
     manager.create_io_manager(None).handle_output(context, pd.DataFrame({"record_key": ["a"]}))
     assert read_table(warehouse, "probe.budget")["record_key"].tolist() == ["a"]
     return seen[-1]
 
 
-def test_writes_run_under_the_configured_memory_budget(warehouse, monkeypatch):
+def test_writes_run_under_the_configured_memory_budget(duckdb_warehouse, monkeypatch):
     # DuckDB reports the budget in its own units (1GB -> "953.6 MiB"): compare through DuckDB.
     import duckdb
+
+    warehouse = duckdb_warehouse
 
     def as_reported(size: str) -> str:
         with duckdb.connect(config={"memory_limit": size}) as conn:
@@ -226,8 +240,6 @@ def test_a_partition_with_wider_values_widens_the_column_instead_of_losing_them(
     away and the write reports what changed."""
     import datetime as dt
 
-    import duckdb
-
     @dg.asset(
         key=["raw", "probe", "drift"],
         partitions_def=daily_partitions("2026-01-01"),
@@ -237,21 +249,23 @@ def test_a_partition_with_wider_values_widens_the_column_instead_of_losing_them(
         day = dt.date.fromisoformat(context.partition_key)
         return pd.DataFrame({"record_key": [f"{day}:1"], "work_date": [day], "hours": [STATE["hours"][day.day]]})
 
+    # Each backend spells the types its own way, and renders a double as text its own way.
+    if is_postgres(warehouse):
+        integer, double, text, as_text = "bigint", "double precision", "text", ["8", "7.5", "seven"]
+    else:
+        integer, double, text, as_text = "BIGINT", "DOUBLE", "VARCHAR", ["8.0", "7.5", "seven"]
     STATE["hours"] = {1: 8, 2: 7.5, 3: "seven"}
     for day in (1, 2, 3):
         result = materialize([drift], {}, warehouse, first=dt.date(2026, 1, day), last=dt.date(2026, 1, day),
                              instance=instance)
-        with duckdb.connect(warehouse, read_only=True) as conn:
-            column_type = conn.execute(
-                "SELECT data_type FROM information_schema.columns WHERE table_name = 'drift' AND column_name = 'hours'"
-            ).fetchone()[0]
-            values = [v for (v,) in conn.execute("SELECT hours FROM probe.drift ORDER BY work_date").fetchall()]
+        column_type = column_types(warehouse, "probe.drift")["hours"]
+        values = [v for (v,) in query(warehouse, "SELECT hours FROM probe.drift ORDER BY work_date")]
         widened = materialization_metadata(result, ["raw", "probe", "drift"]).get("columns_widened")
         if day == 1:
-            assert column_type == "BIGINT" and values == [8] and widened is None
+            assert column_type == integer and values == [8] and widened is None
         if day == 2:
-            assert column_type == "DOUBLE" and values == [8.0, 7.5]
-            assert widened == {"hours": "BIGINT -> DOUBLE"}
+            assert column_type == double and values == [8.0, 7.5]
+            assert widened == {"hours": f"{integer} -> {double}"}
         if day == 3:
-            assert column_type == "VARCHAR" and values == ["8.0", "7.5", "seven"]
-            assert widened == {"hours": "DOUBLE -> VARCHAR"}
+            assert column_type == text and values == as_text
+            assert widened == {"hours": f"{double} -> {text}"}
