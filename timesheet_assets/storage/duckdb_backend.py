@@ -98,16 +98,31 @@ def connect_waiting_for_lock(
             delay = min(delay * 2, 1.0)
 
 
+class _Rows:
+    """A statement's rows, fetched at once: DuckDB refuses the next statement on a connection
+    while a result is still open."""
+
+    def __init__(self, rows: list[tuple]):
+        self._rows = rows
+
+    def fetchone(self) -> tuple | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[tuple]:
+        return self._rows
+
+
 class DuckDBSession(Session):
     def __init__(self, backend: "DuckDBBackend", connection: duckdb.DuckDBPyConnection):
         self.backend = backend
         self.connection = connection
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
-        return self.connection.execute(sql, params) if params is not None else self.connection.execute(sql)
+        result = self.connection.execute(sql, params) if params is not None else self.connection.execute(sql)
+        return _Rows(result.fetchall() if result.description else [])
 
     def execute_count(self, sql: str) -> int:
-        row = self.connection.execute(sql).fetchone()
+        row = self.execute(sql).fetchone()
         return int(row[0]) if row else 0
 
 
@@ -187,4 +202,4 @@ class DuckDBBackend(WarehouseBackend):
         session.execute(insert_by_name_statement(qualified(table_slice), relation, list(frame.columns)))
 
     def read(self, session: Session, table_slice: TableSlice) -> pd.DataFrame:
-        return session.execute(self.select(table_slice)).fetchdf()
+        return session.connection.execute(self.select(table_slice)).fetchdf()  # type: ignore[attr-defined]

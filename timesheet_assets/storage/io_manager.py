@@ -3,6 +3,7 @@ warehouse backends, chosen by the ``database`` setting (a DuckDB path or a Postg
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -110,13 +111,13 @@ class WarehouseIOManager(ConfigurableIOManagerFactory):
 
 
 def warehouse_io_manager(database: str | None = None) -> WarehouseIOManager:
-    """The IO manager from the environment. A URL is passed as ``EnvVar`` so the resource
-    configuration Dagster stores and shows names the variable, not the value (and its
-    password); the value is checked now, so a bad one fails loading with a clear message."""
+    """The IO manager from the environment. ``TIMESHEET_WAREHOUSE`` is passed as ``EnvVar``:
+    the resource configuration Dagster stores and shows names the variable, not its value (a
+    URL's password), and each run reads the value it is launched with. The value is checked
+    now, so a bad one fails loading with a clear message."""
     if database is not None:
         return WarehouseIOManager(database=database)
-    raw = warehouse_path()
-    target = parse_target(raw, warehouse_password())
-    if target.kind == "duckdb":
-        return WarehouseIOManager(database=raw)
+    parse_target(warehouse_path(), warehouse_password())
+    if "TIMESHEET_WAREHOUSE" not in os.environ:
+        return WarehouseIOManager(database=warehouse_path())
     return WarehouseIOManager(database=dg.EnvVar("TIMESHEET_WAREHOUSE"))

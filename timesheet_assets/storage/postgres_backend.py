@@ -106,7 +106,7 @@ class PostgresBackend(WarehouseBackend):
         self.target = target
 
     @contextmanager
-    def _connection(self) -> Iterator[Any]:
+    def _connection(self, readonly: bool = False) -> Iterator[Any]:
         try:
             conn = psycopg2.connect(**self.target.connect_kwargs(), application_name="timesheet_assets")
         except psycopg2.Error as exc:
@@ -115,6 +115,8 @@ class PostgresBackend(WarehouseBackend):
                 f"could not connect to the warehouse {self.target.display}: {self.target.mask(str(exc)).strip()}"
             ) from None
         try:
+            if readonly:
+                conn.set_session(readonly=True)
             with conn.cursor() as cursor:
                 cursor.execute("SET TIME ZONE 'UTC'")
             yield conn
@@ -133,8 +135,7 @@ class PostgresBackend(WarehouseBackend):
 
     @contextmanager
     def reader(self, log: Any = None) -> Iterator[Session]:
-        with self._connection() as conn:
-            conn.set_session(readonly=True, autocommit=False)
+        with self._connection(readonly=True) as conn:
             try:
                 yield PostgresSession(self, conn)
             finally:
