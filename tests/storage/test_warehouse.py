@@ -269,3 +269,70 @@ def test_a_partition_with_wider_values_widens_the_column_instead_of_losing_them(
         if day == 3:
             assert column_type == text and values == as_text
             assert widened == {"hours": f"{double} -> {text}"}
+
+
+@dg.asset(
+    key=["conformed", "probe_keyed"],
+    partitions_def=daily_partitions("2026-01-01"),
+    backfill_policy=DATE_WINDOW_BACKFILL,
+    metadata={"partition_expr": "work_date", "primary_key": ["source_system", "entry_id"]},
+)
+def probe_keyed(context: dg.AssetExecutionContext) -> pd.DataFrame:
+    first, last = partition_window(context)
+    rows = [r for r in STATE["keyed"] if first <= r[2] <= last]
+    return pd.DataFrame(rows, columns=["source_system", "entry_id", "work_date", "hours"])
+
+
+def test_a_key_lives_on_one_day_and_the_conformed_key_is_a_real_constraint(warehouse, instance):
+    STATE["keyed"] = [("blikk", "1", date(2026, 1, 1), 8.0), ("blikk", "2", date(2026, 1, 2), 4.0)]
+    materialize([probe_keyed], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 2), instance=instance)
+    # Entry 1 moved from the 1st to the 3rd: a run of the 3rd alone takes it off the 1st.
+    STATE["keyed"] = [("blikk", "1", date(2026, 1, 3), 6.0)]
+    result = materialize([probe_keyed], {}, warehouse, first=date(2026, 1, 3), last=date(2026, 1, 3), instance=instance)
+    assert materialization_metadata(result, ["conformed", "probe_keyed"])["rows_moved_from_other_days"] == 1
+    table = read_table(warehouse, "conformed.probe_keyed").sort_values("entry_id")
+    assert [(r.entry_id, str(r.work_date.date()), r.hours) for r in table.itertuples()] == [
+        ("1", "2026-01-03", 6.0), ("2", "2026-01-02", 4.0)
+    ]
+    constraints = query(
+        warehouse,
+        "SELECT count(*) FROM information_schema.table_constraints WHERE table_schema = 'conformed' "
+        "AND table_name = 'probe_keyed' AND constraint_type = 'PRIMARY KEY'",
+    )
+    assert constraints == [(1,)]
+    with pytest.raises(Exception, match="(?i)duplicate|constraint"):
+        query(warehouse, "INSERT INTO conformed.probe_keyed VALUES ('blikk', '2', DATE '2026-01-05', 1.0)")
+
+
+def test_raw_tables_live_in_a_schema_per_vendor_and_carry_no_constraint(warehouse, instance):
+    @dg.asset(key=["raw", "blikk", "time_reports"], metadata={"primary_key": "record_key"})
+    def blikk_reports() -> pd.DataFrame:
+        return pd.DataFrame({"record_key": ["a", "a"], "hours": [1.0, 1.0]})
+
+    @dg.asset(key=["raw", "ajera", "timesheets"])
+    def ajera_sheets() -> pd.DataFrame:
+        return pd.DataFrame({"record_key": ["x"], "hours": [2.0]})
+
+    materialize([blikk_reports, ajera_sheets], {}, warehouse, instance=instance)
+    tables = query(
+        warehouse,
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_schema IN ('blikk', 'ajera') ORDER BY table_schema",
+    )
+    assert tables == [("ajera", "timesheets"), ("blikk", "time_reports")]
+    # A vendor listing one record twice still lands (the raw table keeps what was sent).
+    assert len(read_table(warehouse, "blikk.time_reports")) == 2
+
+
+def test_columns_are_matched_by_name_whatever_their_order(warehouse, instance):
+    @dg.asset(key=["raw", "probe", "ordered"], metadata={"primary_key": "record_key"})
+    def ordered() -> dg.Output:
+        return dg.Output(pd.DataFrame(STATE["rows"]), metadata={"write_mode": "upsert"})
+
+    STATE["rows"] = {"record_key": ["a"], "hours": [8.0], "note": ["first"]}
+    materialize([ordered], {}, warehouse, instance=instance)
+    STATE["rows"] = {"note": ["second"], "record_key": ["b"], "hours": [4.0]}
+    materialize([ordered], {}, warehouse, instance=instance)
+    table = read_table(warehouse, "probe.ordered").set_index("record_key")
+    assert table.loc["b", "hours"] == 4.0 and table.loc["b", "note"] == "second"
+    assert table.loc["a", "hours"] == 8.0 and table.loc["a", "note"] == "first"
