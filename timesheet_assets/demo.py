@@ -77,6 +77,13 @@ def _summary_rows(result, instance) -> tuple[list[list[Any]], bool]:
     return rows, all_passed
 
 
+def _warehouse_shown() -> str:
+    """The warehouse as it may be printed: a URL's password masked."""
+    from .storage import redact_url
+
+    return redact_url(os.environ["TIMESHEET_WAREHOUSE"])
+
+
 def run_demo(days: int = 14, records: int = 300) -> int:
     # Dagster flags BackfillPolicy and friends as beta on every definition; not news to a demo.
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
@@ -118,7 +125,7 @@ def run_demo(days: int = 14, records: int = 300) -> int:
     status = "succeeded" if result.success and checks_ok else "FAILED"
     print(
         f"run {result.run_id} {status} in {time.monotonic() - started:.1f} s; warehouse: "
-        f"{os.environ['TIMESHEET_WAREHOUSE']}; Dagster home: {DEMO_HOME}/ (open it with `make dev`)"
+        f"{_warehouse_shown()}; Dagster home: {DEMO_HOME}/ (open it with `make dev`)"
     )
     return 0 if result.success and checks_ok else 1
 
