@@ -13,6 +13,8 @@
 4. **The floor of the design** (``benchmarks/floor.py``): the least work docs/contracts.md allows for
    each stage (parse, validate, payload, frame, writes, conform), stage by stage, with the ratio
    each prefix reaches, and DuckDB's compiled JSON reader outside the design for scale.
+5. **Warehouse backends** (``benchmarks/warehouse.py``): 1M raw rows and their conformed rows
+   written into DuckDB and PostgreSQL, rows/s and peak RSS side by side.
 
 Everything goes to stdout and to ``benchmarks/RESULTS.md``.
 
@@ -44,6 +46,8 @@ FULL_SIZES = {"aimsio": 250, "ajera": 3000, "aims360": 6000, "blikk": 6000, "ibu
 QUICK_SIZES = {"aimsio": 20, "ajera": 60, "aims360": 200, "blikk": 300, "ibuildapp": 300}
 PROCESSING_SIZES = [100_000, 1_000_000]
 QUICK_PROCESSING_SIZES = [2_000]
+WAREHOUSE_RECORDS = 1_000_000
+WAREHOUSE_QUICK_RECORDS = 2_000
 UTILISATION_TARGET = 95.0
 # Utilisation is only meaningful once a run makes enough calls to reach the limit's steady
 # state; scenarios below this many requests show "—" in the target column.
@@ -272,8 +276,28 @@ def render_report(result: dict[str, Any], command: str) -> str:
         lines.append("")
     lines += _baseline_section(result.get("baseline"), proc)
     lines += _floor_section(result.get("floor"), proc)
+    lines += _warehouse_section(result.get("warehouse"))
     lines += ["## Targets", "", *targets(result), "", "## Analysis", "", ANALYSIS]
     return "\n".join(lines)
+
+
+def _warehouse_section(result: dict[str, Any] | None) -> list[str]:
+    if not result:
+        return []
+    from benchmarks import warehouse
+
+    return [
+        "## Warehouse backends side by side",
+        "",
+        f"The raw frame of {result['records']:,} iBuildApp records and its conformed rows (`benchmarks/warehouse.py`), "
+        "written through `WarehouseIOManager.handle_output` as a single-run backfill of their window writes them, "
+        "into a fresh DuckDB file and into a fresh database on a PostgreSQL server started on this machine "
+        "(fsync on, loopback TCP); each backend in its own process after a 2,000-row warm-up. `RSS with frames` "
+        "is the process with both frames loaded, before the writes.",
+        "",
+        warehouse.warehouse_table(result),
+        "",
+    ]
 
 
 def targets(result: dict[str, Any]) -> list[str]:
@@ -290,6 +314,11 @@ def targets(result: dict[str, Any]) -> list[str]:
             lines.append(f"- aimsio {row['scenario']}: {row['requests']} requests (1 list call"
                          + ("" if row["scenario"] == "no_change" else f" + {changed} changed details")
                          + f" = {expected}) → {'met' if row['requests'] == expected else 'NOT met'}")
+    for row in (result.get("warehouse") or {}).get("rows", []):
+        if row["backend"] == "postgresql":
+            target = result["warehouse"]["postgres_target_rows_per_s"]
+            lines.append(f"- PostgreSQL warehouse load ≥ {target:,} rows/s: {row['rows_per_s']:,} rows/s → "
+                         + ("met" if row["rows_per_s"] >= target else "NOT met"))
     proc = result.get("processing")
     if proc:
         for row in proc["rows"]:
@@ -368,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vendors", nargs="*", choices=VENDORS, help="only these vendors")
     parser.add_argument("--skip-vendors", action="store_true")
     parser.add_argument("--skip-processing", action="store_true")
+    parser.add_argument("--skip-warehouse", action="store_true")
     parser.add_argument("--repeat", type=int, default=None, help="runs per processing measurement (best kept)")
     parser.add_argument("--output", type=Path, default=None, help=f"report file (default {RESULTS.name}; none with --quick)")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON")
@@ -403,6 +433,14 @@ def main(argv: list[str] | None = None) -> int:
         result["floor"] = floor.run_floor(process_sizes, repeat=repeat)
         print()
         print(floor.floor_table(result["floor"]))
+    if not args.skip_warehouse:
+        from benchmarks import warehouse
+
+        result["warehouse"] = warehouse.run_warehouse(
+            WAREHOUSE_QUICK_RECORDS if args.quick else WAREHOUSE_RECORDS, log=_log
+        )
+        print()
+        print(warehouse.warehouse_table(result["warehouse"]))
     if BASELINE.exists():
         result["baseline"] = json.loads(BASELINE.read_text())
     result["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -108,6 +108,7 @@ def measure(backend: str, database: str, warmup_database: str, frames_path: Path
     del small
     gc.collect()
     rss_loaded = peak_rss_mb()
+    load_before = os.getloadavg()[0]
     seconds = _write_both(database, frames)
     raw_rows, conformed_rows = len(frames["raw"]), len(frames["conformed"])
     return {
@@ -123,6 +124,9 @@ def measure(backend: str, database: str, warmup_database: str, frames_path: Path
         "rows_per_s": round((raw_rows + conformed_rows) / (seconds["raw_s"] + seconds["conformed_s"])),
         "rss_with_frames_mb": round(rss_loaded, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        # The machine is shared: the 1-minute load average before and after the writes says
+        # how much of it this measurement had.
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
     }
 
 
@@ -161,13 +165,14 @@ def warehouse_table(result: dict[str, Any]) -> str:
             r["backend"], f"{r['raw_rows']:,}", f"{r['raw_rows_per_s']:,}", f"{r['conformed_rows']:,}",
             f"{r['conformed_rows_per_s']:,}", f"{r['rows_per_s']:,}", r["rss_with_frames_mb"], r["peak_rss_mb"],
             "ok" if (r["raw_rows_written"], r["conformed_rows_written"]) == (r["raw_rows"], r["conformed_rows"]) else "MISMATCH",
+            " → ".join(str(v) for v in r.get("load_average", [])),
         ]
         for r in result["rows"]
     ]
     return tabulate(
         body,
         headers=["backend", "raw rows", "raw rows/s", "conformed rows", "conformed rows/s", "all rows/s",
-                 "RSS with frames MB", "peak RSS MB", "rows in tables"],
+                 "RSS with frames MB", "peak RSS MB", "rows in tables", "load average (2 cores)"],
         tablefmt="github",
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -28,6 +29,9 @@ INCOMING = "incoming_rows"
 # the comment marks it (PostgreSQL has no column type for "no values yet").
 UNTYPED_COMMENT = "timesheet_assets: untyped (only nulls so far)"
 COPY_CHUNK_BYTES = 1 << 20
+# Rows rendered per slice: large enough that a slice's COPY dwarfs its statement overhead,
+# small enough that rendering the next overlaps copying this one.
+COPY_SLICE_ROWS = 100_000
 
 _SIMPLE = {
     "BOOLEAN": "boolean",
@@ -212,27 +216,40 @@ class PostgresBackend(WarehouseBackend):
 
     # -- data -----------------------------------------------------------------------------
     def _copy_in(self, session: Session, relation: str, frame: pd.DataFrame, stored: dict[str, StoredColumn]) -> None:
-        """``COPY relation (columns) FROM STDIN`` with ``frame`` rendered as CSV by DuckDB."""
+        """``COPY relation (columns) FROM STDIN`` with ``frame`` rendered as CSV by DuckDB.
+
+        Rendering and copying overlap: a thread renders the next slice of rows to a file while
+        the server takes the previous one (rendering is DuckDB's CPU, copying the server's).
+        """
         columns = list(frame.columns)
         renders = []
         for name in columns:
-            physical = stored[name].physical
             # Nested values go in as JSON text; everything else as DuckDB renders it.
-            renders.append(f"to_json({quote(name)})" if physical == "jsonb" else quote(name))
-        with tempfile.TemporaryDirectory(prefix="warehouse-copy-") as scratch:
-            path = os.path.join(scratch, "rows.csv")
-            with duckdb.connect() as engine:
-                engine.execute("SET TimeZone = 'UTC'")
-                engine.register("outgoing_frame", frame)
+            renders.append(f"to_json({quote(name)})" if stored[name].physical == "jsonb" else quote(name))
+        statement = f"COPY {relation} ({', '.join(quote(c) for c in columns)}) FROM STDIN WITH (FORMAT csv)"
+        starts = list(range(0, len(frame), COPY_SLICE_ROWS)) or [0]
+        with tempfile.TemporaryDirectory(prefix="warehouse-copy-") as scratch, duckdb.connect() as engine:
+            engine.execute("SET TimeZone = 'UTC'")
+
+            def render(index: int) -> str:
+                path = os.path.join(scratch, f"rows-{index}.csv")
+                engine.register("outgoing_frame", frame.iloc[starts[index]:starts[index] + COPY_SLICE_ROWS])
                 engine.execute(
                     f"COPY (SELECT {', '.join(renders)} FROM outgoing_frame) TO '{path}' "
                     "(FORMAT csv, HEADER false, QUOTE '\"', ESCAPE '\"', NULLSTR '')"
                 )
-            names = ", ".join(quote(c) for c in columns)
-            with open(path, "rb") as rows:
-                session.connection.cursor().copy_expert(  # type: ignore[attr-defined]
-                    f"COPY {relation} ({names}) FROM STDIN WITH (FORMAT csv)", rows, size=COPY_CHUNK_BYTES
-                )
+                engine.unregister("outgoing_frame")
+                return path
+
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse-render") as renderer:
+                upcoming = renderer.submit(render, 0)
+                for index in range(len(starts)):
+                    path = upcoming.result()  # a rendering error surfaces here, before any commit
+                    if index + 1 < len(starts):
+                        upcoming = renderer.submit(render, index + 1)
+                    with open(path, "rb") as rows:
+                        session.connection.cursor().copy_expert(statement, rows, size=COPY_CHUNK_BYTES)  # type: ignore[attr-defined]
+                    os.remove(path)
 
     def stage(self, session: Session, table_slice: TableSlice, frame: pd.DataFrame) -> str:
         stored = self.columns(session, table_slice)
