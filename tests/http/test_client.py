@@ -19,6 +19,7 @@ from timesheet_assets.http import (
     VendorAuthError,
     VendorClient,
     VendorHTTPError,
+    VendorOutageError,
     VendorRejected,
     VendorTransportError,
     decode_json,
@@ -331,3 +332,101 @@ def test_waits_asked_for_by_429_count_as_rate_limit_waits():
     snap = client.metrics.snapshot()
     assert snap.seconds_waited_rate_limit >= 4
     assert 0 < snap.seconds_waited_backoff < 4
+
+
+# -- server-requested waits: honoured up to the cap, an outage beyond it -------------------
+CAP = 120.0
+
+
+def capped_client(script, *, cap=CAP, max_attempts=4):
+    clock = FakeClock()
+    client = VendorClient(
+        "Acme",
+        "https://api.example.com/v1/",
+        limiter=RateLimiter(1000, burst=1000, clock=clock),
+        retry=RetryPolicy(max_attempts=max_attempts, backoff_base_seconds=0.5, backoff_cap_seconds=4,
+                          max_server_wait_seconds=cap),
+        transport=httpx.MockTransport(script),
+        clock=clock,
+        redactor=SecretRedactor([SECRET]),
+        seed=1,
+    )
+    return client, clock
+
+
+def waited(clock) -> list[float]:
+    return [s for s in clock.sleeps if s > 0]
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_retry_after_on_5xx_is_waited_exactly_when_within_the_cap(status):
+    script = Script(httpx.Response(status, headers={"Retry-After": "90"}), ok({"n": 1}))
+    client, clock = capped_client(script)
+    assert client.get_json("x") == {"n": 1}
+    assert waited(clock) == [90]
+    assert client.metrics.snapshot().seconds_waited_backoff == 90
+
+
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_a_wait_exactly_at_the_cap_is_still_waited_out(status):
+    script = Script(httpx.Response(status, headers={"Retry-After": str(int(CAP))}), ok())
+    client, clock = capped_client(script)
+    client.get_json("x")
+    assert waited(clock) == [CAP]
+    assert len(script.requests) == 2
+
+
+def _hint(form: str, seconds: float, clock: FakeClock) -> dict:
+    if form == "seconds":
+        return {"headers": {"Retry-After": str(int(seconds))}}
+    if form == "http_date":
+        return {"headers": {"Retry-After": format_datetime(clock.now() + timedelta(seconds=seconds), usegmt=True)}}
+    return {"json": {"message": "slow down", "waitInSeconds": seconds}}
+
+
+@pytest.mark.parametrize("form", ["seconds", "http_date", "body_hint"])
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_a_wait_beyond_the_cap_is_an_outage_at_once_without_sleeping_or_retrying(status, form):
+    """The cap bounds every server-requested wait; asked for longer, the client neither
+    sleeps that long inside the step nor comes back early into more refusals: it raises the
+    outage the step retry policy handles, after one request."""
+    probe = FakeClock()
+    script = Script(httpx.Response(status, **_hint(form, 3600, probe)), ok())
+    client, clock = capped_client(script)
+
+    with pytest.raises(VendorOutageError) as info:
+        client.get_json("reports/daily", params={"key": SECRET})
+
+    assert len(script.requests) == 1
+    assert waited(clock) == []
+    assert client.limiter._paused_until <= clock.monotonic()  # nobody else was held either
+    error = info.value
+    assert error.status == status and error.attempts == 1
+    assert error.retry_after_seconds == pytest.approx(3600, abs=1)
+    text = str(error)
+    assert f"Acme GET /v1/reports/daily failed with HTTP {status} after 1 attempt" in text
+    assert "asked to wait 3600 s before retrying, longer than the 120 s" in text
+    assert "treated as an outage" in text and SECRET not in text
+    snap = client.metrics.snapshot()
+    assert snap.retries == 0 and snap.seconds_waited_rate_limit == 0 and snap.seconds_waited_backoff == 0
+
+
+def test_a_429_just_over_a_custom_cap_is_an_outage_and_just_under_is_waited():
+    over = Script(httpx.Response(429, headers={"Retry-After": "11"}), ok())
+    client, clock = capped_client(over, cap=10)
+    with pytest.raises(VendorOutageError, match="asked to wait 11 s before retrying, longer than the 10 s"):
+        client.get_json("x")
+    assert waited(clock) == [] and len(over.requests) == 1
+
+    under = Script(httpx.Response(429, headers={"Retry-After": "10"}), ok({"n": 2}))
+    client, clock = capped_client(under, cap=10)
+    assert client.get_json("x") == {"n": 2}
+    assert waited(clock) == [10]
+    assert client.metrics.snapshot().seconds_waited_rate_limit == 10
+
+
+def test_an_outage_from_a_long_wait_keeps_the_vendors_own_message():
+    script = Script(httpx.Response(503, headers={"Retry-After": "7200"}, json={"message": "Down for maintenance"}))
+    client, _ = capped_client(script)
+    with pytest.raises(VendorOutageError, match=r"treated as an outage \(Down for maintenance\)"):
+        client.get_json("x")

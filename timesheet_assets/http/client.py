@@ -251,10 +251,14 @@ class VendorClient:
                     else:
                         self.metrics.add("server_errors")
                     wait = server_wait_hint(response, self.clock.now())
+                    if wait is not None and wait > self.retry.max_server_wait_seconds:
+                        # Coming back sooner than asked only earns more refusals (and, on a
+                        # 429, may extend the penalty): a wait this long is an outage, for the
+                        # step retry policy or the next scheduled run, whatever the status.
+                        raise self._wait_too_long(method, path, response, attempt, wait)
                     if attempt >= self.retry.max_attempts:
                         raise self._http_error(VendorOutageError, method, path, response, attempt)
                     if wait is not None and status == 429:
-                        wait = min(wait, self.retry.max_server_wait_seconds)
                         # Everyone on this limiter waits, not just this thread: retrying in
                         # parallel while the vendor is throttling only makes it worse.
                         self.limiter.pause_until(self.clock.monotonic() + wait)
@@ -312,6 +316,25 @@ class VendorClient:
         self.metrics.add("reauthentications")
         self.log.info("%s %s %s: credentials expired, re-authenticating once", self.vendor, method, path)
         self.auth.refresh()
+
+    def _wait_too_long(
+        self, method: str, path: str, response: httpx.Response, attempt: int, wait: float
+    ) -> VendorOutageError:
+        cap = self.retry.max_server_wait_seconds
+        try:
+            said = self.error_message(response)
+        except Exception:  # noqa: BLE001 - a broken error body must not hide the status
+            said = None
+        message = (
+            f"the vendor asked to wait {wait:.0f} s before retrying, longer than the {cap:g} s "
+            "this client waits within a run: treated as an outage"
+        )
+        if said:
+            message += f" ({said})"
+        return VendorOutageError(
+            self.vendor, method, path, response.status_code, attempt, self.redact(message),
+            retry_after_seconds=wait,
+        )
 
     def _http_error(
         self,

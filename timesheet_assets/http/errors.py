@@ -39,7 +39,23 @@ class VendorHTTPError(VendorError):
 
 class VendorOutageError(VendorHTTPError):
     """A status the vendor's retry rules treat as transient (429, 5xx, and whatever the vendor
-    adds) kept coming until the attempts ran out: worth a later step retry."""
+    adds) kept coming until the attempts ran out, or the vendor asked for a longer wait than
+    the client waits inside a step: worth a later step retry. ``retry_after_seconds`` is the
+    wait the vendor asked for, when it named one."""
+
+    def __init__(
+        self,
+        vendor: str,
+        method: str,
+        path: str,
+        status: int | None,
+        attempts: int,
+        vendor_message: str | None = None,
+        *,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        super().__init__(vendor, method, path, status, attempts, vendor_message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class VendorTransportError(VendorOutageError):

@@ -29,7 +29,8 @@ class RetryPolicy:
     max_attempts: int = 6
     backoff_base_seconds: float = 0.5
     backoff_cap_seconds: float = 30.0
-    # Upper bound on a server-requested wait; a vendor asking for longer is treated as an outage.
+    # Upper bound on a server-requested wait (Retry-After or a body hint, on any retried
+    # status); a vendor asking for longer ends the retries at once as an outage.
     max_server_wait_seconds: float = 120.0
     retry_statuses: frozenset[int] = field(default=RETRYABLE_STATUSES)
 

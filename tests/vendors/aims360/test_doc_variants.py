@@ -193,11 +193,11 @@ def test_empty_view_served_as_json_null_lands_as_an_empty_table(aims, instance, 
     ],
 )
 def test_json_export_empty_or_under_an_unlisted_key(body, rows):
-    assert parse_export(body, "application/json; charset=utf-8").records == rows
+    assert parse_export(body, "JSON", "application/json; charset=utf-8").records == rows
 
 
 def test_one_row_object_export_is_still_one_row():
-    assert parse_export(json.dumps({"Order No": "1", "Qty": 2}).encode(), None).records == [{"Order No": "1", "Qty": 2}]
+    assert parse_export(json.dumps({"Order No": "1", "Qty": 2}).encode(), "JSON").records == [{"Order No": "1", "Qty": 2}]
 
 
 # -- optional job fields in a shape the docs do not show -----------------------------------

@@ -128,9 +128,10 @@ def test_view_row_model_accepts_any_object_and_refuses_everything_else_with_a_va
     lambda rows: "\r\n".join(",".join(r) for r in rows).encode("utf-8", "surrogatepass")
 ))
 def test_export_parser_returns_rows_or_a_malformed_or_rejected_body(body):
-    for content_type in (None, "application/json", "text/csv"):
+    for output_format, content_type in (("JSON", None), ("JSON", "application/json"), ("CSV", "text/csv"),
+                                        ("CSV", "text/plain"), ("Excel", None)):
         try:
-            export = parse_export(body, content_type)
+            export = parse_export(body, output_format, content_type)
         except (MalformedBody, VendorRejected):
             continue
         assert isinstance(export.records, list)

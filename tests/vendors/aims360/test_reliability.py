@@ -329,6 +329,34 @@ def test_outage_outlasting_the_retries_fails_clearly_and_leaves_the_table(aims, 
         pd.testing.assert_frame_equal(table(warehouse), before, obj=name)
 
 
+# A wait asked for beyond the client's cap (120 s) is an outage at once: no sleeping inside
+# the step, no early retry into more refusals; the step retry policy gets it.
+LONG_WAITS = {
+    "429_retry_after_an_hour_on_exportdata": (429, EXPORT, "create", "POST /reports/v1.0/exportdata"),
+    "503_retry_after_an_hour_on_job_status": (503, STATUS, "manual", "GET /jobsmanagement/odata/v1.0/backgroundjob"),
+}
+
+
+def test_a_wait_longer_than_the_cap_is_an_outage_for_the_step_retry_not_an_early_retry(aims, harness, instance, warehouse):
+    res = fast(aims)
+    before, _ = clean_run(aims, res, warehouse, instance)
+    for name, (status, fragment, flow, call) in LONG_WAITS.items():
+        calls_before = len(statuses(aims, fragment))
+        result = faulty_run(
+            aims, harness, res, warehouse, instance, flow,
+            status_rates={status: 1.0}, retry_after="3600", path_contains=fragment,
+        )
+
+        assert (
+            f"AIMS360 {call} failed with HTTP {status} after 1 attempt: the vendor asked to wait 3600 s "
+            "before retrying, longer than the 120 s this client waits within a run: treated as an outage"
+        ) in failure_text(result), name
+        assert step_retries(result) == 1, name  # an outage: the step retry policy got its turn
+        # One request per step attempt: the client never came back before the hour was up.
+        assert statuses(aims, fragment)[calls_before:] == [status, status], name
+        pd.testing.assert_frame_equal(table(warehouse), before, obj=name)
+
+
 def test_deployed_asset_keeps_the_step_retry_policy_and_the_quarantine_check():
     settings = make_settings()
     asset = build_view_asset(settings.views[0], settings)
@@ -479,29 +507,34 @@ def test_drifting_csv_rows_are_kept_with_nulls_and_text(aims, instance, warehous
 
 MALFORMED = {
     "json_cut_off": (
-        b'[{"Order No": "0000001", "Customer": ', "application/json", 1,
+        "JSON", b'[{"Order No": "0000001", "Customer": ', "application/json", 1,
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink JSON could not be decoded",
     ),
     "csv_cut_mid_row": (
-        b"Order No,Customer,Total Qty\r\n0000001,Diaz Apparel,12\r\n0000002,Lee", "text/csv", 1,
+        "CSV", b"Order No,Customer,Total Qty\r\n0000001,Diaz Apparel,12\r\n0000002,Lee", "text/csv", 1,
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink CSV ends mid-row (row 2 "
         "has 2 of 3 columns and no line break): the file is truncated",
     ),
     "csv_open_quote": (
-        b'Order No,Notes\r\n0000001,"Call Dock 4\r\n', "text/csv", 1,
+        "CSV", b'Order No,Notes\r\n0000001,"Call Dock 4\r\n', "text/csv", 1,
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink CSV ends inside a quoted "
         "field: the file is truncated",
     ),
     "corrupt_excel": (
-        b"PK\x03\x04 not really a workbook", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", 1,
+        "Excel", b"PK\x03\x04 not really a workbook",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", 1,
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink Excel file could not be read (BadZipFile)",
     ),
+    "corrupt_legacy_excel": (
+        "Excel", bytes.fromhex("d0cf11e0a1b11ae1") + b" not really a workbook", "application/vnd.ms-excel", 1,
+        f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink Excel (xls) file could not be read",
+    ),
     "error_envelope_under_200": (
-        b'{"message": "Access Denied"}', "application/json", 0,
+        "JSON", b'{"message": "Access Denied"}', "application/json", 0,
         f"{MASKED_LINK} failed with HTTP 200 after 1 attempt: Access Denied",
     ),
     "json_that_is_not_rows": (
-        b'"a string, not rows"', "application/json", 0,
+        "JSON", b'"a string, not rows"', "application/json", 0,
         f"{MASKED_LINK} failed with HTTP 200 after 1 attempt: publishlink JSON is neither a list of "
         "rows nor an object",
     ),
@@ -513,8 +546,10 @@ def test_malformed_export_file_fails_clearly_and_leaves_the_table(aims, instance
     before, meta = clean_run(aims, res, warehouse, instance)
     # Download the clean run's (completed) job again, as a sensor-requested run does.
     job = aims.state.job(meta["job_id"])
-    download_only = {"ops": {OP: {"config": {"job_id": job.job_id, "publish_link": job.publish_link, "scope": "Private"}}}}
-    for name, (body, media_type, retries, message) in MALFORMED.items():
+    for name, (output_format, body, media_type, retries, message) in MALFORMED.items():
+        download_only = {"ops": {OP: {"config": {
+            "job_id": job.job_id, "publish_link": job.publish_link, "scope": "Private", "output_format": output_format,
+        }}}}
         monkeypatch.setattr(
             aims_sandbox, "render_output", lambda rows, fmt, n, b=body, m=media_type: Response(b, media_type=m)
         )

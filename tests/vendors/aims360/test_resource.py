@@ -93,10 +93,10 @@ def as_xlsx(rows) -> bytes:
 
 def test_parse_export_reads_json_csv_and_excel_to_the_same_frame():
     parsed = {
-        "JSON": parse_export(json.dumps(ROWS).encode(), "application/json"),
-        "OData": parse_export(json.dumps({"value": ROWS}).encode(), None),
-        "CSV": parse_export(as_csv(ROWS), "application/octet-stream"),
-        "Excel": parse_export(as_xlsx(ROWS), None),
+        "JSON": parse_export(json.dumps(ROWS).encode(), "JSON", "application/json"),
+        "OData": parse_export(json.dumps({"value": ROWS}).encode(), "JSON"),
+        "CSV": parse_export(as_csv(ROWS), "CSV", "application/octet-stream"),
+        "Excel": parse_export(as_xlsx(ROWS), "Excel"),
     }
     assert {k: v.output_format for k, v in parsed.items()} == {
         "JSON": "JSON", "OData": "JSON", "CSV": "CSV", "Excel": "Excel",
@@ -122,7 +122,7 @@ def test_parse_export_reads_json_csv_and_excel_to_the_same_frame():
 
 def test_parse_export_error_envelope_and_odd_rows():
     with pytest.raises(VendorRejected, match="Access Denied"):
-        parse_export(b'{"message": "Access Denied"}', "application/json")
+        parse_export(b'{"message": "Access Denied"}', "JSON", "application/json")
     raw, names = view_frame([{"a": 1}, "not an object", {"a": 2, "payload": "x", "A": 3}])
     assert raw.quarantined == 1
     assert names == {"a": "a", "payload": "view_payload", "A": "a_2"}
@@ -134,8 +134,8 @@ def test_parse_export_error_envelope_and_odd_rows():
         pd.Timestamp("2024-05-01 10:00:00.5", tz="UTC"),
     ]
     assert pd.isna(mixed[0].frame["t"].iloc[3])
-    assert parse_export(b"", "text/csv").records == []
-    assert parse_export(b"A,A,B\r\n1,2\r\n", "text/csv").records == [{"A": "1", "A (2)": "2", "B": None}]
+    assert parse_export(b"A,A,B\r\n", "CSV", "text/csv").records == []  # a header: an empty view
+    assert parse_export(b"A,A,B\r\n1,2\r\n", "CSV", "text/csv").records == [{"A": "1", "A (2)": "2", "B": None}]
 
 
 # -- settings ------------------------------------------------------------------------------

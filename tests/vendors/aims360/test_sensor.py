@@ -63,6 +63,7 @@ def test_tick_sequence_create_pending_completed_then_rerun_after_refresh(aims, h
                     "publish_link": aims.state.job(job_id).publish_link,
                     "scope": "Private",
                     "completed_date": completed,
+                    "output_format": "JSON",  # what the job was created with
                 }
             }
         }

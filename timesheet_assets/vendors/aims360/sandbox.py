@@ -20,7 +20,9 @@ Job lifecycle: a job walks Queued 0% â†’ Queued with ``progress`` percentages â†
 (deterministic, the default) or one step per ``step_seconds``. Tests set the lifecycle of
 the next jobs with ``state.next_lifecycles``. Knobs on the state serve what an independent
 implementation of the same docs may choose (sparse job rows, one status form or filter
-spelling, one rerun form, ``null`` for an empty JSON export). No rate limit is documented, so
+spelling, one rerun form, ``null`` for an empty JSON export, Excel as a legacy .xls, other
+content types for the files); ``publishlink_instead`` serves a body that is no export at
+all (plain text, an HTML page, nothing) under HTTP 200. No rate limit is documented, so
 none is enforced. Every request, with its headers, is in ``sandbox.stats.log`` (framework).
 """
 
@@ -246,8 +248,16 @@ class Aims360SandboxState:
     # ... only one spelling of the filter: "doc" (``jobId eq'<id>'``, as the Aqua page writes
     # it) or "odata" (``jobId eq '<id>'``); None takes both ...
     filter_spelling: str | None = None
-    # ... and an empty JSON export served as ``null`` (as Go marshals an empty slice).
+    # ... an empty JSON export served as ``null`` (as Go marshals an empty slice) ...
     json_null_when_empty: bool = False
+    # ... "Excel" as a legacy (97-2003) workbook, "xls", instead of "xlsx" ...
+    excel_file: str = "xlsx"
+    # ... and files served with other content types, per output format (e.g. a CSV as
+    # application/vnd.ms-excel, JSON as text/plain): the docs name none.
+    media_types: dict[str, str] = field(default_factory=dict)
+    # Misbehaviour: a body served with HTTP 200 instead of the completed output, as
+    # (body, content type): "Access Denied" as text, an HTML page, an empty body.
+    publishlink_instead: tuple[bytes, str] | None = None
     jobs: dict[str, SandboxJob] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _row_ids: int = 52700
@@ -581,10 +591,20 @@ def create_app(config: SandboxConfig) -> Starlette:
             view = job.view
         if version is None:
             return _message("The output of this job is not available yet.", 404)
+        if state.publishlink_instead is not None:
+            body, media_type = state.publishlink_instead
+            return Response(body, media_type=media_type)
         rows = view.rows(version)
+        name = f"{view.source}_{view.view_name}".replace(" ", "_")
         if fmt == "JSON" and not rows and state.json_null_when_empty:
-            return Response(b"null", media_type="application/json")
-        return render_output(rows, fmt, f"{view.source}_{view.view_name}".replace(" ", "_"))
+            response = Response(b"null", media_type="application/json")
+        elif fmt == "Excel" and state.excel_file == "xls":
+            response = render_xls(rows, name)
+        else:
+            response = render_output(rows, fmt, name)
+        if fmt in state.media_types:
+            response.headers["content-type"] = state.media_types[fmt]
+        return response
 
     routes = [
         Route(TOKEN_PATH, token, methods=["POST"]),
@@ -626,6 +646,29 @@ def render_output(rows: list[dict[str, Any]], output_format: str, name: str) -> 
         out.getvalue(),
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+    )
+
+
+def render_xls(rows: list[dict[str, Any]], name: str) -> Response:
+    """The view as a legacy Excel 97-2003 workbook (BIFF8 in an OLE2 file)."""
+    import xlwt  # only this variant needs it (a dev dependency)
+
+    book = xlwt.Workbook(encoding="utf-8")
+    sheet = book.add_sheet("Export")
+    headers = list(rows[0]) if rows else []
+    for column, header in enumerate(headers):
+        sheet.write(0, column, header)
+    for line, row in enumerate(rows, start=1):
+        for column, header in enumerate(headers):
+            value = row.get(header)
+            if value is not None:
+                sheet.write(line, column, value)
+    out = io.BytesIO()
+    book.save(out)
+    return Response(
+        out.getvalue(),
+        media_type="application/vnd.ms-excel",
+        headers={"Content-Disposition": f'attachment; filename="{name}.xls"'},
     )
 
 
