@@ -152,3 +152,16 @@ def test_a_bad_url_fails_loading_the_code_location_without_the_password(monkeypa
     with pytest.raises(SettingError) as error:
         build_definitions(("blikk",))
     assert SECRET not in str(error.value) and "postgresql://etl:***@db:port/w" in str(error.value)
+
+
+def test_the_lock_wait_is_a_number_of_seconds(monkeypatch):
+    from timesheet_assets.settings import warehouse_lock_wait_seconds
+
+    monkeypatch.delenv("TIMESHEET_WAREHOUSE_LOCK_WAIT_SECONDS", raising=False)
+    assert warehouse_lock_wait_seconds() == 120.0
+    monkeypatch.setenv("TIMESHEET_WAREHOUSE_LOCK_WAIT_SECONDS", "15")
+    assert warehouse_lock_wait_seconds() == 15.0
+    for bad in ("soon", "-3"):
+        monkeypatch.setenv("TIMESHEET_WAREHOUSE_LOCK_WAIT_SECONDS", bad)
+        with pytest.raises(SettingError, match="TIMESHEET_WAREHOUSE_LOCK_WAIT_SECONDS"):
+            warehouse_lock_wait_seconds()

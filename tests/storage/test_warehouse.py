@@ -336,3 +336,46 @@ def test_columns_are_matched_by_name_whatever_their_order(warehouse, instance):
     table = read_table(warehouse, "probe.ordered").set_index("record_key")
     assert table.loc["b", "hours"] == 4.0 and table.loc["b", "note"] == "second"
     assert table.loc["a", "hours"] == 8.0 and table.loc["a", "note"] == "first"
+
+
+def test_a_downstream_asset_reads_back_what_was_written_with_the_same_types(warehouse, instance):
+    """Text with separators, quotes, newlines and non-ASCII, empty text apart from null, numbers
+    with infinities, booleans, dates, timestamps with and without zone: what a downstream asset
+    loads is what DuckDB itself makes of the frame, on either backend."""
+    import datetime as dt
+
+    import duckdb
+
+    frame = pd.DataFrame(
+        {
+            "record_key": ["a", "b", "c"],
+            "text": ['x, "quoted"\nnext line', "", None],
+            "unicode": ["Škoda ñ 東京", "tab\there", "back\\slash"],
+            "hours": [7.5, float("inf"), None],
+            "count": [1, 2, 3],
+            "flag": [True, False, None],
+            "work_date": [dt.date(2026, 1, 1), dt.date(2026, 1, 2), None],
+            "updated_at": pd.to_datetime(["2026-01-01T05:00:00+02:00", None, "2026-01-02T00:00:00Z"], utc=True),
+            "local_time": pd.to_datetime(["2026-01-01 08:00", "2026-01-01 09:30", None]),
+        }
+    )
+
+    @dg.asset(key=["raw", "probe", "typed"])
+    def typed() -> pd.DataFrame:
+        return frame
+
+    @dg.asset(key=["raw", "probe", "reader"], ins={"typed": dg.AssetIn(key=["raw", "probe", "typed"])})
+    def reader(typed: pd.DataFrame) -> pd.DataFrame:
+        STATE["loaded"] = typed
+        return typed.head(0)
+
+    materialize([typed, reader], {}, warehouse, instance=instance)
+    with duckdb.connect() as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.register("frame", frame)
+        expected = conn.execute("SELECT * FROM frame").fetchdf()
+    if is_postgres(warehouse):
+        # PostgreSQL timestamps hold microseconds: nanosecond columns come back in microseconds.
+        expected["local_time"] = expected["local_time"].astype("datetime64[us]")
+    loaded = STATE["loaded"].sort_values("record_key").reset_index(drop=True)
+    pd.testing.assert_frame_equal(loaded, expected)

@@ -24,7 +24,8 @@ from .sql import insert_by_name_statement, qualified, quote, table_name
 from .target import WarehouseTarget
 from .types import NULL, is_null_type
 
-INCOMING = "incoming_rows"
+# In the session's own temporary schema: never a table of the warehouse.
+INCOMING = "pg_temp.incoming_rows"
 # A column created while it held only nulls is text until its first values decide its type;
 # the comment marks it (PostgreSQL has no column type for "no values yet").
 UNTYPED_COMMENT = "timesheet_assets: untyped (only nulls so far)"
@@ -255,7 +256,7 @@ class PostgresBackend(WarehouseBackend):
         stored = self.columns(session, table_slice)
         definition = ", ".join(f"{quote(name)} {stored[name].physical}" for name in frame.columns)
         session.execute(f"DROP TABLE IF EXISTS {INCOMING}")
-        session.execute(f"CREATE TEMP TABLE {INCOMING} ({definition}) ON COMMIT DROP")
+        session.execute(f"CREATE TABLE {INCOMING} ({definition}) ON COMMIT DROP")
         self._copy_in(session, INCOMING, frame, stored)
         session.execute(f"ANALYZE {INCOMING}")
         return INCOMING

@@ -96,7 +96,7 @@ def parse_target(raw: str, password: str | None = None) -> WarehouseTarget:
     if scheme not in POSTGRES_SCHEMES:
         raise SettingError(
             f"TIMESHEET_WAREHOUSE must be a DuckDB file path or a postgresql:// URL, got {shown} "
-            f"(scheme {scheme!r} is not supported)"
+            f"(scheme {scheme!r} is not supported; see docs/operations.md, 'Warehouse')"
         )
     try:
         parts = urlsplit(raw)
