@@ -4,7 +4,6 @@ the test creates ``<signals>/<vendor>.go``, having created ``<signals>/<vendor>.
 
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import dagster as dg

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 from dagster._core.storage.db_io_manager import TableSlice
 
-from .sql import qualified, select_statement
+from .sql import qualified, quote, select_statement
 from .target import WarehouseTarget
 
 LOG = logging.getLogger("timesheet_assets.warehouse")
@@ -104,8 +104,6 @@ class WarehouseBackend(ABC):
         this transaction) or all null, so nothing is cast."""
 
     def add_primary_key(self, session: Session, table_slice: TableSlice, keys: Sequence[str]) -> None:
-        from .sql import quote
-
         session.execute(f"ALTER TABLE {qualified(table_slice)} ADD PRIMARY KEY ({', '.join(quote(k) for k in keys)})")
 
     # -- data -----------------------------------------------------------------------------

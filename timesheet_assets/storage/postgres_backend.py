@@ -20,9 +20,9 @@ import psycopg2
 from dagster._core.storage.db_io_manager import TableSlice
 
 from .backend import Session, StoredColumn, WarehouseBackend
-from .sql import insert_by_name_statement, qualified, quote, table_name
+from .sql import qualified, quote, table_name
 from .target import WarehouseTarget
-from .types import NULL, is_null_type
+from .types import is_null_type
 
 # In the session's own temporary schema: never a table of the warehouse.
 INCOMING = "pg_temp.incoming_rows"
@@ -283,4 +283,3 @@ class PostgresBackend(WarehouseBackend):
                 ).fetchdf()
 
 
-__all__ = ["PostgresBackend", "WarehouseConnectionError", "NULL"]
