@@ -172,3 +172,45 @@ def test_a_read_transaction_open_across_a_write_keeps_reading(postgres_warehouse
     after = {"window replace": (9, 18.0), "upsert": (3, 9.0), "whole-table replace": (2, 8.0)}[write]
     assert cursor.fetchone() == after
     reader.close()
+
+
+def test_two_writes_of_the_same_table_take_turns_and_never_double_rows(postgres_warehouse, instance, monkeypatch):
+    """Under MVCC two window replaces interleaved could each miss the other's new rows. The
+    second writer waits for the first to commit (PostgreSQL shows it waiting on the table's
+    advisory lock), then replaces the window again: the window holds one version, once."""
+    import time
+
+    def window_write():
+        return materialize([probe_lines], {}, postgres_warehouse, first=date(2026, 1, 1), last=date(2026, 1, 3),
+                           instance=instance)
+
+    with monkeypatch.context() as patch:  # only the first writer is paused
+        inside, release = _pause_inside_writes(patch)
+        STATE["version"] = 1
+        first, first_outcome = _in_thread(window_write)
+        assert inside.wait(120)
+    STATE["version"] = 2
+    second, second_outcome = _in_thread(window_write)
+
+    def waiting_on_advisory_lock() -> bool:
+        conn = connect(postgres_warehouse)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                return cursor.fetchone()[0] > 0
+        finally:
+            conn.close()
+
+    deadline = time.monotonic() + 120
+    while not waiting_on_advisory_lock():
+        assert time.monotonic() < deadline and second.is_alive(), "the second writer did not wait for the first"
+        time.sleep(0.05)
+    release.set()
+    for thread in (first, second):
+        thread.join(120)
+    assert first_outcome["result"].success and second_outcome["result"].success
+    conn = connect(postgres_warehouse)
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT count(*), count(DISTINCT record_key), min(hours), max(hours) FROM probe.lines")
+        assert cursor.fetchone() == (9, 9, 2.0, 2.0)
+    conn.close()
