@@ -239,6 +239,8 @@ def render_report(result: dict[str, Any], command: str) -> str:
     from benchmarks import freshness
 
     lines += freshness.render(result.get("freshness") or {})
+    # Before the processing sections: a vendor-only run keeps those verbatim from an earlier report.
+    lines += _warehouse_section(result.get("warehouse"))
     proc = result.get("processing")
     if proc:
         lines += [
@@ -287,7 +289,6 @@ def render_report(result: dict[str, Any], command: str) -> str:
         lines += _baseline_section(result.get("baseline"), proc)
     lines += _floor_section(result.get("floor"), proc)
     lines += result.get("kept_processing_sections") or []
-    lines += _warehouse_section(result.get("warehouse"))
     lines += ["## Targets", "", *targets(result), "", "## Analysis", "", ANALYSIS]
     return "\n".join(lines)
 
@@ -358,7 +359,7 @@ def kept_processing(report: Path) -> tuple[list[str], list[dict[str, Any]]]:
     records/s) for the headroom line — for a run that re-measures only the vendors."""
     text = report.read_text()
     first = min(text.index(h) for h in KEPT_SECTIONS if h in text)
-    end = min(text.index(h, first) for h in ("## Targets", WAREHOUSE_HEADING) if h in text[first:])
+    end = text.index("## Targets", first)
     produced = text.splitlines()[2] if text.startswith("# Benchmark results") else ""
     sections = text[first:end].rstrip().splitlines()
     note = [f"_The processing sections below are kept from an earlier report ({produced.strip()}); "
