@@ -44,6 +44,22 @@ CAUGHT_BY: dict[str, dict[str, str]] = {
     # No deep refresh: every listed card's updatedAt is compared with the stored one each run,
     # so each old change is fetched by the daily run and its day rebuilt through the sensor.
     "aimsio": {change: "change scan" for change in OLD_CHANGES},
+    # Ajera's status scan lists the weeks back to the deep window and compares their approval
+    # flags and Timesheet Total with the warehouse: an edit, approval, deleted cell and late
+    # timesheet each change the week's total or flags; hours moved out of the window land in
+    # another week, whose total changes.
+    "ajera": {change: "change scan" for change in OLD_CHANGES},
+    # user/history finds edits, approvals, late entries and moves. It cannot see a deletion:
+    # old_delete (day 32) is re-read only because the sensor merges it into the re-read of the
+    # changed days 25..33 around it; a lone old deletion waits for the weekly deep refresh
+    # (tests/vendors/ibuildapp/test_change_scan.py).
+    "ibuildapp": {
+        "old_edit": "change scan",
+        "old_approve": "change scan",
+        "old_delete": "change scan",
+        "old_add": "change scan",
+        "moved_out_of_window": "change scan",
+    },
 }
 
 
