@@ -13,12 +13,13 @@
 4. **The floor of the design** (``benchmarks/floor.py``): the least work docs/contracts.md allows for
    each stage (parse, validate, payload, frame, writes, conform), stage by stage, with the ratio
    each prefix reaches, and DuckDB's compiled JSON reader outside the design for scale.
-
 5. **Time to fresh data** (``benchmarks/freshness.py``): each vendor's refresh launched as a
    deployment launches it, timed from the click to the conformed table, against the request
    floor; Blikk and Aimsio under three ``nice -n 19`` CPU hogs; the dlt ``rest_api`` peer on
    the same Blikk sandbox; a one-year Blikk backfill and an Aimsio first load of 5,000 timecards;
    requests per daily refresh.
+6. **Warehouse backends** (``benchmarks/warehouse.py``): 1M raw rows and their conformed rows
+   written into DuckDB and PostgreSQL, rows/s and peak RSS side by side.
 
 Everything goes to stdout and to ``benchmarks/RESULTS.md``.
 
@@ -50,6 +51,9 @@ FULL_SIZES = {"aimsio": 250, "ajera": 3000, "aims360": 6000, "blikk": 6000, "ibu
 QUICK_SIZES = {"aimsio": 20, "ajera": 60, "aims360": 200, "blikk": 300, "ibuildapp": 300}
 PROCESSING_SIZES = [100_000, 1_000_000]
 QUICK_PROCESSING_SIZES = [2_000]
+WAREHOUSE_RECORDS = 1_000_000
+WAREHOUSE_QUICK_RECORDS = 2_000
+WAREHOUSE_HEADING = "## Warehouse backends side by side"
 UTILISATION_TARGET = 95.0
 # Utilisation is only meaningful once a run makes enough calls to reach the limit's steady
 # state; scenarios below this many requests show "—" in the target column.
@@ -235,6 +239,8 @@ def render_report(result: dict[str, Any], command: str) -> str:
     from benchmarks import freshness
 
     lines += freshness.render(result.get("freshness") or {})
+    # Before the processing sections: a vendor-only run keeps those verbatim from an earlier report.
+    lines += _warehouse_section(result.get("warehouse"))
     proc = result.get("processing")
     if proc:
         lines += [
@@ -287,6 +293,25 @@ def render_report(result: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
+def _warehouse_section(result: dict[str, Any] | None) -> list[str]:
+    if not result:
+        return []
+    from benchmarks import warehouse
+
+    return [
+        WAREHOUSE_HEADING,
+        "",
+        f"The raw frame of {result['records']:,} iBuildApp records and its conformed rows (`benchmarks/warehouse.py`), "
+        "written through `WarehouseIOManager.handle_output` as a single-run backfill of their window writes them, "
+        "into a fresh DuckDB file and into a fresh database on a PostgreSQL server started on this machine "
+        "(fsync on, loopback TCP); each backend in its own process after a 2,000-row warm-up. `RSS with frames` "
+        "is the process with both frames loaded, before the writes.",
+        "",
+        warehouse.warehouse_table(result),
+        "",
+    ]
+
+
 def targets(result: dict[str, Any]) -> list[str]:
     """The issue's targets, each with met / NOT met from this run's numbers."""
     lines = []
@@ -301,6 +326,11 @@ def targets(result: dict[str, Any]) -> list[str]:
             lines.append(f"- aimsio {row['scenario']}: {row['requests']} requests (1 list call"
                          + ("" if row["scenario"] == "no_change" else f" + {changed} changed details")
                          + f" = {expected}) → {'met' if row['requests'] == expected else 'NOT met'}")
+    for row in (result.get("warehouse") or {}).get("rows", []):
+        if row["backend"] == "postgresql":
+            target = result["warehouse"]["postgres_target_rows_per_s"]
+            lines.append(f"- PostgreSQL warehouse load ≥ {target:,} rows/s: {row['rows_per_s']:,} rows/s → "
+                         + ("met" if row["rows_per_s"] >= target else "NOT met"))
     from benchmarks import freshness
 
     lines += freshness.targets(result.get("freshness") or {})
@@ -428,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vendors", nargs="*", choices=VENDORS, help="only these vendors")
     parser.add_argument("--skip-vendors", action="store_true")
     parser.add_argument("--skip-processing", action="store_true")
+    parser.add_argument("--skip-warehouse", action="store_true")
     parser.add_argument("--skip-freshness", action="store_true")
     parser.add_argument("--processing-from", type=Path, default=None,
                         help="with --skip-processing: keep the processing sections of this earlier report")
@@ -455,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     result: dict[str, Any] = {"machine": processing.machine(), "command": command}
     if args.only_freshness:
-        args.skip_vendors = args.skip_processing = True
+        args.skip_vendors = args.skip_processing = args.skip_warehouse = True
     if not args.skip_freshness:
         from benchmarks import freshness
 
@@ -485,6 +516,14 @@ def main(argv: list[str] | None = None) -> int:
         result["floor"] = floor.run_floor(process_sizes, repeat=repeat)
         print()
         print(floor.floor_table(result["floor"]))
+    if not args.skip_warehouse:
+        from benchmarks import warehouse
+
+        result["warehouse"] = warehouse.run_warehouse(
+            WAREHOUSE_QUICK_RECORDS if args.quick else WAREHOUSE_RECORDS, log=_log
+        )
+        print()
+        print(warehouse.warehouse_table(result["warehouse"]))
     if BASELINE.exists():
         result["baseline"] = json.loads(BASELINE.read_text())
     if args.skip_processing and args.processing_from is not None:

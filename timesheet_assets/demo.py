@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from .storage import redact_url
 from .commands.local import (
     DEFAULT_DAYS,
     DEFAULT_RECORDS,
@@ -65,7 +66,7 @@ def run_demo(days: int = DEFAULT_DAYS, records: int = DEFAULT_RECORDS, home: Pat
     with ExitStack() as stack:
         running = _start_sandboxes(stack, window)
         print(f"sandboxes on loopback: {', '.join(f'{v} {s.server.url}' for v, s in running.items())}")
-        print(f"Dagster home {home}; warehouse {os.environ['TIMESHEET_WAREHOUSE']}; partitions from "
+        print(f"Dagster home {home}; warehouse {redact_url(os.environ['TIMESHEET_WAREHOUSE'])}; partitions from "
               f"{os.environ['TIMESHEET_START_DATE']}")
         print("loading the code location (its own process, as the UI runs it) ...", flush=True)
         instance = stack.enter_context(dg.DagsterInstance.get())
@@ -108,7 +109,7 @@ def run_dev(port: int = 3000, days: int = DEFAULT_DAYS, records: int = DEFAULT_R
     with lock, ExitStack() as stack:
         running = _start_sandboxes(stack, window)
         print(f"sandboxes on loopback: {', '.join(f'{v} {s.server.url}' for v, s in running.items())}")
-        print(f"Dagster home {home}; warehouse {os.environ['TIMESHEET_WAREHOUSE']}; partitions from "
+        print(f"Dagster home {home}; warehouse {redact_url(os.environ['TIMESHEET_WAREHOUSE'])}; partitions from "
               f"{os.environ['TIMESHEET_START_DATE']}; UI on http://127.0.0.1:{port}", flush=True)
         command = [
             sys.executable, "-m", "dagster", "dev", "-w", str(home / "workspace.yaml"),

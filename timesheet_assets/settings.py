@@ -29,7 +29,27 @@ def enabled_vendors(raw: str | None = None) -> tuple[str, ...]:
 
 
 def warehouse_path() -> str:
+    """``TIMESHEET_WAREHOUSE``: a DuckDB file path (default ``warehouse.duckdb``) or a
+    ``postgresql://`` URL; ``storage.target.parse_target`` reads it."""
     return os.environ.get("TIMESHEET_WAREHOUSE", "warehouse.duckdb")
+
+
+def warehouse_password() -> str | None:
+    """``TIMESHEET_WAREHOUSE_PASSWORD``: the PostgreSQL password when the URL carries none."""
+    return os.environ.get("TIMESHEET_WAREHOUSE_PASSWORD") or None
+
+
+def warehouse_lock_wait_seconds() -> float:
+    """How long a DuckDB write waits for another process to release the file
+    (``TIMESHEET_WAREHOUSE_LOCK_WAIT_SECONDS``, default 120)."""
+    raw = os.environ.get("TIMESHEET_WAREHOUSE_LOCK_WAIT_SECONDS", "120").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise SettingError(f"TIMESHEET_WAREHOUSE_LOCK_WAIT_SECONDS must be a number of seconds, got {raw!r}")
+    return value
 
 
 def warehouse_memory_limit() -> str:

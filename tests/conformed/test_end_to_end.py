@@ -1,11 +1,13 @@
-"""All five vendors, raw and conformed, in one Dagster instance against the sandboxes."""
+"""All five vendors, raw and conformed, in one Dagster instance against the sandboxes, on
+both warehouse backends (DuckDB file, PostgreSQL server)."""
 
 from datetime import date, timedelta
 
 import dagster as dg
 import pytest
 
-from tests.support.dagster_helpers import range_tags, read_table
+from tests.support.dagster_helpers import query, range_tags, read_table
+from tests.support.postgres import WAREHOUSE_BACKENDS, make_warehouse
 from timesheet_assets.definitions import build_definitions
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.registry import sandbox_module, serve_sandboxes
@@ -23,6 +25,11 @@ FIRST, LAST = ANCHOR - timedelta(days=9), ANCHOR
 def sandboxes():
     with serve_sandboxes(VENDOR_NAMES, CONFIG) as running:
         yield running
+
+
+@pytest.fixture(params=WAREHOUSE_BACKENDS)
+def warehouse(request, tmp_path, monkeypatch) -> str:
+    return make_warehouse(request.param, tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -124,16 +131,14 @@ def test_reexecution_from_failure_completes_without_duplicates(vendor_env, wareh
 
 
 def test_corrupted_raw_row_fails_the_hours_check(vendor_env, warehouse, instance):
-    import duckdb
-
     defs = build_definitions(VENDOR_NAMES)
     assert run_all(defs, warehouse, instance).success
-    with duckdb.connect(warehouse) as conn:
-        key = conn.execute(
-            "SELECT record_key FROM aimsio.timecards WHERE quarantine_reason IS NULL "
-            "AND work_date BETWEEN ? AND ? LIMIT 1", [FIRST, LAST]
-        ).fetchone()[0]
-        conn.execute("UPDATE aimsio.timecards SET regular_hours = -5 WHERE record_key = ?", [key])
+    key = query(
+        warehouse,
+        "SELECT record_key FROM aimsio.timecards WHERE quarantine_reason IS NULL "
+        "AND work_date BETWEEN ? AND ? LIMIT 1", [FIRST, LAST],
+    )[0][0]
+    query(warehouse, "UPDATE aimsio.timecards SET regular_hours = -5 WHERE record_key = ?", [key])
     result = run_all(defs, warehouse, instance, selection=dg.AssetSelection.groups("conformed"))
     evaluations = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     hours = evaluations[("conformed/timesheets", "hours_between_0_and_24")]

@@ -1,5 +1,6 @@
-"""Subprocess for the crash test: materializes a probe partition range into a warehouse and,
-when told to, kills itself (SIGKILL, no cleanup) half-way through the warehouse write."""
+"""Subprocess for the crash test: materializes a probe partition range into a warehouse (a
+DuckDB path or a PostgreSQL URL) and, when told to, kills itself (SIGKILL, no cleanup)
+half-way through the warehouse write."""
 
 import os
 import signal
@@ -39,7 +40,11 @@ def main() -> None:
 
         def die_mid_insert(self, context, table_slice, obj, connection):
             # The old slice is deleted and half the new rows are inserted in this transaction.
-            connection.execute("INSERT INTO probe.lines BY NAME SELECT * FROM obj LIMIT 25")
+            half = obj.head(25)
+            rows = ", ".join(
+                f"('{r.record_key}', DATE '{r.work_date}', {int(r.version)})" for r in half.itertuples()
+            )
+            connection.execute(f"INSERT INTO probe.lines (record_key, work_date, version) VALUES {rows}")
             os.kill(os.getpid(), signal.SIGKILL)
             return original(self, context, table_slice, obj, connection)
 

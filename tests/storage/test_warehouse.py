@@ -1,5 +1,5 @@
 """The warehouse IO manager: partition windows replaced exactly, upserts, atomic writes,
-schema drift."""
+schema drift — on DuckDB and on PostgreSQL (the ``warehouse`` fixture runs each test on both)."""
 
 from datetime import date
 
@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
+from tests.support.dagster_helpers import column_types, is_postgres, materialization_metadata, materialize, query, read_table
 from timesheet_assets.ingest import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
 
 STATE: dict = {}
@@ -70,29 +70,42 @@ def test_same_range_twice_keeps_row_count(warehouse, instance):
     assert len(read_table(warehouse, "probe.lines")) == 21
 
 
+def _crash_mid_write(monkeypatch, table: str, row: str):
+    """Make the next write fail after its delete and a partial insert, inside its transaction."""
+    from timesheet_assets.storage import warehouse as module
+
+    def crash_after_delete(self, context, table_slice, obj, connection):
+        connection.execute(f"INSERT INTO {table} VALUES {row}")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(module.ByNamePandasTypeHandler, "handle_output", crash_after_delete)
+
+
 def test_failed_write_leaves_previous_partition_intact(warehouse, instance, monkeypatch):
     materialize([probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 3), instance=instance)
     before = read_table(warehouse, "probe.lines").sort_values("record_key").reset_index(drop=True)
 
-    from timesheet_assets.storage import warehouse as module
-
-    original = module.ByNamePandasTypeHandler.handle_output
-
-    def crash_after_delete(self, context, table_slice, obj, connection):
-        # The slice has been deleted in this transaction; fail half-way through the insert.
-        connection.execute("INSERT INTO probe.lines BY NAME SELECT * FROM obj LIMIT 2")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(module.ByNamePandasTypeHandler, "handle_output", crash_after_delete)
-    STATE["version"] = 9
-    result = materialize(
-        [probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 3), instance=instance,
-        raise_on_error=False,
-    )
+    with monkeypatch.context() as patch:
+        _crash_mid_write(patch, "probe.lines", "('x', DATE '2026-01-01', 9.0)")
+        STATE["version"] = 9
+        result = materialize(
+            [probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 3), instance=instance,
+            raise_on_error=False,
+        )
     assert not result.success
-    monkeypatch.setattr(module.ByNamePandasTypeHandler, "handle_output", original)
     after = read_table(warehouse, "probe.lines").sort_values("record_key").reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after)
+
+
+@pytest.mark.parametrize("mode", ["upsert", "replace"])
+def test_failed_upsert_or_table_replace_leaves_the_table_as_it_was(warehouse, instance, monkeypatch, mode):
+    STATE["cards"] = [("a", 1.0), ("b", 2.0)]
+    materialize([probe_cards], {}, warehouse, instance=instance)
+    with monkeypatch.context() as patch:
+        _crash_mid_write(patch, "probe.cards", "('z', 9.0)")
+        STATE.update(cards=[("b", 5.0), ("c", 3.0)], mode=mode)
+        assert not materialize([probe_cards], {}, warehouse, instance=instance, raise_on_error=False).success
+    assert read_table(warehouse, "probe.cards").set_index("record_key")["hours"].to_dict() == {"a": 1.0, "b": 2.0}
 
 
 def test_new_columns_are_added_not_shifted(warehouse, instance):
@@ -151,7 +164,8 @@ def test_a_column_that_was_all_null_takes_the_type_of_later_values(warehouse, in
     assert table.loc["b", "day"] == pd.Timestamp("2026-01-02") and pd.isna(table.loc["a", "day"])
 
 
-def test_writer_waits_for_another_process_holding_the_lock(warehouse, instance, tmp_path):
+def test_writer_waits_for_another_process_holding_the_lock(duckdb_warehouse, instance, tmp_path):
+    warehouse = duckdb_warehouse
     import subprocess
     import sys
     import textwrap
@@ -174,30 +188,30 @@ def test_writer_waits_for_another_process_holding_the_lock(warehouse, instance, 
 
 def _memory_limit_seen_by_writes(warehouse: str, monkeypatch, connection_config: dict | None = None) -> str:
     """The ``memory_limit`` a warehouse write runs under, read inside the write's connection."""
-    from timesheet_assets.storage import warehouse as storage
+    from timesheet_assets.storage import WarehouseIOManager
+    from timesheet_assets.storage import duckdb_backend
 
     seen: list[str] = []
-    original = storage._connect_waiting_for_lock
+    original = duckdb_backend.connect_waiting_for_lock
 
-    def spy(database, settings):
-        conn = original(database, settings)
+    def spy(database, settings, log=None, wait_seconds=None):
+        conn = original(database, settings, log, wait_seconds)
         seen.append(conn.execute("SELECT current_setting('memory_limit')").fetchone()[0])
         return conn
 
-    monkeypatch.setattr(storage, "_connect_waiting_for_lock", spy)
-    manager = storage.WarehouseIOManager(database=warehouse, connection_config=connection_config or {})
-    context = dg.build_output_context(
-        asset_key=dg.AssetKey(["raw", "probe", "budget"]),
-        resource_config={"database": warehouse, "schema": None, "connection_config": connection_config or {}},
-    )
+    monkeypatch.setattr(duckdb_backend, "connect_waiting_for_lock", spy)
+    manager = WarehouseIOManager(database=warehouse, connection_config=connection_config or {})
+    context = dg.build_output_context(asset_key=dg.AssetKey(["raw", "probe", "budget"]))
     manager.create_io_manager(None).handle_output(context, pd.DataFrame({"record_key": ["a"]}))
     assert read_table(warehouse, "probe.budget")["record_key"].tolist() == ["a"]
     return seen[-1]
 
 
-def test_writes_run_under_the_configured_memory_budget(warehouse, monkeypatch):
+def test_writes_run_under_the_configured_memory_budget(duckdb_warehouse, monkeypatch):
     # DuckDB reports the budget in its own units (1GB -> "953.6 MiB"): compare through DuckDB.
     import duckdb
+
+    warehouse = duckdb_warehouse
 
     def as_reported(size: str) -> str:
         with duckdb.connect(config={"memory_limit": size}) as conn:
@@ -226,8 +240,6 @@ def test_a_partition_with_wider_values_widens_the_column_instead_of_losing_them(
     away and the write reports what changed."""
     import datetime as dt
 
-    import duckdb
-
     @dg.asset(
         key=["raw", "probe", "drift"],
         partitions_def=daily_partitions("2026-01-01"),
@@ -237,21 +249,133 @@ def test_a_partition_with_wider_values_widens_the_column_instead_of_losing_them(
         day = dt.date.fromisoformat(context.partition_key)
         return pd.DataFrame({"record_key": [f"{day}:1"], "work_date": [day], "hours": [STATE["hours"][day.day]]})
 
+    # Each backend spells the types its own way, and renders a double as text its own way.
+    if is_postgres(warehouse):
+        integer, double, text, as_text = "bigint", "double precision", "text", ["8", "7.5", "seven"]
+    else:
+        integer, double, text, as_text = "BIGINT", "DOUBLE", "VARCHAR", ["8.0", "7.5", "seven"]
     STATE["hours"] = {1: 8, 2: 7.5, 3: "seven"}
     for day in (1, 2, 3):
         result = materialize([drift], {}, warehouse, first=dt.date(2026, 1, day), last=dt.date(2026, 1, day),
                              instance=instance)
-        with duckdb.connect(warehouse, read_only=True) as conn:
-            column_type = conn.execute(
-                "SELECT data_type FROM information_schema.columns WHERE table_name = 'drift' AND column_name = 'hours'"
-            ).fetchone()[0]
-            values = [v for (v,) in conn.execute("SELECT hours FROM probe.drift ORDER BY work_date").fetchall()]
+        column_type = column_types(warehouse, "probe.drift")["hours"]
+        values = [v for (v,) in query(warehouse, "SELECT hours FROM probe.drift ORDER BY work_date")]
         widened = materialization_metadata(result, ["raw", "probe", "drift"]).get("columns_widened")
         if day == 1:
-            assert column_type == "BIGINT" and values == [8] and widened is None
+            assert column_type == integer and values == [8] and widened is None
         if day == 2:
-            assert column_type == "DOUBLE" and values == [8.0, 7.5]
-            assert widened == {"hours": "BIGINT -> DOUBLE"}
+            assert column_type == double and values == [8.0, 7.5]
+            assert widened == {"hours": f"{integer} -> {double}"}
         if day == 3:
-            assert column_type == "VARCHAR" and values == ["8.0", "7.5", "seven"]
-            assert widened == {"hours": "DOUBLE -> VARCHAR"}
+            assert column_type == text and values == as_text
+            assert widened == {"hours": f"{double} -> {text}"}
+
+
+@dg.asset(
+    key=["conformed", "probe_keyed"],
+    partitions_def=daily_partitions("2026-01-01"),
+    backfill_policy=DATE_WINDOW_BACKFILL,
+    metadata={"partition_expr": "work_date", "primary_key": ["source_system", "entry_id"]},
+)
+def probe_keyed(context: dg.AssetExecutionContext) -> pd.DataFrame:
+    first, last = partition_window(context)
+    rows = [r for r in STATE["keyed"] if first <= r[2] <= last]
+    return pd.DataFrame(rows, columns=["source_system", "entry_id", "work_date", "hours"])
+
+
+def test_a_key_lives_on_one_day_and_the_conformed_key_is_a_real_constraint(warehouse, instance):
+    STATE["keyed"] = [("blikk", "1", date(2026, 1, 1), 8.0), ("blikk", "2", date(2026, 1, 2), 4.0)]
+    materialize([probe_keyed], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 2), instance=instance)
+    # Entry 1 moved from the 1st to the 3rd: a run of the 3rd alone takes it off the 1st.
+    STATE["keyed"] = [("blikk", "1", date(2026, 1, 3), 6.0)]
+    result = materialize([probe_keyed], {}, warehouse, first=date(2026, 1, 3), last=date(2026, 1, 3), instance=instance)
+    assert materialization_metadata(result, ["conformed", "probe_keyed"])["rows_moved_from_other_days"] == 1
+    table = read_table(warehouse, "conformed.probe_keyed").sort_values("entry_id")
+    assert [(r.entry_id, str(r.work_date.date()), r.hours) for r in table.itertuples()] == [
+        ("1", "2026-01-03", 6.0), ("2", "2026-01-02", 4.0)
+    ]
+    constraints = query(
+        warehouse,
+        "SELECT count(*) FROM information_schema.table_constraints WHERE table_schema = 'conformed' "
+        "AND table_name = 'probe_keyed' AND constraint_type = 'PRIMARY KEY'",
+    )
+    assert constraints == [(1,)]
+    with pytest.raises(Exception, match="(?i)duplicate|constraint"):
+        query(warehouse, "INSERT INTO conformed.probe_keyed VALUES ('blikk', '2', DATE '2026-01-05', 1.0)")
+
+
+def test_raw_tables_live_in_a_schema_per_vendor_and_carry_no_constraint(warehouse, instance):
+    @dg.asset(key=["raw", "blikk", "time_reports"], metadata={"primary_key": "record_key"})
+    def blikk_reports() -> pd.DataFrame:
+        return pd.DataFrame({"record_key": ["a", "a"], "hours": [1.0, 1.0]})
+
+    @dg.asset(key=["raw", "ajera", "timesheets"])
+    def ajera_sheets() -> pd.DataFrame:
+        return pd.DataFrame({"record_key": ["x"], "hours": [2.0]})
+
+    materialize([blikk_reports, ajera_sheets], {}, warehouse, instance=instance)
+    tables = query(
+        warehouse,
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_schema IN ('blikk', 'ajera') ORDER BY table_schema",
+    )
+    assert tables == [("ajera", "timesheets"), ("blikk", "time_reports")]
+    # A vendor listing one record twice still lands (the raw table keeps what was sent).
+    assert len(read_table(warehouse, "blikk.time_reports")) == 2
+
+
+def test_columns_are_matched_by_name_whatever_their_order(warehouse, instance):
+    @dg.asset(key=["raw", "probe", "ordered"], metadata={"primary_key": "record_key"})
+    def ordered() -> dg.Output:
+        return dg.Output(pd.DataFrame(STATE["rows"]), metadata={"write_mode": "upsert"})
+
+    STATE["rows"] = {"record_key": ["a"], "hours": [8.0], "note": ["first"]}
+    materialize([ordered], {}, warehouse, instance=instance)
+    STATE["rows"] = {"note": ["second"], "record_key": ["b"], "hours": [4.0]}
+    materialize([ordered], {}, warehouse, instance=instance)
+    table = read_table(warehouse, "probe.ordered").set_index("record_key")
+    assert table.loc["b", "hours"] == 4.0 and table.loc["b", "note"] == "second"
+    assert table.loc["a", "hours"] == 8.0 and table.loc["a", "note"] == "first"
+
+
+def test_a_downstream_asset_reads_back_what_was_written_with_the_same_types(warehouse, instance):
+    """Text with separators, quotes, newlines and non-ASCII, empty text apart from null, numbers
+    with infinities, booleans, dates, timestamps with and without zone: what a downstream asset
+    loads is what DuckDB itself makes of the frame, on either backend."""
+    import datetime as dt
+
+    import duckdb
+
+    frame = pd.DataFrame(
+        {
+            "record_key": ["a", "b", "c"],
+            "text": ['x, "quoted"\nnext line', "", None],
+            "unicode": ["Škoda ñ 東京", "tab\there", "back\\slash"],
+            "hours": [7.5, float("inf"), None],
+            "count": [1, 2, 3],
+            "flag": [True, False, None],
+            "work_date": [dt.date(2026, 1, 1), dt.date(2026, 1, 2), None],
+            "updated_at": pd.to_datetime(["2026-01-01T05:00:00+02:00", None, "2026-01-02T00:00:00Z"], utc=True),
+            "local_time": pd.to_datetime(["2026-01-01 08:00", "2026-01-01 09:30", None]),
+        }
+    )
+
+    @dg.asset(key=["raw", "probe", "typed"])
+    def typed() -> pd.DataFrame:
+        return frame
+
+    @dg.asset(key=["raw", "probe", "reader"], ins={"typed": dg.AssetIn(key=["raw", "probe", "typed"])})
+    def reader(typed: pd.DataFrame) -> pd.DataFrame:
+        STATE["loaded"] = typed
+        return typed.head(0)
+
+    materialize([typed, reader], {}, warehouse, instance=instance)
+    with duckdb.connect() as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.register("frame", frame)
+        expected = conn.execute("SELECT * FROM frame").fetchdf()
+    if is_postgres(warehouse):
+        # PostgreSQL timestamps hold microseconds: nanosecond columns come back in microseconds.
+        expected["local_time"] = expected["local_time"].astype("datetime64[us]")
+    loaded = STATE["loaded"].sort_values("record_key").reset_index(drop=True)
+    pd.testing.assert_frame_equal(loaded, expected)

@@ -43,9 +43,77 @@ def materialize(
     )
 
 
+def is_postgres(warehouse: str) -> bool:
+    return warehouse.startswith(("postgresql://", "postgres://"))
+
+
+def _postgres(warehouse: str):
+    """A driver connection to a PostgreSQL warehouse, opened the test's own way (not through
+    the storage layer under test); password from the URL or TIMESHEET_WAREHOUSE_PASSWORD."""
+    import psycopg2
+
+    from timesheet_assets.settings import warehouse_password
+    from timesheet_assets.storage import parse_target
+
+    return psycopg2.connect(**parse_target(warehouse, warehouse_password()).connect_kwargs())
+
+
+def query(warehouse: str, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    """Rows of ``sql`` (``?`` placeholders) on either backend; statements that change rows
+    are committed."""
+    if not is_postgres(warehouse):
+        with duckdb.connect(warehouse) as conn:
+            result = conn.execute(sql, list(params))
+            return result.fetchall() if result.description else []
+    conn = _postgres(warehouse)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql.replace("?", "%s"), list(params))
+            rows = cursor.fetchall() if cursor.description else []
+        conn.commit()
+        return rows
+    finally:
+        conn.close()
+
+
+def column_types(warehouse: str, table: str) -> dict[str, str]:
+    """Column name -> type as the backend's catalog spells it (DuckDB ``BIGINT``,
+    PostgreSQL ``bigint``)."""
+    schema, name = table.split(".")
+    if not is_postgres(warehouse):
+        sql = ("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
+               "AND table_name = ? ORDER BY ordinal_position")
+    else:
+        sql = ("SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+               "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+               "WHERE n.nspname = ? AND c.relname = ? AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum")
+    return dict(query(warehouse, sql, [schema, name]))
+
+
 def read_table(warehouse: str, table: str) -> pd.DataFrame:
-    with duckdb.connect(warehouse, read_only=True) as conn:
-        return conn.execute(f"SELECT * FROM {table}").fetchdf()
+    """Every row of ``schema.table``. From PostgreSQL, dates and timestamps come back as pandas
+    datetimes and numerics as floats, as DuckDB gives them, so tests compare alike."""
+    if not is_postgres(warehouse):
+        with duckdb.connect(warehouse, read_only=True) as conn:
+            return conn.execute(f"SELECT * FROM {table}").fetchdf()
+    types = column_types(warehouse, table)
+    conn = _postgres(warehouse)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+            cursor.execute(f"SELECT * FROM {table}")
+            names = [d[0] for d in cursor.description]
+            frame = pd.DataFrame(cursor.fetchall(), columns=names)
+    finally:
+        conn.close()
+    for name, sql_type in types.items():
+        if sql_type in ("date", "timestamp without time zone"):
+            frame[name] = pd.to_datetime(frame[name])
+        elif sql_type == "timestamp with time zone":
+            frame[name] = pd.to_datetime(frame[name], utc=True)
+        elif sql_type.startswith("numeric"):
+            frame[name] = frame[name].astype("float64")
+    return frame
 
 
 def materialization_metadata(result: dg.ExecuteInProcessResult, key: Sequence[str]) -> dict[str, Any]:

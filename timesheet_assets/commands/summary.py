@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import dagster as dg
-import duckdb
 from dagster import DagsterEventType as E
 from tabulate import tabulate
 
@@ -98,23 +97,28 @@ def collect(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunFacts:
 def count_rows(warehouse: str, facts: RunFacts, asset_graph, first: date, last: date) -> dict[str, dict[str, int]]:
     """Fill in what the warehouse holds (whole table, and the run's window for partitioned
     tables); return conformed rows per vendor in the window, per conformed table."""
+    from ..settings import warehouse_password
+    from ..storage import parse_target
+    from ..storage.backend import backend_for
+
     by_vendor: dict[str, dict[str, int]] = {}
-    if not Path(warehouse).exists():
+    target = parse_target(warehouse, warehouse_password())
+    if target.kind == "duckdb" and not Path(warehouse).exists():
         return by_vendor
-    with duckdb.connect(warehouse, read_only=True) as conn:
+    with backend_for(target).reader() as session:
         for key, line in facts.lines.items():
             table = line.metadata.get("dagster/table_name")
             if not table or not asset_graph.has(key):
                 continue
             qualified = ".".join(f'"{part}"' for part in str(table).split("."))
-            line.in_table = conn.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0]
+            line.in_table = session.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0]
             column = _plain(asset_graph.get(key).metadata.get("partition_expr"))
             partitioned = column and asset_graph.get(key).is_partitioned
             window = f" WHERE CAST(({column}) AS DATE) BETWEEN ? AND ?" if partitioned else ""
             if window:
-                line.in_window = conn.execute(f"SELECT count(*) FROM {qualified}{window}", [first, last]).fetchone()[0]
+                line.in_window = session.execute(f"SELECT count(*) FROM {qualified}{window}", [first, last]).fetchone()[0]
             if line.layer == CONFORMED:
-                rows = conn.execute(
+                rows = session.execute(
                     f"SELECT source_system, count(*) FROM {qualified}{window} GROUP BY 1 ORDER BY 1",
                     [first, last] if window else [],
                 ).fetchall()

@@ -1,3 +1,14 @@
-from .warehouse import PRIMARY_KEY, WRITE_MODE, WarehouseIOManager, warehouse_io_manager
+from .io_manager import WarehouseDbIOManager, WarehouseIOManager, warehouse_io_manager
+from .target import WarehouseTarget, parse_target, redact_url
+from .warehouse import PRIMARY_KEY, WRITE_MODE
 
-__all__ = ["PRIMARY_KEY", "WRITE_MODE", "WarehouseIOManager", "warehouse_io_manager"]
+__all__ = [
+    "PRIMARY_KEY",
+    "WRITE_MODE",
+    "WarehouseDbIOManager",
+    "WarehouseIOManager",
+    "WarehouseTarget",
+    "parse_target",
+    "redact_url",
+    "warehouse_io_manager",
+]

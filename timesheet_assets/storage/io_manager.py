@@ -1,0 +1,123 @@
+"""The warehouse IO manager Dagster runs use: Dagster's ``DbIOManager`` over one of the
+warehouse backends, chosen by the ``database`` setting (a DuckDB path or a PostgreSQL URL)."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import dagster as dg
+import pandas as pd
+from dagster._config.pythonic_config import ConfigurableIOManagerFactory
+from dagster._core.storage.db_io_manager import DbClient, DbIOManager, TableSlice
+from pydantic import Field
+
+from ..settings import warehouse_password, warehouse_path
+from .backend import Session, WarehouseBackend, backend_for
+from .duckdb_backend import connection_settings
+from .sql import delete_slice_statement, select_statement, table_name
+from .target import parse_target
+from .warehouse import ByNamePandasTypeHandler, read_slice, write_mode
+
+
+class WarehouseDbClient(DbClient):
+    """Dagster's database client protocol over a warehouse backend: each write is one
+    transaction (``connect``), ending in the type handler's insert."""
+
+    def __init__(self, backend: WarehouseBackend):
+        self.backend = backend
+
+    @contextmanager
+    def connect(self, context, table_slice: TableSlice) -> Iterator[Session]:
+        log = getattr(context, "log", None)
+        if isinstance(context, dg.InputContext):
+            with self.backend.reader(log) as session:
+                yield session
+            return
+        with self.backend.transaction(log) as session:
+            yield session
+
+    def ensure_schema_exists(self, context, table_slice: TableSlice, connection: Session) -> None:
+        self.backend.ensure_schema(connection, table_slice)
+
+    def delete_table_slice(self, context: dg.OutputContext, table_slice: TableSlice, connection: Session) -> None:
+        if write_mode(context) == "upsert" or not self.backend.table_exists(connection, table_slice):
+            return
+        connection.execute(delete_slice_statement(table_slice))
+
+    @staticmethod
+    def get_select_statement(table_slice: TableSlice) -> str:
+        return select_statement(table_slice)
+
+    @staticmethod
+    def get_table_name(table_slice: TableSlice) -> str:
+        return table_name(table_slice)
+
+
+class WarehouseDbIOManager(DbIOManager):
+    """The IO manager a run uses, plus whole-table reads for checks that look past the run's
+    partitions (``context.resources.io_manager`` in an asset that requires ``io_manager``)."""
+
+    def __init__(self, *, backend: WarehouseBackend, **kwargs: Any):
+        super().__init__(db_client=WarehouseDbClient(backend), **kwargs)
+        self.backend = backend
+
+    def read_table(self, asset_key: dg.AssetKey, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every row of the asset's table (all partitions); empty when it was never written."""
+        table_slice = TableSlice(
+            table=asset_key.path[-1],
+            schema=asset_key.path[-2] if len(asset_key.path) > 1 else (self._schema or "public"),
+            database=self._database,
+            partition_dimensions=[],
+            columns=list(columns) if columns else None,
+        )
+        with self.backend.reader() as session:
+            return read_slice(session, table_slice, columns)
+
+
+class WarehouseIOManager(ConfigurableIOManagerFactory):
+    """Transactional, schema-tolerant warehouse IO manager on DuckDB or PostgreSQL (see
+    ``warehouse.py``)."""
+
+    database: str = Field(
+        description="A DuckDB file path, or a postgresql://user@host:5432/db URL (its password may "
+        "be in the URL or in TIMESHEET_WAREHOUSE_PASSWORD)."
+    )
+    password: str | None = Field(
+        default=None,
+        description="PostgreSQL password when the URL has none; defaults to TIMESHEET_WAREHOUSE_PASSWORD.",
+    )
+    connection_config: dict[str, Any] = Field(
+        default={}, description="DuckDB settings for each connection (overrides the memory budget)."
+    )
+    schema_: str | None = Field(default=None, alias="schema", description="Schema for every table.")
+
+    def backend(self) -> WarehouseBackend:
+        target = parse_target(self.database, self.password or warehouse_password())
+        return backend_for(target, connection_settings({"connection_config": self.connection_config}))
+
+    def create_io_manager(self, context) -> DbIOManager:
+        backend = self.backend()
+        return WarehouseDbIOManager(
+            backend=backend,
+            # What Dagster keeps in table slices and may show: never the password.
+            database=backend.target.display,
+            schema=self.schema_,
+            type_handlers=[ByNamePandasTypeHandler()],
+            default_load_type=pd.DataFrame,
+            io_manager_name="WarehouseIOManager",
+        )
+
+
+def warehouse_io_manager(database: str | None = None) -> WarehouseIOManager:
+    """The IO manager from the environment. ``TIMESHEET_WAREHOUSE`` is passed as ``EnvVar``:
+    the resource configuration Dagster stores and shows names the variable, not its value (a
+    URL's password), and each run reads the value it is launched with. The value is checked
+    now, so a bad one fails loading with a clear message."""
+    if database is not None:
+        return WarehouseIOManager(database=database)
+    parse_target(warehouse_path(), warehouse_password())
+    if "TIMESHEET_WAREHOUSE" not in os.environ:
+        return WarehouseIOManager(database=warehouse_path())
+    return WarehouseIOManager(database=dg.EnvVar("TIMESHEET_WAREHOUSE"))
