@@ -28,6 +28,7 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
+from ..runs.status import refuse_write_unless_run_in_progress
 from ..settings import warehouse_memory_limit, warehouse_path
 
 WRITE_MODE = "write_mode"
@@ -242,6 +243,8 @@ class ByNamePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
                 f"{table_slice.schema}.{table_slice.table}: column types widened to hold the new "
                 f"values: {', '.join(f'{k} {v}' for k, v in widened.items())}"
             )
+        # Last statement before the transaction commits: a run that ended keeps the old data.
+        refuse_write_unless_run_in_progress(context)
         return meta
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:

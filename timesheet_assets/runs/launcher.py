@@ -1,0 +1,201 @@
+"""A run launcher for a single-host deployment that run monitoring can rely on.
+
+Dagster's ``DefaultRunLauncher`` asks the code server to start each run worker as the code
+server's child and cannot say whether a worker is alive (``check_run_worker_health`` is not
+implemented), so a run whose worker died with its code server stays STARTED and keeps its pool
+slots. This launcher starts each run worker itself, ``dagster api execute_run`` in a process
+group of its own (as the Docker and Kubernetes launchers start a container), records which
+process it is in a run tag, and answers run monitoring from ``/proc``:
+
+* the worker lives on when the code server dies or restarts (it loaded the code itself);
+* ``check_run_worker_health`` says FAILED as soon as the worker process is gone, so run
+  monitoring fails the run within one poll; step processes the dead worker left behind in its
+  group are killed at that moment;
+* ``terminate`` (cancel, ``dagster/max_runtime``) sends SIGTERM to the worker's group and
+  SIGKILL after ``terminate_grace_seconds`` to whatever did not stop.
+
+The daemon, the webserver and the run workers must share one host (one process namespace),
+which is what the root ``dagster.yaml`` describes; ``deploy/`` has the multi-host launchers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import Field, IntSource
+from dagster import _check as check
+from dagster._core.launcher.base import (
+    CheckRunHealthResult,
+    LaunchRunContext,
+    RunLauncher,
+    WorkerStatus,
+)
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+from dagster._grpc.types import ExecuteRunArgs
+from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
+
+from .processes import WorkerProcess
+
+WORKER_TAG = "timesheet_assets/run_worker"
+DEFAULT_TERMINATE_GRACE_SECONDS = 30
+
+
+class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
+    def __init__(
+        self,
+        inst_data: ConfigurableClassData | None = None,
+        terminate_grace_seconds: int = DEFAULT_TERMINATE_GRACE_SECONDS,
+    ):
+        self._inst_data = inst_data
+        self.terminate_grace_seconds = terminate_grace_seconds
+        self._exit_codes: dict[str, int] = {}
+        self._lock = threading.Lock()
+        super().__init__()
+
+    # -- configuration ---------------------------------------------------------------------
+    @property
+    def inst_data(self) -> ConfigurableClassData | None:
+        return self._inst_data
+
+    @classmethod
+    def config_type(cls) -> dict[str, Any]:
+        return {
+            "terminate_grace_seconds": Field(
+                IntSource,
+                is_required=False,
+                default_value=DEFAULT_TERMINATE_GRACE_SECONDS,
+                description="Seconds between SIGTERM and SIGKILL when a run is terminated.",
+            )
+        }
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]):
+        return cls(inst_data=inst_data, **config_value)
+
+    # -- launching -------------------------------------------------------------------------
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        origin = check.not_none(run.job_code_origin, f"run {run.run_id} has no code origin")
+        args = ExecuteRunArgs(
+            job_origin=origin,
+            run_id=run.run_id,
+            instance_ref=self._instance.get_ref(),
+            set_exit_code_on_failure=True,
+        )
+        # The code location's own interpreter (the origin's; a bare "dagster" entry point need
+        # not be on the daemon's PATH). The arguments go through the environment, not the
+        # command line other users can read.
+        command = [origin.executable_path, "-m", "dagster", "api", "execute_run"]
+        env = {**os.environ, "DAGSTER_EXECUTE_RUN_ARGS": serialize_value(args)}
+        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        worker = WorkerProcess.of(process.pid)
+        try:
+            self._instance.add_run_tags(run.run_id, {WORKER_TAG: worker.to_tag()})
+        except BaseException:
+            # A worker nobody can find must not run: the run is failed by whoever called us.
+            worker.kill_group()
+            raise
+        threading.Thread(
+            target=self._reap, args=(run.run_id, process), name=f"reap-{process.pid}", daemon=True
+        ).start()
+        self._instance.report_engine_event(
+            f"Run worker started: process {worker.pid} on {worker.host}.", run, cls=self.__class__
+        )
+
+    def _reap(self, run_id: str, process: subprocess.Popen) -> None:
+        code = process.wait()
+        with self._lock:
+            self._exit_codes[run_id] = code
+
+    # -- monitoring ------------------------------------------------------------------------
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        tag = run.tags.get(WORKER_TAG)
+        if not tag:
+            # Executed in some other process (a script's execute_in_process): nothing to look
+            # at; dagster/max_runtime bounds it.
+            return CheckRunHealthResult(
+                WorkerStatus.RUNNING, msg="no run worker recorded: not started by this launcher"
+            )
+        worker = WorkerProcess.from_tag(tag)
+        if not worker.on_this_host:
+            return CheckRunHealthResult(
+                WorkerStatus.RUNNING,
+                msg=f"run worker is on {worker.host}, which this process cannot see",
+            )
+        if worker.is_alive():
+            return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(worker.pid))
+        killed = worker.kill_group()
+        message = f"run worker process {worker.pid} on {worker.host} is gone{self._exit_text(run.run_id)}"
+        if killed:
+            message += f"; killed {len(killed)} step process(es) it left behind: {sorted(killed)}"
+        return CheckRunHealthResult(WorkerStatus.FAILED, msg=message, run_worker_id=str(worker.pid))
+
+    def _exit_text(self, run_id: str) -> str:
+        with self._lock:
+            code = self._exit_codes.get(run_id)
+        if code is None:
+            return ""
+        return f" (killed by signal {-code})" if code < 0 else f" (exit code {code})"
+
+    def get_run_worker_debug_info(self, run: DagsterRun, include_container_logs: bool | None = True) -> str | None:
+        tag = run.tags.get(WORKER_TAG)
+        if not tag:
+            return None
+        worker = WorkerProcess.from_tag(tag)
+        state = "alive" if worker.on_this_host and worker.is_alive() else "gone"
+        return f"run worker: process {worker.pid} on {worker.host}, {state}{self._exit_text(run.run_id)}"
+
+    # -- termination -----------------------------------------------------------------------
+    def terminate(self, run_id: str) -> bool:
+        check.str_param(run_id, "run_id")
+        run = self._instance.get_run_by_id(run_id)
+        if not run or run.is_finished:
+            return False
+        self._instance.report_run_canceling(run)
+        tag = run.tags.get(WORKER_TAG)
+        worker = WorkerProcess.from_tag(tag) if tag else None
+        if worker is None or not worker.on_this_host or not worker.signal_group(signal.SIGTERM):
+            self._instance.report_engine_event(
+                "No live run worker to stop on this host; run monitoring marks the run canceled "
+                "after cancel_timeout_seconds.",
+                run,
+                cls=self.__class__,
+            )
+            return False
+        self._instance.report_engine_event(
+            f"Sent SIGTERM to run worker process {worker.pid}; SIGKILL in "
+            f"{self.terminate_grace_seconds} s if it is still running.",
+            run,
+            cls=self.__class__,
+        )
+        timer = threading.Timer(self.terminate_grace_seconds, self._kill_if_left, args=(run_id, worker))
+        timer.daemon = True
+        timer.start()
+        return True
+
+    def _kill_if_left(self, run_id: str, worker: WorkerProcess) -> None:
+        killed = worker.kill_group()
+        if not killed or not self.has_instance:
+            return
+        run = self._instance.get_run_by_id(run_id)
+        if run is None:
+            return
+        message = (
+            f"Run worker did not stop within {self.terminate_grace_seconds} s of SIGTERM: "
+            f"killed process(es) {sorted(killed)}."
+        )
+        if run.status == DagsterRunStatus.CANCELING:
+            # Nothing is left to report the cancellation: say it now rather than after
+            # run monitoring's cancel timeout.
+            self._instance.report_run_canceled(run, message)
+        else:
+            self._instance.report_engine_event(message, run, cls=self.__class__)
