@@ -12,7 +12,11 @@ process it is in a run tag, and answers run monitoring from ``/proc``:
   monitoring fails the run within one poll; step processes the dead worker left behind in its
   group are killed at that moment;
 * ``terminate`` (cancel, ``dagster/max_runtime``) sends SIGTERM to the worker's group and
-  SIGKILL after ``terminate_grace_seconds`` to whatever did not stop.
+  SIGKILL after ``terminate_grace_seconds`` to whatever did not stop;
+* when the code server died with the worker, failing the run waits (at most
+  ``code_server_wait_seconds``) until the code server answers again: the daemon creates a
+  run's retry the moment the run fails and needs the code server for it, and a retry that
+  could not be created is never tried again.
 
 The daemon, the webserver and the run workers must share one host (one process namespace),
 which is what the root ``dagster.yaml`` describes; ``deploy/`` has the multi-host launchers.
@@ -20,11 +24,14 @@ which is what the root ``dagster.yaml`` describes; ``deploy/`` has the multi-hos
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dagster import Field, IntSource
@@ -42,7 +49,9 @@ from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_
 from .processes import WorkerProcess
 
 WORKER_TAG = "timesheet_assets/run_worker"
+CODE_SERVER_TAG = "timesheet_assets/code_server"
 DEFAULT_TERMINATE_GRACE_SECONDS = 30
+DEFAULT_CODE_SERVER_WAIT_SECONDS = 300
 
 
 class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
@@ -50,10 +59,15 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
         self,
         inst_data: ConfigurableClassData | None = None,
         terminate_grace_seconds: int = DEFAULT_TERMINATE_GRACE_SECONDS,
+        code_server_wait_seconds: int = DEFAULT_CODE_SERVER_WAIT_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         self._inst_data = inst_data
         self.terminate_grace_seconds = terminate_grace_seconds
+        self.code_server_wait_seconds = code_server_wait_seconds
+        self._monotonic = monotonic
         self._exit_codes: dict[str, int] = {}
+        self._gone_since: dict[str, float] = {}
         self._lock = threading.Lock()
         super().__init__()
 
@@ -70,7 +84,14 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
                 is_required=False,
                 default_value=DEFAULT_TERMINATE_GRACE_SECONDS,
                 description="Seconds between SIGTERM and SIGKILL when a run is terminated.",
-            )
+            ),
+            "code_server_wait_seconds": Field(
+                IntSource,
+                is_required=False,
+                default_value=DEFAULT_CODE_SERVER_WAIT_SECONDS,
+                description="How long a run whose worker is gone stays STARTED while its code "
+                "server does not answer (so that its retry can be created); then it is failed.",
+            ),
         }
 
     @classmethod
@@ -94,8 +115,12 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
         env = {**os.environ, "DAGSTER_EXECUTE_RUN_ARGS": serialize_value(args)}
         process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
         worker = WorkerProcess.of(process.pid)
+        tags = {WORKER_TAG: worker.to_tag()}
+        code_server = _code_server_address(context)
+        if code_server:
+            tags[CODE_SERVER_TAG] = json.dumps(code_server, sort_keys=True)
         try:
-            self._instance.add_run_tags(run.run_id, {WORKER_TAG: worker.to_tag()})
+            self._instance.add_run_tags(run.run_id, tags)
         except BaseException:
             # A worker nobody can find must not run: the run is failed by whoever called us.
             worker.kill_group()
@@ -134,6 +159,17 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
         if worker.is_alive():
             return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(worker.pid))
         killed = worker.kill_group()
+        gone_since = self._gone_since.setdefault(run.run_id, self._monotonic())
+        waited = self._monotonic() - gone_since
+        if waited < self.code_server_wait_seconds and not _code_server_answers(run.tags.get(CODE_SERVER_TAG)):
+            return CheckRunHealthResult(
+                WorkerStatus.RUNNING,
+                msg=f"run worker process {worker.pid} is gone and its code server does not answer: "
+                f"failing the run once it does (or in {self.code_server_wait_seconds - waited:.0f} s), "
+                "so that its retry can be created",
+                run_worker_id=str(worker.pid),
+            )
+        self._gone_since.pop(run.run_id, None)
         message = f"run worker process {worker.pid} on {worker.host} is gone{self._exit_text(run.run_id)}"
         if killed:
             message += f"; killed {len(killed)} step process(es) it left behind: {sorted(killed)}"
@@ -199,3 +235,39 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
             self._instance.report_run_canceled(run, message)
         else:
             self._instance.report_engine_event(message, run, cls=self.__class__)
+
+
+def _code_server_address(context: LaunchRunContext) -> dict[str, Any] | None:
+    """Where the run's code location is served (a gRPC code server), if the launch says."""
+    origin = context.dagster_run.remote_job_origin
+    if context.workspace is None or origin is None:
+        return None
+    try:
+        location = context.workspace.get_code_location(origin.location_name)
+    except Exception:  # noqa: BLE001 - an unloadable location just means no address to record
+        return None
+    client = getattr(location, "client", None)
+    if client is None:
+        return None
+    if client.port:
+        return {"host": client.host, "port": int(client.port)}
+    return {"socket": client.socket} if client.socket else None
+
+
+def _code_server_answers(tag: str | None, timeout: float = 3.0) -> bool:
+    """Whether the code server the run was launched from accepts connections (a code server
+    listens once its code is loaded). No recorded server: nothing to wait for."""
+    if not tag:
+        return True
+    address = json.loads(tag)
+    try:
+        if "socket" in address:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(timeout)
+                sock.connect(address["socket"])
+        else:
+            with socket.create_connection((address["host"], address["port"]), timeout=timeout):
+                pass
+    except OSError:
+        return False
+    return True
