@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test dev bench sandbox clean
+.PHONY: demo test dev bench sandbox rehearse clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -28,6 +28,12 @@ bench: $(STAMP)
 
 sandbox: $(STAMP)
 	$(BIN)/timesheet-assets sandbox
+
+# The production deployment rehearsed on this machine with a run worker and the code server
+# killed (PostgreSQL, code server, webserver, dagster-daemon, vendor sandboxes): see
+# tests/reliability/rehearsal.py. Takes 5-10 minutes; prints what it measured.
+rehearse: $(STAMP)
+	$(BIN)/python -m tests.reliability.rehearsal
 
 clean:
 	rm -rf $(VENV) .dagster_home warehouse.duckdb

@@ -3,29 +3,19 @@ of its time reports job on the multiprocess executor (its step is a process of i
 outlives a killed worker), a step that never finishes, and an asset whose blocking check
 fails."""
 
-import signal
 import time
 
 import dagster as dg
 import pandas as pd
 
 from timesheet_assets.definitions import build_definitions
-from timesheet_assets.storage import warehouse_io_manager
 
 BLIKK_TIME_REPORTS = dg.AssetKey(["raw", "blikk", "time_reports"])
 
 
-class HangConfig(dg.Config):
-    ignore_sigterm: bool = False
-
-
 @dg.op(pool="probe")
-def never_finishes(context: dg.OpExecutionContext, config: HangConfig) -> None:
-    if config.ignore_sigterm:
-        # A worker stuck where Python cannot interrupt it (a C call, a lock) is what SIGTERM
-        # cannot stop; ignoring the signal stands in for that.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+def never_finishes(context: dg.OpExecutionContext) -> None:
+    """A step stuck outside any vendor call (a C call, a lock): only killing stops it."""
     context.log.info("step started and will not finish")
     while True:
         time.sleep(0.2)

@@ -1,5 +1,8 @@
 """A step never outlives its run.
 
+Canceling a refresh (the UI's Terminate, through the production launcher) stops its step at
+the next request: the run ends CANCELED by itself, with no kill and nothing written.
+
 A run of Blikk's time reports on the multiprocess executor (its step a process of its own, as
 runs launched from the asset graph had before the in-process default) is launched into a
 worker process by the production launcher on a real instance. Once the step is reading time
@@ -17,7 +20,7 @@ import duckdb
 import pytest
 
 from tests.reliability.call_streams import CallLog
-from tests.reliability.supervision import launch, step_failures, wait_until, write_instance_yaml
+from tests.reliability.supervision import launch, messages, step_failures, wait_until, write_instance_yaml
 from tests.support.dagster_helpers import range_tags
 from timesheet_assets.runs.launcher import WORKER_TAG
 from timesheet_assets.runs.processes import WorkerProcess, process_start_ticks
@@ -100,3 +103,39 @@ def test_a_step_whose_run_was_failed_stops_calling_the_vendor_and_does_not_write
 
 def blikk_sandbox_reports(server: SandboxServer):
     return server.sandbox.extra["data"].time_reports
+
+
+def test_a_canceled_refresh_stops_at_the_next_request_and_ends_canceled(tmp_path, monkeypatch):
+    calls = CallLog()
+    app = calls.wrap(blikk_sandbox.create_app(CONFIG), "blikk")
+    warehouse = tmp_path / "warehouse.duckdb"
+    home = write_instance_yaml(tmp_path / "home", grace=120)
+    with SandboxServer(app) as server, dg.DagsterInstance.from_config(str(home)) as instance:
+        for name, value in blikk_sandbox.sandbox_env(server.url).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("TIMESHEET_WAREHOUSE", str(warehouse))
+        monkeypatch.setenv("TIMESHEET_RUN_STATUS_CHECK_SECONDS", str(CHECK_SECONDS))
+        first, last = CONFIG.anchor_date - timedelta(days=CONFIG.days - 1), CONFIG.anchor_date
+        run = launch(instance, "refresh_blikk", tags=range_tags(first, last))
+        worker = WorkerProcess.from_tag(
+            wait_until(lambda: instance.get_run_by_id(run.run_id).tags.get(WORKER_TAG), "the worker tag")
+        )
+        wait_until(
+            lambda: any(c.pid == worker.pid and c.path.endswith("/TimeReports") for c in calls.snapshot()),
+            "the run to read time reports",
+        )
+        assert instance.run_launcher.terminate(run.run_id)
+        asked = len(calls.snapshot())
+        wait_until(lambda: instance.get_run_by_id(run.run_id).is_finished, "the run to end", timeout=120)
+        at_end = len(calls.snapshot())
+        wait_until(lambda: not worker.is_alive(), "the worker to exit", timeout=60)
+
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
+        assert not any("did not stop within" in m for m in messages(instance, run.run_id)), "it had to be killed"
+        assert at_end - asked <= MAX_CALLS_AFTER_FAILURE
+        assert len(calls.snapshot()) == at_end  # nothing after the run ended
+        assert at_end < -(-len(blikk_sandbox_reports(server)) // 100)
+
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        tables = {row[0] for row in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert "time_reports" not in tables and "timesheets" not in tables

@@ -11,8 +11,9 @@ process it is in a run tag, and answers run monitoring from ``/proc``:
 * ``check_run_worker_health`` says FAILED as soon as the worker process is gone, so run
   monitoring fails the run within one poll; step processes the dead worker left behind in its
   group are killed at that moment;
-* ``terminate`` (cancel, ``dagster/max_runtime``) sends SIGTERM to the worker's group and
-  SIGKILL after ``terminate_grace_seconds`` to whatever did not stop;
+* ``terminate`` (cancel, ``dagster/max_runtime``) marks the run CANCELING, which stops its
+  steps at their next vendor request or warehouse commit, and kills the worker's group with
+  whatever is left after ``terminate_grace_seconds``;
 * when the code server died with the worker, failing the run waits (at most
   ``code_server_wait_seconds``) until the code server answers again: the daemon creates a
   run's retry the moment the run fails and needs the code server for it, and a retry that
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -83,7 +83,7 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
                 IntSource,
                 is_required=False,
                 default_value=DEFAULT_TERMINATE_GRACE_SECONDS,
-                description="Seconds between SIGTERM and SIGKILL when a run is terminated.",
+                description="Seconds a terminated run's worker has to stop before it is killed.",
             ),
             "code_server_wait_seconds": Field(
                 IntSource,
@@ -192,24 +192,36 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
 
     # -- termination -----------------------------------------------------------------------
     def terminate(self, run_id: str) -> bool:
+        """Stop a run (the UI's Terminate, ``dagster/max_runtime``).
+
+        No signal first: the run is marked CANCELING, and its steps stop at their next vendor
+        request or warehouse commit (``timesheet_assets.runs.status``), after which the worker
+        reports the run CANCELED itself. A SIGTERM would be worse: Dagster turns the interrupt
+        of a step that has a retry policy into a step retry (the vendor steps have one), so the
+        run would wait out the retry delay instead of stopping. Whatever still runs after
+        ``terminate_grace_seconds`` (a step stuck outside vendor calls) is killed."""
         check.str_param(run_id, "run_id")
         run = self._instance.get_run_by_id(run_id)
         if not run or run.is_finished:
             return False
-        self._instance.report_run_canceling(run)
+        if run.status != DagsterRunStatus.CANCELING:
+            self._instance.report_run_canceling(run)
         tag = run.tags.get(WORKER_TAG)
         worker = WorkerProcess.from_tag(tag) if tag else None
-        if worker is None or not worker.on_this_host or not worker.signal_group(signal.SIGTERM):
+        if worker is None or not worker.on_this_host:
             self._instance.report_engine_event(
-                "No live run worker to stop on this host; run monitoring marks the run canceled "
-                "after cancel_timeout_seconds.",
+                "No run worker this process can reach; its steps stop at their next vendor request, "
+                "and run monitoring marks the run canceled after cancel_timeout_seconds.",
                 run,
                 cls=self.__class__,
             )
             return False
+        if not worker.is_alive() and not worker.leftover_processes():
+            self._instance.report_run_canceled(run, f"Run worker process {worker.pid} was already gone.")
+            return True
         self._instance.report_engine_event(
-            f"Sent SIGTERM to run worker process {worker.pid}; SIGKILL in "
-            f"{self.terminate_grace_seconds} s if it is still running.",
+            f"Run worker process {worker.pid} asked to stop: its steps stop at their next vendor "
+            f"request or warehouse write; killed in {self.terminate_grace_seconds} s if still running.",
             run,
             cls=self.__class__,
         )
@@ -226,8 +238,8 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
         if run is None:
             return
         message = (
-            f"Run worker did not stop within {self.terminate_grace_seconds} s of SIGTERM: "
-            f"killed process(es) {sorted(killed)}."
+            f"Run worker did not stop within {self.terminate_grace_seconds} s of the termination "
+            f"request: killed process(es) {sorted(killed)}."
         )
         if run.status == DagsterRunStatus.CANCELING:
             # Nothing is left to report the cancellation: say it now rather than after

@@ -99,16 +99,6 @@ class WorkerProcess:
             return []
         return members
 
-    def signal_group(self, signum: int) -> bool:
-        """Send ``signum`` to the worker's process group; False when nothing was left to signal."""
-        if not self.is_alive() and not self.leftover_processes():
-            return False
-        try:
-            os.killpg(self.pid, signum)
-        except ProcessLookupError:
-            return False
-        return True
-
     def kill_group(self) -> list[int]:
         """SIGKILL whatever is left of the group; returns the pids that were killed."""
         members = self.leftover_processes()
