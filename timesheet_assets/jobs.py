@@ -23,9 +23,9 @@ from .vendors.registry import VendorPlugin
 
 REFRESH_ALL = "refresh_all"
 MAX_RUNTIME_TAG = "dagster/max_runtime"
-# The longest refresh seen in the benchmarks takes under a minute against the sandboxes, and a
-# vendor's deep window at its documented rate well under an hour; four hours is the point
-# where a refresh is stuck, not slow. A longer backfill sets its own tag.
+# A vendor's refresh reads at its documented rate in seconds to minutes (benchmarks/RESULTS.md;
+# 12-110 s per run in the deployment rehearsal, docs/operations.md): four hours is stuck, not
+# slow. A longer backfill sets its own tag.
 REFRESH_MAX_RUNTIME_SECONDS = 4 * 3600
 
 

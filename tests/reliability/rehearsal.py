@@ -82,6 +82,7 @@ class Findings:
     canceled: dg.DagsterRun | None = None
     calls_after_cancel: int = 0
     worker_starts: dict[str, float] = field(default_factory=dict)  # run id -> launch to RUN_START
+    load: list[float] = field(default_factory=list)  # 1-minute load average, sampled during the run
     times: dict[str, float] = field(default_factory=dict)
     overlaps: list = field(default_factory=list)
     unattributed_calls: int = 0
@@ -125,6 +126,11 @@ class Findings:
 
     def report(self) -> str:
         lines = [f"runs: {len(self.runs)}, vendor calls: {self.calls}"]
+        if self.load:
+            lines.append(
+                f"machine: {os.cpu_count()} cores, 1-minute load average {min(self.load):.1f}-{max(self.load):.1f} "
+                f"(median {sorted(self.load)[len(self.load) // 2]:.1f})"
+            )
         for name, seconds in self.times.items():
             lines.append(f"  {name}: {seconds:.1f} s")
         if self.worker_starts:
@@ -228,7 +234,7 @@ def rehearse(plan: Plan, workdir: Path, say=print) -> Findings:
             )
             deployment.stop_schedule(schedule)
             say(f"daily_refresh ticked {plan.schedule_ticks} times and is off again")
-            _settle(instance, victim.run_id, plan, say)
+            _settle(instance, victim.run_id, plan, say, findings.load)
             _victim_times(instance, victim.run_id, killed_at, findings.times)
             if plan.cancel_one:
                 _cancel_one(instance, deployment, calls, plan, today, findings, say)
@@ -304,10 +310,11 @@ def _watch_slots(instance, run_id: str, pools: tuple[str, ...], since: float, st
         stop.wait(0.25)
 
 
-def _settle(instance, victim_id: str, plan: Plan, say) -> None:
+def _settle(instance, victim_id: str, plan: Plan, say, load: list[float]) -> None:
     """Wait until every run has ended, the killed run's retry with it."""
     deadline = time.monotonic() + plan.settle_timeout
     while True:
+        load.append(os.getloadavg()[0])
         victim = instance.get_run_by_id(victim_id)
         retries = instance.get_runs(dg.RunsFilter(tags={PARENT_TAG: victim_id}))
         unfinished = instance.get_runs(dg.RunsFilter(statuses=UNFINISHED))
