@@ -7,7 +7,7 @@ calling the vendor would be a second call stream beside it (and its write could 
 the run was failed). So a vendor resource asks the instance for the run's status between
 requests (``RunStatusGuard``, at most every few seconds) and the warehouse asks once more
 before it commits a write (``refuse_write_unless_run_in_progress``); both fail the step
-without step retries once the run is anything but starting or started.
+without step retries once the run is canceling, canceled, failed or finished.
 """
 
 from __future__ import annotations
@@ -22,7 +22,16 @@ import dagster as dg
 
 RUN_STATUS_CHECK_SECONDS = "TIMESHEET_RUN_STATUS_CHECK_SECONDS"
 DEFAULT_CHECK_SECONDS = 5.0
-IN_PROGRESS = frozenset({dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED})
+# A step stops once its run is one of these. Anything else (starting, started, and the statuses
+# a step should never see) lets it go on: the check must never stop a healthy run.
+OVER = frozenset(
+    {
+        dg.DagsterRunStatus.CANCELING,
+        dg.DagsterRunStatus.CANCELED,
+        dg.DagsterRunStatus.FAILURE,
+        dg.DagsterRunStatus.SUCCESS,
+    }
+)
 
 LOGGER = logging.getLogger("timesheet_assets.runs")
 
@@ -64,9 +73,9 @@ def current_status(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRunSt
 
 
 def ensure_run_in_progress(instance: dg.DagsterInstance, run_id: str, doing: str) -> None:
-    """Raise ``RunNoLongerInProgress`` unless the run is starting or started."""
+    """Raise ``RunNoLongerInProgress`` once the run is over (``OVER``)."""
     status = current_status(instance, run_id)
-    if status is not None and status not in IN_PROGRESS:
+    if status in OVER:
         raise RunNoLongerInProgress(run_id, status, doing)
 
 
@@ -109,7 +118,7 @@ class RunStatusGuard:
                 except Exception as exc:  # noqa: BLE001 - see the class docstring
                     LOGGER.warning("could not read the status of run %s: %s", self.run_id, exc)
                     status = None
-                if status is not None and status not in IN_PROGRESS:
+                if status in OVER:
                     self._stopped = RunNoLongerInProgress(self.run_id, status, self.doing)
             if self._stopped is not None:
                 raise self._stopped
