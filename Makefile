@@ -23,7 +23,14 @@ test: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/timesheet-assets dev
 
-bench: $(STAMP)
+# The benchmarks also need the peer pipeline they compare with (dlt, the bench extra).
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,deploy,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run
 
 sandbox: $(STAMP)

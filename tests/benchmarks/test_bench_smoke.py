@@ -79,7 +79,8 @@ def test_run_quick_one_vendor_writes_a_report(tmp_path, monkeypatch, capsys):
     raw = tmp_path / "results.json"
     monkeypatch.setenv("TIMESHEET_BENCH_CACHE", str(tmp_path / "pages"))
     monkeypatch.setattr(run, "QUICK_PROCESSING_SIZES", [500])
-    assert run.main(["--quick", "--vendors", "ibuildapp", "--output", str(output), "--json", str(raw)]) == 0
+    assert run.main(["--quick", "--vendors", "ibuildapp", "--skip-freshness", "--output", str(output),
+                     "--json", str(raw)]) == 0
     result = json.loads(raw.read_text())
     rows = result["vendors"]
     assert [r["scenario"] for r in rows][:2] == ["full", "no_change"] and len(rows) == 3
@@ -112,3 +113,22 @@ def test_floor_stages_each_read_every_record_and_both_paths_write_the_same_rows(
     assert pandas_path["total_hours"] > 0
     table = floor.floor_table({"sizes": [result], "repeat": 1})
     assert "duckdb_elt" in table and f"{RECORDS:,}" in table
+
+
+def test_a_vendor_only_run_keeps_the_processing_sections_and_renders_again_from_json(tmp_path, monkeypatch):
+    earlier = tmp_path / "EARLIER.md"
+    monkeypatch.setenv("TIMESHEET_BENCH_CACHE", str(tmp_path / "pages"))
+    monkeypatch.setattr(run, "QUICK_PROCESSING_SIZES", [500])
+    assert run.main(["--quick", "--vendors", "ibuildapp", "--skip-freshness", "--output", str(earlier)]) == 0
+    later, raw = tmp_path / "LATER.md", tmp_path / "later.json"
+    assert run.main(["--quick", "--vendors", "ibuildapp", "--skip-freshness", "--skip-processing",
+                     "--processing-from", str(earlier), "--output", str(later), "--json", str(raw)]) == 0
+    report = later.read_text()
+    assert "kept from an earlier report" in report
+    kept = earlier.read_text()
+    start = kept.index("## Processing with the network taken out")
+    assert kept[start:kept.index("## Targets")].strip() in report
+    assert "- processing headroom at 500 records:" in report and "(retired) processing ratio" not in report
+    rendered = tmp_path / "RENDERED.md"
+    assert run.main(["--render", str(raw), "--output", str(rendered)]) == 0
+    assert rendered.read_text() == report

@@ -115,3 +115,72 @@ def test_rate_holds_across_threads():
 def test_invalid_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         RateLimiter(**kwargs)
+
+
+class LateClock(FakeClock):
+    """A fake clock whose sleepers wake late: the n-th sleep (1-based) in ``late`` oversleeps
+    by its value, the way a busy machine schedules a thread after its timer fired."""
+
+    def __init__(self, late: dict[int, float]) -> None:
+        super().__init__()
+        self._late = dict(late)
+        self._sleeps_seen = 0
+
+    def sleep(self, seconds: float) -> None:
+        self._sleeps_seen += 1
+        super().sleep(seconds + self._late.get(self._sleeps_seen, 0.0))
+
+
+def test_a_late_request_never_shortens_the_next_gap():
+    # The 2nd and 5th sleeps wake 60 ms and 90 ms late. On a fixed timetable the requests
+    # after them would go on time, 40 ms and 10 ms after the late ones.
+    clock = LateClock({2: 0.06, 5: 0.09})
+    sends: list[float] = []
+    limiter = RateLimiter(10, clock=clock, on_send=sends.append)
+    starts = _starts(limiter, clock, 12)
+    assert starts == sends  # what the caller sees is the send time the limiter paced on
+    gaps = [round(b - a, 6) for a, b in zip(starts, starts[1:])]
+    assert min(gaps) >= 0.1
+    assert gaps[2] == pytest.approx(0.1) and gaps[1] == pytest.approx(0.16)
+    assert max_in_any_window(starts) <= 10
+    assert limiter.late_releases == 2
+
+
+def test_late_threads_push_the_others_back_instead_of_bunching_them():
+    # Ten threads share the limiter; every third sleep wakes 35 ms late. Send times are what
+    # the limiter released (under its lock), so thread interleaving cannot blur them.
+    clock = LateClock({n: 0.035 for n in range(1, 400, 3)})
+    sends: list[float] = []
+    limiter = RateLimiter(10, clock=clock, max_in_flight=10, on_send=sends.append)
+    barrier = threading.Barrier(10)
+
+    def work():
+        barrier.wait()
+        for _ in range(6):
+            with limiter.slot():
+                pass
+
+    threads = [threading.Thread(target=work) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(sends) == 60
+    assert sends == sorted(sends)
+    gaps = [b - a for a, b in zip(sends, sends[1:])]
+    assert min(gaps) >= 0.1 - 1e-9
+    # No eleven sends in any closed one-second window: every 11 consecutive span ≥ 1 s.
+    assert min(b - a for a, b in zip(sends, sends[10:])) >= 1.0 - 1e-9
+
+
+def test_pause_pushes_a_booked_request_back():
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock)
+    with limiter.slot():
+        pass
+    first = clock.monotonic()
+    # A 429 arrives while the next request is already booked for first + 0.1.
+    limiter.pause_until(first + 2.0)
+    with limiter.slot() as waited:
+        assert clock.monotonic() == pytest.approx(first + 2.0)
+        assert waited == pytest.approx(2.0)

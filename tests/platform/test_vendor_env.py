@@ -30,7 +30,7 @@ def test_every_design_variable_is_declared():
     declared = {name for cls in RESOURCES for name in {**cls.env_required, **cls.env_optional}.values()}
     assert declared == {
         "AIMSIO_BASE_URL", "AIMSIO_USERNAME", "AIMSIO_PASSWORD",
-        "AJERA_BASE_URL", "AJERA_API_ID", "AJERA_USERNAME", "AJERA_PASSWORD",
+        "AJERA_BASE_URL", "AJERA_API_ID", "AJERA_USERNAME", "AJERA_PASSWORD", "AJERA_TIMESHEET_DATE",
         "AIMS360_BASE_URL", "AIMS360_CLIENT_ID", "AIMS360_CLIENT_SECRET", "AIMS360_USERNAME",
         "AIMS360_PASSWORD", "AIMS360_ACCESS_TOKEN",
         "BLIKK_BASE_URL", "BLIKK_APP_ID", "BLIKK_APP_SECRET",

@@ -11,7 +11,10 @@ from starlette.routing import Route
 
 from timesheet_assets.http import RateLimiter, RetryPolicy, VendorClient, VendorTransportError
 from timesheet_assets.sandbox.faults import FaultKnobs
-from timesheet_assets.sandbox.framework import RateRule, Sandbox, build_app
+from collections import deque
+
+from timesheet_assets.sandbox.framework import RateRule, Sandbox, build_app, earliest_fit
+from timesheet_assets.sandbox.stats import busiest_window, tightest_span
 
 
 async def items(request):
@@ -168,3 +171,38 @@ def test_token_store_expires_by_use_and_by_time():
     now[0] += 61
     assert sandbox.tokens.validate(other.token) is None
     assert sandbox.tokens.validate("made-up") is None
+
+
+def test_window_is_closed_and_slides_with_every_arrival():
+    rule = RateRule(max_requests=4, window_seconds=1.0)
+    window: deque = deque()
+    for t in (0.0, 0.25, 0.5, 0.75):
+        assert earliest_fit(window, rule, t) is None
+        window.append(t)
+    # Exactly one window after the first: still inside "a given second" with it.
+    slot = earliest_fit(window, rule, 1.0)
+    assert slot is not None and 1.0 < slot < 1.0 + 1e-3
+    assert earliest_fit(window, rule, 1.0 + 2e-6) is None
+    window.append(1.0 + 2e-6)
+    # Not aligned to clock seconds: 0.25 .. 1.25 holds 0.25, 0.5, 0.75, 1.000002 already.
+    assert earliest_fit(window, rule, 1.2) is not None
+
+
+def test_busiest_window_and_tightest_span_count_closed_windows():
+    arrivals = [0.0, 0.26, 0.52, 0.78, 1.0, 1.5]
+    assert busiest_window(arrivals, 1.0) == 5  # 0.0 .. 1.0 with both ends
+    assert busiest_window([0.0, 0.26, 0.52, 0.78, 1.01], 1.0) == 4
+    assert tightest_span(arrivals, 5) == pytest.approx(1.0)
+    assert tightest_span(arrivals, 7) is None
+    assert busiest_window([], 1.0) == 0
+
+
+def test_requests_are_logged_with_their_arrival_times(serve_app):
+    app, sandbox = app_with(RateRule(max_requests=4))
+    server = serve_app(app)
+    client = client_for(server.url, rate=3.5)
+    for _ in range(6):
+        client.get_json("items")
+    arrivals = sandbox.stats.arrivals("/items")
+    assert len(arrivals) == 6 and arrivals == sorted(arrivals)
+    assert busiest_window(arrivals, 1.0) <= 4 and sandbox.stats.violations == 0

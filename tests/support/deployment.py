@@ -31,7 +31,8 @@ class Deployment:
         ) as context:
             data = sensor.evaluate_tick(context)
         self.sensor_cursors[name] = data.cursor
-        job_name = sensor.job_name if sensor.has_jobs else None
+        # ``has_jobs`` is False for a target named by job name (``job_name=REFRESH_ALL``).
+        job_name = sensor.job_name if sensor.targets else None
         return [self.launch(request, job_name) for request in data.run_requests or []]
 
     def launch(self, request: dg.RunRequest, job_name: str | None) -> dg.ExecuteInProcessResult:

@@ -1,4 +1,5 @@
-"""Thread-safe request limiter: a token bucket for requests/second plus a cap on requests in flight.
+"""Thread-safe request limiter: requests/second paced on the times requests actually went out,
+plus a cap on requests in flight.
 
 One limiter is shared by every thread of a vendor resource, so parallel detail calls stay
 inside the vendor's documented limits together, not each on its own.
@@ -8,17 +9,29 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .clock import SYSTEM_CLOCK, Clock
 
 
 class RateLimiter:
-    """Token bucket (``rate`` tokens/s, ``burst`` capacity) and an in-flight semaphore.
+    """``rate`` requests/s with ``burst`` allowed back to back, and an in-flight semaphore.
+
+    Pacing is the generic cell-rate algorithm on absolute send times: a request may go at
+    ``now`` once ``now >= tat - (burst - 1) / rate``, and then ``tat = max(tat, now) + 1/rate``,
+    where ``now`` is when the request is really released — after its thread woke up, not when
+    it was planned. A thread the OS schedules late therefore pushes the next request back by
+    the same amount instead of leaving it on the old timetable, where the gap after a late
+    request would shrink and a sliding one-second window at the vendor could see one request
+    too many. Each caller books a planned time first and sleeps until it (one wake-up per
+    request, no herd of threads racing for the same moment), then checks the rule again
+    against the clock and sleeps the difference when an earlier request went out late.
 
     ``burst=1`` spaces requests evenly at ``1/rate`` seconds, which is what vendors that count
     requests in a sliding one-second window need: a full bucket of N followed by steady refill
-    would put N+1 requests into one window.
+    would put N+1 requests into one window. Any N+1 consecutive sends then span at least
+    N/rate seconds, so a rate a little under the documented one is the margin left for what
+    happens between the release and the request reaching the vendor.
     """
 
     def __init__(
@@ -28,6 +41,7 @@ class RateLimiter:
         burst: int = 1,
         max_in_flight: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        on_send: Callable[[float], None] | None = None,
     ) -> None:
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be positive")
@@ -38,14 +52,20 @@ class RateLimiter:
         self.rate = float(rate_per_second)
         self.burst = burst
         self.max_in_flight = max_in_flight
+        self.interval = 1.0 / self.rate
+        self._tolerance = (burst - 1) * self.interval
         self._clock = clock
+        self._on_send = on_send
         self._lock = threading.Lock()
-        self._tokens = float(burst)
-        self._last = clock.monotonic()
+        # Theoretical arrival time of the next request, on actual send times, and the same on
+        # planned times (what callers already booked, so each sleeps to its own moment).
+        self._tat = float("-inf")
+        self._planned_tat = float("-inf")
         self._paused_until = 0.0
         self._in_flight = 0
         self._in_flight_cond = threading.Condition(threading.Lock())
         self.peak_in_flight = 0
+        self.late_releases = 0  # requests whose thread woke after the rule allowed them to go
 
     @property
     def in_flight(self) -> int:
@@ -56,15 +76,33 @@ class RateLimiter:
         with self._lock:
             self._paused_until = max(self._paused_until, monotonic_deadline)
 
-    def _reserve(self) -> float:
-        """Take one token, returning how long the caller must wait before using it."""
+    def _book(self, now: float) -> float:
+        """The planned send time of a new caller (under the lock)."""
+        planned = max(now, self._planned_tat - self._tolerance, self._paused_until)
+        self._planned_tat = max(self._planned_tat, planned) + self.interval
+        return planned
+
+    def _release_at(self) -> float:
+        """Wait until the rule allows a send on the clock, take it, and return the send time."""
         with self._lock:
+            planned = self._book(self._clock.monotonic())
+        while True:
             now = self._clock.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            self._tokens -= 1.0
-            wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-            return max(wait, self._paused_until - now)
+            if planned > now:
+                self._clock.sleep(planned - now)
+            with self._lock:
+                now = self._clock.monotonic()
+                ready = max(self._tat - self._tolerance, self._paused_until)
+                if now >= ready:
+                    if now - planned > 0.001:
+                        self.late_releases += 1
+                    self._tat = max(self._tat, now) + self.interval
+                    # Callers that book from now on plan behind what really happened.
+                    self._planned_tat = max(self._planned_tat, self._tat)
+                    if self._on_send is not None:
+                        self._on_send(now)
+                    return now
+                planned = ready
 
     def _enter_flight(self) -> float:
         if self.max_in_flight is None:
@@ -87,16 +125,15 @@ class RateLimiter:
 
     @contextmanager
     def slot(self) -> Iterator[float]:
-        """Hold one in-flight slot and one rate token for the duration of a request.
+        """Hold one in-flight slot and one send time for the duration of a request.
 
         Yields the seconds spent waiting. The in-flight slot is taken first so a thread
-        that holds a token never sits behind the semaphore and bunches requests up.
+        that holds a send time never sits behind the semaphore and bunches requests up.
         """
         waited = self._enter_flight()
         try:
-            delay = self._reserve()
-            if delay > 0:
-                self._clock.sleep(delay)
-            yield waited + max(delay, 0.0)
+            asked = self._clock.monotonic()
+            sent = self._release_at()
+            yield waited + max(sent - asked, 0.0)
         finally:
             self._leave_flight()

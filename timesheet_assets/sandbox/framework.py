@@ -24,6 +24,8 @@ from .stats import RecordedRequest, SandboxStats
 from .tokens import TokenStore
 
 CONTROL_PREFIX = "/_sandbox"
+# How far past a closed window's edge a queued request is placed (1 µs: above float noise).
+WINDOW_EPSILON = 1e-6
 
 # kind is one of: "rate_limited", "timed_out", "refused", "fault"
 ErrorFactory = Callable[[str, int, float | None, str | None], Response]
@@ -37,9 +39,12 @@ def default_error(kind: str, status: int, wait: float | None, retry_after: str |
 
 @dataclass
 class RateRule:
-    """A documented limit. ``reject``: over the limit → the vendor's 429. ``queue``: held until
-    a slot frees, answered with the vendor's timeout when the wait would pass
-    ``queue_timeout_seconds`` (Aimsio)."""
+    """A documented limit: at most ``max_requests`` in any ``window_seconds``, counted at
+    arrival over a sliding window that includes both ends (the documents' "more than four
+    requests during a given second" holds for every second, not for clock-aligned ones, and
+    two requests exactly a window apart are in one window). ``reject``: over the limit → the
+    vendor's 429. ``queue``: held until a slot frees, answered with the vendor's timeout when
+    the wait would pass ``queue_timeout_seconds`` (Aimsio)."""
 
     max_requests: int
     window_seconds: float = 1.0
@@ -51,6 +56,21 @@ class RateRule:
     refused_status: int = 429
     key: Callable[[Request], str] | None = None  # e.g. per bearer token (Blikk)
     exempt: Callable[[str], bool] = lambda path: False
+
+
+def earliest_fit(window: deque, rule: RateRule, arrived: float) -> float | None:
+    """``None`` when a request arriving at ``arrived`` is within ``rule`` given the earlier
+    admissions in ``window`` (times, oldest first; entries too old to matter are dropped),
+    else the earliest time it would fit: just after enough entries age out of the window.
+
+    The window is closed — an entry exactly ``window_seconds`` old still counts — and
+    requests a queue placed in the future count too: they will be there.
+    """
+    while window and window[0] < arrived - rule.window_seconds:
+        window.popleft()
+    if len(window) < rule.max_requests:
+        return None
+    return window[-rule.max_requests] + rule.window_seconds + WINDOW_EPSILON
 
 
 class _Abort(Exception):
@@ -112,6 +132,9 @@ class SandboxMiddleware:
         if path.startswith(CONTROL_PREFIX):
             await self._control(scope, receive, send, path)
             return
+        # Stamped before anything else the sandbox does with the request: the limit is
+        # counted on arrival times, as the vendor's front door would.
+        arrived = time.monotonic()
         sb = self.sandbox
         stats = sb.stats
         request = Request(scope)
@@ -120,6 +143,7 @@ class SandboxMiddleware:
             path=path,
             query=scope.get("query_string", b"").decode("latin-1"),
             headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
+            arrived_at=arrived,
         )
         with stats.lock:
             stats.requests += 1
@@ -145,7 +169,7 @@ class SandboxMiddleware:
             stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
         try:
             if limited:
-                response = await self._admit(rule, request)
+                response = await self._admit(rule, request, arrived)
                 if response is not None:
                     await response(scope, receive, send_recorded)
                     return
@@ -170,22 +194,20 @@ class SandboxMiddleware:
             with stats.lock:
                 stats.in_flight -= 1
 
-    async def _admit(self, rule: RateRule, request: Request) -> Response | None:
-        """Apply the sliding-window limit; ``None`` admits the request."""
+    async def _admit(self, rule: RateRule, request: Request, arrived: float) -> Response | None:
+        """Apply the sliding-window limit to a request that arrived at ``arrived``
+        (``time.monotonic()``); ``None`` admits the request."""
         sb = self.sandbox
         key = rule.key(request) if rule.key else "*"
         async with sb._window_lock:
             now = time.monotonic()
             window = sb._windows[key]
-            while window and window[0] <= now - rule.window_seconds:
-                window.popleft()
-            if len(window) < rule.max_requests:
-                window.append(now)
+            slot = earliest_fit(window, rule, arrived)
+            if slot is None:
+                window.append(arrived)
                 return None
             with sb.stats.lock:
                 sb.stats.rate_exceeded += 1
-            # The earliest moment this request would fit: when enough older entries age out.
-            slot = window[-rule.max_requests] + rule.window_seconds
             wait = slot - now
             if rule.mode == "queue" and wait <= rule.queue_timeout_seconds:
                 window.append(slot)

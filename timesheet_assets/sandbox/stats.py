@@ -15,6 +15,28 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]
     status: int | None = None
+    arrived_at: float | None = None  # time.monotonic() when the request reached the sandbox
+
+
+def busiest_window(arrivals: list[float], window_seconds: float = 1.0) -> int:
+    """The most requests any closed window of ``window_seconds`` holds (0 for none)."""
+    times = sorted(arrivals)
+    most = 0
+    start = 0
+    for end, t in enumerate(times):
+        while times[start] < t - window_seconds:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def tightest_span(arrivals: list[float], requests: int) -> float | None:
+    """The shortest time any ``requests`` consecutive arrivals took (``None`` when fewer
+    arrived): with a limit of N per window, the span of N+1 must stay above the window."""
+    times = sorted(arrivals)
+    if requests < 2 or len(times) < requests:
+        return None
+    return min(times[i + requests - 1] - times[i] for i in range(len(times) - requests + 1))
 
 
 @dataclass
@@ -45,6 +67,10 @@ class SandboxStats:
             if (path_suffix is None or r.path.endswith(path_suffix))
             and (method is None or r.method == method)
         ]
+
+    def arrivals(self, path_suffix: str | None = None) -> list[float]:
+        """Arrival times (``time.monotonic()``) of the logged requests, oldest first."""
+        return sorted(r.arrived_at for r in self.calls(path_suffix) if r.arrived_at is not None)
 
     def count(self, path_suffix: str | None = None, method: str | None = None) -> int:
         return len(self.calls(path_suffix, method))

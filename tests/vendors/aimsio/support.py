@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import dagster as dg
 
-from tests.support.dagster_helpers import materialize
+from tests.support.dagster_helpers import materialize, read_table
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.aimsio import sandbox as aimsio_sandbox
@@ -65,23 +65,25 @@ def run_raw(
     resources: dict[str, Any] | None = None,
     run_config: Any = None,
     raise_on_error: bool = True,
+    window: tuple[date, date] | None = None,
 ) -> dg.ExecuteInProcessResult:
+    """``window``: the run's partition range (the work dates its conformed step would rebuild)."""
     return materialize(
         assets or [TIMECARDS_ASSET],
         {"aimsio": resource or resource_for(server), **(resources or {})},
         warehouse,
+        first=window[0] if window else None,
+        last=window[1] if window else None,
         instance=instance,
         run_config=run_config,
         raise_on_error=raise_on_error,
     )
 
 
-def latest_cursor(instance: dg.DagsterInstance, key: list[str] = TIMECARDS_KEY) -> int | None:
-    event = instance.get_latest_materialization_event(dg.AssetKey(key))
-    if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get("cursor_updated_at")
-    return getattr(value, "value", value)
+def stored_versions(warehouse: str, table: str = "aimsio.timecards") -> dict[str, int]:
+    """What the next run compares the listing with: record key → stored ``updatedAt``."""
+    frame = read_table(warehouse, table)
+    return dict(zip(frame["record_key"], frame["source_updated_at_ms"].astype("int64")))
 
 
 def unthrottled(server: SandboxServer, **overrides: Any) -> AimsioResource:

@@ -1,5 +1,5 @@
-"""Raw Aimsio assets through Dagster, over HTTP against the sandbox: incremental cursor,
-failure recovery, full refresh, quarantine, deletions and the conformed mapping."""
+"""Raw Aimsio assets through Dagster, over HTTP against the sandbox: per-GUID change
+detection, failure recovery, full refresh, quarantine, deletions and the conformed mapping."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pandas as pd
 
 from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
 from timesheet_assets.conformed import assets as conformed
+from timesheet_assets.storage import WarehouseIOManager
 from timesheet_assets.vendors.aimsio import PLUGIN
 from timesheet_assets.vendors.aimsio.conform import conform_job_orders, conform_timecards
 from timesheet_assets.vendors.aimsio.sandbox import (
@@ -29,10 +30,10 @@ from .support import (
     config,
     detail_calls,
     full_refresh_config,
-    latest_cursor,
     list_calls,
     run_raw,
     start,
+    stored_versions,
     unthrottled,
 )
 
@@ -102,7 +103,8 @@ def test_500_timecards_then_20_changes_then_none(serve_app, warehouse, instance)
     assert stats["peak_in_flight"] <= 10
     meta = materialization_metadata(first, TIMECARDS_KEY)
     assert (meta["rows"], meta["requests"], meta["details_fetched"]) == (500, 501, 500)
-    assert meta["cursor_updated_at"] == max(store.timecard_updated.values())
+    assert meta["newest_updated_at"] == max(store.timecard_updated.values())
+    assert stored_versions(warehouse) == store.timecard_updated
     assert len(read_table(warehouse, TIMECARDS_TABLE)) == 500
 
     changed = store.mutate_timecards(20)
@@ -113,7 +115,7 @@ def test_500_timecards_then_20_changes_then_none(serve_app, warehouse, instance)
     assert server.sandbox.stats.requests == 1 + 20
     meta = materialization_metadata(second, TIMECARDS_KEY)
     assert (meta["rows"], meta["unchanged_skipped"]) == (20, 480)
-    assert meta["cursor_updated_at"] == max(store.timecard_updated.values())
+    assert stored_versions(warehouse) == store.timecard_updated
     table = _rows_by_key(warehouse)
     assert len(table) == 500  # upserted, not appended
     for guid in changed:
@@ -125,12 +127,12 @@ def test_500_timecards_then_20_changes_then_none(serve_app, warehouse, instance)
     assert server.sandbox.stats.requests == 1 and detail_calls(server) == []
 
 
-def test_a_run_failing_mid_way_or_in_the_write_keeps_the_cursor_and_the_next_run_recovers(
+def test_a_run_failing_mid_way_or_in_the_write_changes_nothing_and_the_next_run_recovers(
     serve_app, warehouse, instance
 ):
     server, store = start(serve_app, config(8))
     run_raw(server, warehouse, instance)
-    cursor = latest_cursor(instance)
+    versions = stored_versions(warehouse)
     changed = store.mutate_timecards(4)
 
     # Fetching fails on the third detail call.
@@ -138,7 +140,7 @@ def test_a_run_failing_mid_way_or_in_the_write_keeps_the_cursor_and_the_next_run
     failed = run_raw(server, warehouse, instance, raise_on_error=False)
     assert not failed.success
     assert "failed with HTTP 400" in failed.failure_data_for_node("raw__aimsio__timecards").error.message
-    assert latest_cursor(instance) == cursor
+    assert stored_versions(warehouse) == versions
     table = _rows_by_key(warehouse)
     assert not table["description"].fillna("").str.startswith("Revised").any()
 
@@ -148,15 +150,22 @@ def test_a_run_failing_mid_way_or_in_the_write_keeps_the_cursor_and_the_next_run
     assert list_calls(server) == 1 and sorted(detail_calls(server)) == sorted(changed)
     table = _rows_by_key(warehouse)
     assert all(table.loc[g, "description"] == store.timecard(g)["timeCarddescription"] for g in changed)
-    cursor = latest_cursor(instance)
-    assert cursor == max(store.timecard_updated.values())
+    versions = stored_versions(warehouse)
+    assert versions == store.timecard_updated
 
-    # The details arrive but the write fails: the cursor stays too.
+    # The details arrive but the write fails: the stored versions stay too.
     fast = unthrottled(server)
     changed = store.mutate_timecards(3)
     server.sandbox.stats.reset()
 
-    class RefusingWarehouse(dg.IOManager):
+    readable = WarehouseIOManager(database=warehouse)
+
+    class RefusingWarehouse(dg.ConfigurableIOManager):
+        """Reads the stored table like the warehouse, refuses every write."""
+
+        def read_table(self, asset_key, columns=None):
+            return readable.create_io_manager(None).read_table(asset_key, columns)
+
         def handle_output(self, context, obj):
             raise OSError("warehouse disk full")
 
@@ -169,14 +178,14 @@ def test_a_run_failing_mid_way_or_in_the_write_keeps_the_cursor_and_the_next_run
     )
     assert not failed.success
     assert sorted(detail_calls(server)) == sorted(changed)
-    assert latest_cursor(instance) == cursor
+    assert stored_versions(warehouse) == versions
 
     server.sandbox.stats.reset()
     run_raw(server, warehouse, instance, resource=fast)
     assert sorted(detail_calls(server)) == sorted(changed)
     table = _rows_by_key(warehouse)
     assert all(table.loc[g, "description"] == store.timecard(g)["timeCarddescription"] for g in changed)
-    assert latest_cursor(instance) == max(store.timecard_updated.values())
+    assert stored_versions(warehouse) == store.timecard_updated
 
 
 def test_full_refresh_quarantine_deletions_job_orders_and_the_conformed_mapping(
@@ -236,7 +245,7 @@ def test_full_refresh_quarantine_deletions_job_orders_and_the_conformed_mapping(
     run_raw(server, warehouse, instance, resource=fast, assets=[JOB_ORDERS_ASSET])
     assert list_calls(server, JOB_ORDERS) == 1
     assert sorted(detail_calls(server, JOB_ORDERS)) == sorted(changed_jobs)
-    assert latest_cursor(instance, JOB_ORDERS_KEY) == max(store.job_order_updated.values())
+    assert stored_versions(warehouse, JOB_ORDERS_TABLE) == store.job_order_updated
     jobs = read_table(warehouse, JOB_ORDERS_TABLE).set_index("record_key")
     assert len(jobs) == cfg.projects
     assert all(jobs.loc[g, "name"].endswith("(revised)") for g in changed_jobs)

@@ -63,10 +63,9 @@ def test_an_empty_listing_in_any_empty_shape_is_a_run_with_nothing_to_fetch(serv
         Route(f"{API}/CurrentTimeCard/{{guid}}", detail),
     ]))
     resource = AimsioResource(base_url=server.url, username="u", password="pw")
-    fetched = resource.fetch_timecards(cursor=1_700_000_000_000)
+    fetched = resource.fetch_timecards(known={"stored-card": 1_700_000_000_000})
     assert fetched.listing.stubs == [] and fetched.listing.unusable == []
     assert len(listed) == 1 and details == []  # read at once, not retried as a bad body
-    assert fetched.cursor == 1_700_000_000_000  # an empty list never moves the cursor back
 
 
 def test_an_object_without_the_value_array_still_fails_the_run(serve_app):
@@ -153,6 +152,23 @@ def test_a_payroll_period_status_of_any_shape_is_read(serve_app, warehouse, inst
     assert conformed.loc["closed-period", "status"] == "paid"
     assert raw.loc["closed-period", "payroll_period_status"].lower() in {"closed", "paid"}
 
+
+
+def test_an_exported_timecard_is_not_read_as_approved(serve_app, warehouse, instance):
+    """``timeCardIsExportedToIntegration`` says an integration exported the card; the document
+    has no approval field. An open payroll period with the flag set stays ``submitted``; the
+    flag is kept in raw, and only a closed payroll period makes a line ``paid``."""
+    bodies = {
+        "exported-open": {**DOC_EXAMPLE_TIMECARD, "timeCardIsExportedToIntegration": True,
+                          "timeCardPayrollPeriodStatus": "OPEN"},
+        "exported-no-period": {**DOC_EXAMPLE_TIMECARD, "timeCardIsExportedToIntegration": "true"},
+        "not-exported-closed": {**DOC_EXAMPLE_TIMECARD, "timeCardPayrollPeriodStatus": "CLOSED"},
+    }
+    raw, conformed, _ = _land(serve_app, warehouse, instance, bodies)
+    assert list(raw.loc[list(bodies), "is_exported"]) == [True, True, False]
+    assert dict(conformed.loc[list(bodies), "status"]) == {
+        "exported-open": "submitted", "exported-no-period": "submitted", "not-exported-closed": "paid",
+    }
 
 
 def test_job_order_dates_without_an_offset_keep_their_day_in_the_job_orders_zone(

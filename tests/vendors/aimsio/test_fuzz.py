@@ -127,7 +127,7 @@ def through_duckdb(frame: pd.DataFrame) -> pd.DataFrame:
 
 def fetched_for(records: list[Any]) -> ChangedRecords:
     stubs = [Stub(f"guid-{i}", UPDATED_AT + i, {}) for i in range(len(records))]
-    return ChangedRecords(StubListing(stubs), stubs, records, None, UPDATED_AT + len(records))
+    return ChangedRecords(StubListing(stubs), stubs, records)
 
 
 def expected_valid(model: type, record: Any) -> bool:
@@ -183,7 +183,7 @@ def test_any_timecard_json_is_a_valid_or_quarantined_row_and_conforms(records):
     assert out["work_date"].notna().all() and out["employee_id"].notna().all()
     for column in ("regular_hours", "overtime_hours", "total_hours"):
         assert all(math.isfinite(v) and v >= 0 for v in out[column]), column
-    assert set(out["status"]) <= {"submitted", "approved", "paid"}
+    assert set(out["status"]) <= {"submitted", "paid"}
 
 
 @FUZZ_SMALL
@@ -207,7 +207,7 @@ def test_any_list_page_yields_stubs_or_quarantined_rows_with_unique_keys(element
     assert len(listing.stubs) + len(listing.unusable) <= len(elements)
     assert all(isinstance(reason, str) and reason for _, reason in listing.unusable)
     details = data.draw(st.lists(mutated(DOC_EXAMPLE_TIMECARD, _aliases(TimeCard)), min_size=len(listing.stubs), max_size=len(listing.stubs)))
-    fetched = ChangedRecords(listing, listing.stubs, details, None, listing.max_updated_at)
+    fetched = ChangedRecords(listing, listing.stubs, details)
     raw = build_incremental_frame(TIMECARD_SPEC, fetched)
     frame = raw.frame
     assert raw.records_served == len(frame) == len(listing.stubs) + len(listing.unusable)

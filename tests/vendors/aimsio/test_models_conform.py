@@ -23,7 +23,7 @@ from timesheet_assets.vendors.aimsio.resource import (
     ChangedRecords,
     Stub,
     StubListing,
-    changed_since,
+    changed_stubs,
     read_stubs,
 )
 from timesheet_assets.vendors.aimsio.sandbox import DOC_EXAMPLE_TIMECARD
@@ -31,7 +31,7 @@ from timesheet_assets.vendors.aimsio.sandbox import DOC_EXAMPLE_TIMECARD
 
 def _frame(details: list, updated_at: int = 1_745_934_700_000):
     stubs = [Stub(f"guid-{i}", updated_at, {}) for i in range(len(details))]
-    fetched = ChangedRecords(StubListing(stubs), stubs, details, None, updated_at)
+    fetched = ChangedRecords(StubListing(stubs), stubs, details)
     return build_incremental_frame(TIMECARD_SPEC, fetched)
 
 
@@ -105,10 +105,10 @@ def test_work_date_uses_the_records_time_zone_or_utc():
 
 
 def test_status_rules():
-    assert timesheet_status("CLOSED", False) == "paid"
-    assert timesheet_status("paid", True) == "paid"
-    assert timesheet_status("OPEN", True) == "approved"
-    assert timesheet_status(None, False) == "submitted"
+    assert timesheet_status("CLOSED") == "paid"
+    assert timesheet_status(" paid ") == "paid"
+    assert timesheet_status("OPEN") == "submitted"
+    assert timesheet_status(None) == "submitted"
     assert project_status("In Progress") == "active"
     assert project_status("Canceled") == "cancelled"
     assert project_status("Something else") == "unknown"
@@ -147,8 +147,14 @@ def test_stub_reading_accepts_guid_or_id_and_keeps_unusable_elements():
         "list stub has neither guid nor id",
         "list element is not a JSON object",
     ]
-    # Strictly newer than the cursor, plus stubs that cannot be compared.
-    assert [s.identifier for s in changed_since(listing.stubs, 5)] == ["17", "c"]
+    # Compared per identifier with the stored updatedAt: new, different in either direction
+    # (17 is older than what "a" has, and still fetched), or not comparable.
+    stored = {"a": 5, "17": 99, "c": 9}
+    assert [s.identifier for s in changed_stubs(listing.stubs, stored)] == ["17"]
+    assert [s.identifier for s in changed_stubs(listing.stubs, {"a": 5})] == ["17", "c"]
+    assert [s.identifier for s in changed_stubs(listing.stubs, None)] == ["a", "17", "c"]
+    no_time = read_stubs([{"guid": "n", "updatedAt": None}]).stubs
+    assert changed_stubs(no_time, {"n": None}) == no_time  # cannot be compared: always fetched
     assert ListStub.model_validate({"guid": "x", "updatedAt": 1, "extra": 1}).model_extra == {"extra": 1}
 
 

@@ -1,8 +1,9 @@
 """Aimsio under faults and bad input, through Dagster over HTTP against the sandbox (issue 9).
 
 Every run either completes with each sandbox record exactly once in the raw tables, or fails
-with a message naming vendor, endpoint path, status and attempt count while the warehouse and
-the incremental cursor stay exactly as the last successful run left them.
+with a message naming vendor, endpoint path, status and attempt count while the warehouse (and
+with it the stored ``updatedAt`` per GUID that the next run compares the listing with) stays
+exactly as the last successful run left it.
 
 Token/session expiry does not apply: Aimsio uses HTTP Basic on every call, there is nothing to
 expire or renew. Credentials revoked mid-run (a 401 during the detail fan-out) are covered
@@ -46,10 +47,10 @@ from .support import (
     TIMECARDS_KEY,
     config,
     detail_calls,
-    latest_cursor,
     list_calls,
     run_raw,
     start,
+    stored_versions,
     unthrottled,
 )
 
@@ -132,8 +133,8 @@ def test_a_transient_fault_is_retried_and_every_row_lands_exactly_once(fault, se
     # Each fault cost exactly one more call, nothing else was re-fetched.
     assert cards["retries"] + jobs["retries"] == injected
     assert server.sandbox.stats.requests == (1 + 8) + (1 + 3) + injected
-    assert cards["cursor_updated_at"] == max(store.timecard_updated.values())
-    assert jobs["cursor_updated_at"] == max(store.job_order_updated.values())
+    assert stored_versions(warehouse) == store.timecard_updated
+    assert stored_versions(warehouse, JOB_ORDERS_TABLE) == store.job_order_updated
     if fault.startswith("429"):
         # The server's wait was honoured (counted as rate-limit wait), not the 0.02 s backoff.
         minimum = 8 * 0.9 if fault == "429-storm-retry-after" else 0.9
@@ -144,8 +145,8 @@ def test_faults_spread_over_the_ten_detail_threads_neither_duplicate_nor_skip_re
     serve_app, warehouse, instance
 ):
     """Issue 9 item 3 for the fan-out: mixed faults hit the 10 concurrent detail calls; each
-    record is still fetched successfully once, written once, and the cursor lands at the
-    newest listed ``updatedAt``."""
+    record is still fetched successfully once and written once, with its listed
+    ``updatedAt``."""
     server, store = start(serve_app, config(40))
     resource = fast(server, max_attempts=16)
     faults = [502, "reset", 503, "truncate", 429, None, "timeout", 504, None, "reset",
@@ -160,14 +161,14 @@ def test_faults_spread_over_the_ten_detail_threads_neither_duplicate_nor_skip_re
     assert server.sandbox.stats.summary()["peak_in_flight"] <= 10
     meta = node_metadata(result, TIMECARDS_KEY)
     assert (meta["rows"], meta["retries"], meta["details_fetched"]) == (40, injected, 40)
-    assert meta["cursor_updated_at"] == max(store.timecard_updated.values())
+    assert stored_versions(warehouse) == store.timecard_updated
     raw = read_table(warehouse, TIMECARDS_TABLE)
     assert len(raw) == 40 and raw["record_key"].is_unique
     # Each row holds the detail of its own key (no thread mixed two answers up).
     assert all(json.loads(p)["timeCardGuid"] == k for k, p in zip(raw["record_key"], raw["payload"]))
 
 
-# -- 2. faults that outlast the retries: clear failure, warehouse and cursor untouched --------
+# -- 2. faults that outlast the retries: clear failure, warehouse untouched -------------------
 
 
 def _crash_after_insert(proof: list[int]):
@@ -190,8 +191,8 @@ def test_faults_that_outlast_the_retries_fail_clearly_and_change_nothing(
     server, store = start(serve_app, config(12))
     resource = fast(server)
     run_raw(server, warehouse, instance, resource=resource)
-    cursor = latest_cursor(instance)
-    assert cursor == max(store.timecard_updated.values())
+    versions = stored_versions(warehouse)
+    assert versions == store.timecard_updated
     token = basic_token(SANDBOX_USERNAME, SANDBOX_PASSWORD)
     changed_total: set[str] = set()
     crash_proof: list[int] = []
@@ -237,7 +238,7 @@ def test_faults_that_outlast_the_retries_fail_clearly_and_change_nothing(
         assert re.search(expected, text), (name, text)
         assert SANDBOX_PASSWORD not in text and token not in text, name
         pd.testing.assert_frame_equal(table(warehouse), before, obj=name)
-        assert latest_cursor(instance) == cursor, name
+        assert stored_versions(warehouse) == versions, name
         if name == "503-outage-on-one-detail":
             # Other details of the fan-out had already arrived; none of them was written.
             ok = [r for r in server.sandbox.stats.calls() if r.status == 200 and f"/{TIMECARDS}/" in r.path]
@@ -245,7 +246,7 @@ def test_faults_that_outlast_the_retries_fail_clearly_and_change_nothing(
         if name == "write-fails-after-insert":
             assert crash_proof and crash_proof[0] >= 4  # the new rows were in, then rolled back
 
-    # The next clean run fetches every change since the last good cursor, once each.
+    # The next clean run fetches every change the table does not hold yet, once each.
     server.sandbox.stats.reset()
     recovered = run_raw(server, warehouse, instance, resource=resource)
     assert list_calls(server) == 1
@@ -254,14 +255,15 @@ def test_faults_that_outlast_the_retries_fail_clearly_and_change_nothing(
     assert len(raw) == 12 and raw.index.is_unique
     for guid in changed_total:
         assert raw.loc[guid, "description"] == store.timecard(guid)["timeCarddescription"]
-    assert node_metadata(recovered, TIMECARDS_KEY)["cursor_updated_at"] == max(store.timecard_updated.values())
+    assert node_metadata(recovered, TIMECARDS_KEY)["details_fetched"] == len(changed_total)
+    assert stored_versions(warehouse) == store.timecard_updated
 
 
 def test_a_change_landing_during_the_fan_out_is_fetched_by_the_next_run(
     serve_app, warehouse, instance, monkeypatch
 ):
-    """The cursor is the newest ``updatedAt`` the list call showed, not the clock: a record
-    edited while the details are being fetched is newer than it and comes again next run."""
+    """A row keeps the ``updatedAt`` the list call showed, not the clock: a record edited
+    while the details are being fetched lists a different one next run and comes again."""
     edited: list[str] = []
     original = AimsioStore.timecard
 
@@ -279,7 +281,8 @@ def test_a_change_landing_during_the_fan_out_is_fetched_by_the_next_run(
     resource = fast(server)
     first = run_raw(server, warehouse, instance, resource=resource)
     assert len(edited) == 1
-    assert node_metadata(first, TIMECARDS_KEY)["cursor_updated_at"] < store.timecard_updated[edited[0]]
+    assert first.success
+    assert stored_versions(warehouse)[edited[0]] < store.timecard_updated[edited[0]]
     server.sandbox.stats.reset()
     run_raw(server, warehouse, instance, resource=resource)
     assert detail_calls(server) == edited
@@ -419,7 +422,7 @@ def test_drifting_and_bad_payloads_are_kept_or_quarantined_and_a_malformed_page_
         assert evaluation.metadata["quarantined"].value == count
 
     # A wholly malformed list page fails at once, naming the endpoint; nothing changes.
-    before, cursor = table(warehouse), latest_cursor(instance)
+    before = table(warehouse)
     store.mutate_timecards(2)
     for mode, shape in (("object", r"an object with keys \['error', 'status'\]"), ("html-as-json-string", "str")):
         page["mode"] = mode
@@ -430,4 +433,3 @@ def test_drifting_and_bad_payloads_are_kept_or_quarantined_and_a_malformed_page_
             rf"array of {{dtype, guid, updatedAt}} stubs, got {shape}", text
         ), text
         pd.testing.assert_frame_equal(table(warehouse), before)
-        assert latest_cursor(instance) == cursor

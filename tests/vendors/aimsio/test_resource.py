@@ -105,11 +105,12 @@ def _tolerant_app() -> Starlette:
 def test_list_wrappers_ids_and_numeric_types_are_tolerated(serve_app):
     server = serve_app(_tolerant_app())
     resource = AimsioResource(base_url=server.url, username="u", password="secret-pw")
-    fetched = resource.fetch_timecards(cursor=1700000000000)
-    # 41 is not newer than the cursor; 42 has no updatedAt, so it cannot be skipped.
+    fetched = resource.fetch_timecards(known={"41": 1700000000000, "42": None})
+    # 41 is stored with the listed updatedAt (a float, read as the same ms); 42 has no
+    # updatedAt, so it cannot be skipped.
     assert [s.identifier for s in fetched.changed] == ["42"]
     assert fetched.details[0]["timeCardGuid"] == "card-42"
-    assert fetched.cursor == 1700000000000
+    assert fetched.listed_versions == {"41": 1700000000000, "42": None}
     with pytest.raises(VendorHTTPError, match=r"HTTP 200 after 1 attempt: expected a JSON array"):
         resource.fetch_job_orders()
 

@@ -146,3 +146,61 @@ def test_seeded_data_is_deterministic_and_covers_the_window():
     assert 0 < deleted < 20
     one_day = expected_timesheets(cfg, cfg.anchor_date, cfg.anchor_date)
     assert 0 < one_day["lines"] < everything["lines"]
+
+
+def test_mutations_change_what_the_api_serves_as_the_document_allows(serve_app, monkeypatch):
+    from datetime import timedelta
+
+    from timesheet_assets.sandbox.mutations import SourceMutations
+    from timesheet_assets.vendors.aimsio.sandbox import _work_date
+
+    from .support import ANCHOR
+
+    server, store = start(serve_app, config(12))
+    mutations = server.sandbox.extra["mutations"]
+    assert isinstance(mutations, SourceMutations)
+    api = f"{server.url}{API}/CurrentTimeCard"
+
+    def mutate(**body):
+        answer = httpx.post(f"{server.url}/_sandbox/mutate", json=body)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["key"]
+
+    def stubs() -> dict[str, int]:
+        return {s["guid"]: s["updatedAt"] for s in httpx.get(api, auth=AUTH).json()}
+
+    def card(key: str) -> httpx.Response:
+        return httpx.get(f"{api}/{key}", auth=AUTH)
+
+    keys = mutations.entry_keys(ANCHOR - timedelta(days=30), ANCHOR)
+    edited, moved, exported, deleted, hard, processed = keys[:6]
+    high_water = max(stubs().values())
+    hours = float(card(edited).json()["timeCardEmployeeRegularHours"])
+    mutate(op="edit_hours", key=edited, delta=1.5)
+    assert float(card(edited).json()["timeCardEmployeeRegularHours"]) == hours + 1.5
+    assert stubs()[edited] > high_water
+    target = ANCHOR - timedelta(days=20)
+    assert mutate(op="move", key=moved, day=target.isoformat()) == moved  # the GUID stays
+    assert _work_date(card(moved).json()) == target
+    mutate(op="approve", key=exported)
+    assert card(exported).json()["timeCardIsExportedToIntegration"] is True
+    mutate(op="delete", key=deleted)
+    assert card(deleted).json()["timeCardIsDeleted"] is True and deleted in stubs()
+    late = mutate(op="add_late", day=(ANCHOR - timedelta(days=2)).isoformat())
+    assert card(late).status_code == 200 and stubs()[late] < max(stubs().values())
+
+    mutations.hard_delete(hard)
+    assert hard not in stubs() and card(hard).status_code == 404
+    mutations.process(processed)
+    assert processed not in stubs()
+    assert card(processed).json()["timeCardPayrollPeriodStatus"] == "CLOSED"
+
+    everything = (ANCHOR - timedelta(days=400), ANCHOR)
+    monkeypatch.setenv("AIMSIO_VANISHED_TIMECARDS", "keep")
+    kept = mutations.expected_lines(*everything).set_index("entry_id")
+    assert {hard, processed, late} <= set(kept.index) and deleted not in kept.index
+    assert kept.loc[processed, "status"] == "paid" and kept.loc[exported, "status"] == "submitted"
+    assert kept.loc[moved, "work_date"] == target
+    monkeypatch.setenv("AIMSIO_VANISHED_TIMECARDS", "drop")
+    dropped = set(mutations.expected_lines(*everything)["entry_id"])
+    assert dropped == set(kept.index) - {hard, processed}

@@ -11,8 +11,9 @@ from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.ajera import sandbox as ajera_sandbox
 from timesheet_assets.vendors.ajera.resource import AjeraResource
+from timesheet_assets.vendors.ajera.week import READINGS
 
-ANCHOR = date(2025, 3, 29)  # a Saturday: the last week in the data is complete
+ANCHOR = date(2025, 3, 29)  # a Saturday
 
 
 def small_config(**overrides: Any) -> SandboxConfig:
@@ -22,9 +23,15 @@ def small_config(**overrides: Any) -> SandboxConfig:
 
 
 def resource_for(server: SandboxServer, **overrides: Any) -> AjeraResource:
+    """A resource pointed at ``server``, reading weeks the way that sandbox serves them (unless
+    ``timesheet_date`` says otherwise). No status scan unless a test asks for one: the scan is
+    tested on its own, and the call counts of the other tests stay those of their window."""
+    reading = ajera_sandbox.ajera_state(server).dataset.reading
     # The sandbox has no documented limit to protect; tests run faster than the default.
-    values: dict[str, Any] = {"requests_per_second": 50.0, "backoff_cap_seconds": 0.2, **overrides}
-    return AjeraResource.from_values(ajera_sandbox.sandbox_env(server.url), **values)
+    values: dict[str, Any] = {
+        "requests_per_second": 50.0, "backoff_cap_seconds": 0.2, "status_scan_days": 0, **overrides
+    }
+    return AjeraResource.from_values(ajera_sandbox.sandbox_env(server.url, reading), **values)
 
 
 @pytest.fixture
@@ -35,3 +42,9 @@ def ajera_server(serve_app) -> Callable[..., SandboxServer]:
         return serve_app(ajera_sandbox.create_app(config or small_config(), **kwargs))
 
     return start
+
+
+@pytest.fixture(params=READINGS)
+def reading(request) -> str:
+    """Each week reading (``AJERA_TIMESHEET_DATE``), served by the sandbox and read by the client."""
+    return request.param

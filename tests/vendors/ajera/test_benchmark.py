@@ -14,10 +14,9 @@ def test_benchmark_reports_each_scenario_from_sandbox_counts():
         assert set(row) == KEYS
         assert row["vendor"] == "ajera"
         assert row["documented_limit_rps"] is None and row["utilisation_pct"] is None
-        # session, ListTimesheets, 2 GetTimesheets batches of 50, 2 ListProjects (12 projects on
-        # a short first page, then the empty page that confirms it was the last), GetProjects,
-        # EndAPISession
-        assert row["requests"] == 8
+        # session, ListTimesheets, 2 GetTimesheets batches of 50, 1 ListProjects (12 projects,
+        # PageCount 1: no confirming call), GetProjects, EndAPISession
+        assert row["requests"] == 7
         assert row["records"] == 100 + 12
         assert row["rate_violations"] == 0
-        assert row["requests_per_1000_records"] == round(1000 * 8 / 112, 2)
+        assert row["requests_per_1000_records"] == round(1000 * 7 / 112, 2)

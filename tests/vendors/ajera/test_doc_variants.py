@@ -15,14 +15,15 @@ from datetime import date
 import pytest
 from starlette.responses import Response
 
-from timesheet_assets.vendors.ajera import sandbox as ajera_sandbox
-from timesheet_assets.vendors.ajera.sandbox import Arguments, ajera_state
+from timesheet_assets.vendors.ajera.sandbox import ajera_state
+from timesheet_assets.vendors.ajera.week import READINGS, WEEK_ENDING
 
 from .conftest import resource_for, small_config
-from .test_doc_examples import doc_replay_app, doc_resource, fetch_doc_window, fixture
+from .test_doc_examples import DOC_WEEK as DOC_WEEKS
+from .test_doc_examples import doc_day_rows, doc_replay_app, doc_resource, fetch_doc_window, fixture
 
-DOC_WEEK = (date(2012, 9, 9), date(2012, 9, 15))
-DOC_DAY_ROWS = {"147:P2:2012-09-09", "147:P2:2012-09-10", "147:P2:2012-09-11", "147:O30:2012-09-10", "147:O30:2012-09-11"}
+DOC_WEEK = DOC_WEEKS[WEEK_ENDING]
+DOC_DAY_ROWS = doc_day_rows(WEEK_ENDING)
 SUCCESS = {"ResponseCode": 200, "Message": "Success", "Errors": [], "UsageKey": "6e983af4-946f-4947-9fbd-a233f796f6b4"}
 
 
@@ -121,9 +122,9 @@ EMPTY_LISTS = {
 @pytest.mark.parametrize("answer", list(EMPTY_LISTS.values()), ids=list(EMPTY_LISTS))
 def test_every_form_of_an_empty_timesheet_list_lands_no_rows_without_failing(serve_app, answer):
     server = serve_app(doc_replay_app({"ListTimesheets": answer}))
-    built, reconciliation = fetch_doc_window(server, *DOC_WEEK)
+    built, weeks = fetch_doc_window(server, *DOC_WEEK)
     assert built.frame.empty and (built.records_served, built.quarantined) == (0, 0)
-    assert reconciliation == {"timesheets_checked": 0, "mismatched": []}
+    assert weeks == []
     assert methods_called(server) == ["CreateAPISession", "ListTimesheets", "EndAPISession"]
 
 
@@ -172,52 +173,102 @@ def test_keys_as_numeric_text_or_floats_still_pair_list_and_detail(serve_app, li
     assert get["MethodArguments"] == {"RequestedTimesheets": [147]}
 
 
-def test_listed_weeks_outside_the_window_are_neither_fetched_nor_quarantined(serve_app):
-    # A server may list more than the filter range asks for (e.g. every week that overlaps it);
-    # weeks without a day in the window are not this run's business.
+@pytest.mark.parametrize("reading", READINGS)
+def test_listed_weeks_outside_the_window_are_neither_fetched_nor_quarantined(serve_app, reading):
+    # A server may list more than the filter range asks for (e.g. every week that overlaps it),
+    # and the listing asks for the weeks of both readings: weeks without a day in the window
+    # under the configured reading are not this run's business.
     listed = fixture("list_timesheets_response")
     doc_week = listed["Content"]["Timesheets"][0]
     earlier = {**copy.deepcopy(doc_week), "Timesheet Key": 140, "Timesheet Date": "2012-09-02T00:00:00"}
     later = {**copy.deepcopy(doc_week), "Timesheet Key": 150, "Timesheet Date": "2012-09-16"}
     listed["Content"]["Timesheets"] = [earlier, doc_week, later]
     server = serve_app(doc_replay_app({"ListTimesheets": listed}))
-    built, _ = fetch_doc_window(server, *DOC_WEEK)
+    resource = doc_resource(server, timesheet_date=reading)
+    try:
+        fetch = resource.fetch_timesheets(*DOC_WEEKS[reading])
+    finally:
+        resource.close()
+    assert fetch.outside_window == 2
+    built, _ = fetch_doc_window(server, *DOC_WEEKS[reading], reading)
     assert built.quarantined == 0 and built.records_served == 1
-    assert set(built.frame["record_key"]) == DOC_DAY_ROWS
-    [get] = [b for b in server.app.state.received if b["Method"] == "GetTimesheets"]
-    assert get["MethodArguments"] == {"RequestedTimesheets": [147]}
+    assert set(built.frame["record_key"]) == doc_day_rows(reading)
+    gets = [b for b in server.app.state.received if b["Method"] == "GetTimesheets"]
+    assert all(get["MethodArguments"] == {"RequestedTimesheets": [147]} for get in gets)
 
 
 # -- paging ---------------------------------------------------------------------------------------
-def test_project_pages_capped_below_the_requested_size_are_all_read(ajera_server, monkeypatch):
-    """A server may serve fewer records per page than ``PageSize`` asks for (its own maximum);
-    a page shorter than asked is then not the last one."""
-    server_max = 3
-    allowed, list_projects = ajera_sandbox.METHODS["ListProjects"]
+def test_paging_travels_beside_method_arguments(serve_app):
+    """Deltek's general API page: ``PageResults``, ``PageNumber`` and ``PageSize`` are
+    properties of the request body, next to ``MethodArguments``."""
+    projects = [{"ProjectKey": k, "ID": f"P{k}", "Description": "x", "Status": "Active"} for k in (1, 2, 3)]
 
-    def capped(state, args):
-        raw = {**args.raw, "PageSize": min(args.raw["PageSize"], server_max)}
-        return list_projects(state, Arguments("ListProjects", raw, allowed))
+    def list_projects(body):
+        return {**SUCCESS, "PageSize": body["PageSize"], "PageNumber": body["PageNumber"], "PageCount": 1,
+                "Content": {"Projects": projects}}
 
-    monkeypatch.setitem(ajera_sandbox.METHODS, "ListProjects", (allowed, capped))
+    server = serve_app(doc_replay_app({"ListProjects": list_projects}))
+    resource = doc_resource(server)
+    try:
+        records, pages = resource.list_projects()
+    finally:
+        resource.close()
+    [body] = [b for b in server.app.state.received if b["Method"] == "ListProjects"]
+    assert (body["PageResults"], body["PageNumber"], body["PageSize"]) == (True, 1, 500)
+    assert body["MethodArguments"] == {}
+    assert (len(records), pages) == (3, 1)
+
+
+def test_page_count_ends_the_list_without_a_confirming_call(ajera_server):
     server = ajera_server(small_config(projects=8))
     state = ajera_state(server)
+    records, pages = _list_projects(server, page_size=3)
+    assert sorted(r["ProjectKey"] for r in records) == [p["ProjectKey"] for p in state.dataset.projects]
+    assert pages == state.calls("ListProjects") == 3  # PageCount 3: pages of 3, 3 and 2
+
+
+def test_page_count_of_an_exact_multiple_costs_no_empty_page(ajera_server):
+    server = ajera_server(small_config(projects=6))
+    state = ajera_state(server)
+    records, pages = _list_projects(server, page_size=3)
+    assert len(records) == 6
+    assert pages == state.calls("ListProjects") == 2
+
+
+def test_project_pages_capped_below_the_requested_size_are_all_read(ajera_server):
+    """A server may serve fewer records per page than ``PageSize`` asks for (its own maximum)
+    and give no ``PageCount``: a page shorter than asked is then not the last one."""
+    server = ajera_server(small_config(projects=8))
+    state = ajera_state(server)
+    state.page_size_cap, state.page_count_field = 3, False
     records, pages = _list_projects(server)
     assert sorted(r["ProjectKey"] for r in records) == [p["ProjectKey"] for p in state.dataset.projects]
     assert pages == state.calls("ListProjects") == 3  # 3 + 3 + 2: the last short page ends it
 
 
-def test_single_short_project_page_costs_one_confirming_call(ajera_server):
+def test_single_short_project_page_without_page_count_costs_one_confirming_call(ajera_server):
     server = ajera_server(small_config(projects=5))
     state = ajera_state(server)
+    state.page_count_field = False
     records, pages = _list_projects(server)
     assert len(records) == 5
     assert state.calls("ListProjects") == pages == 2  # 5 records, then an empty page 2
 
 
-def _list_projects(server):
-    """Every project and the pages read, asking for pages far larger than the server serves."""
-    resource = resource_for(server, page_size=500)
+def test_a_server_that_ignores_paging_is_read_once(ajera_server):
+    """A server answering every page with the whole list (no paging, no PageCount): the second
+    page repeats the first and ends the list, every project once."""
+    server = ajera_server(small_config(projects=7))
+    state = ajera_state(server)
+    state.ignore_paging = True
+    records, pages = _list_projects(server, page_size=3)
+    assert sorted(r["ProjectKey"] for r in records) == [p["ProjectKey"] for p in state.dataset.projects]
+    assert state.calls("ListProjects") == pages == 2
+
+
+def _list_projects(server, page_size: int = 500):
+    """Every project and the pages read."""
+    resource = resource_for(server, page_size=page_size)
     try:
         return resource.list_projects()
     finally:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import duckdb
@@ -36,7 +36,8 @@ from timesheet_assets.vendors.ajera.assets import (
     line_records,
 )
 from timesheet_assets.vendors.ajera.conform import conform_projects, conform_timesheets
-from timesheet_assets.vendors.ajera.resource import AjeraResource, read_envelope
+from timesheet_assets.vendors.ajera.envelope import read_envelope
+from timesheet_assets.vendors.ajera.resource import AjeraResource
 from timesheet_assets.vendors.ajera.sandbox import build_dataset, envelope
 
 from .conftest import small_config
@@ -156,7 +157,7 @@ def served_timesheets(draw) -> tuple[list[Any], list[Any]]:
 class ServedAjera(AjeraResource):
     """The resource's own fetch bookkeeping (dedupe, detail matching) over canned answers."""
 
-    def list_timesheets(self, earliest: date, latest: date) -> list[Any]:
+    def list_timesheets(self, earliest: date, latest: date, employees=None) -> list[Any]:
         return SERVED["listed"]
 
     def get_timesheets(self, keys) -> list[list[Any]]:
@@ -190,7 +191,7 @@ def _timesheet_of(key: str) -> str:
 def test_timesheet_pipeline_never_raises_and_accounts_for_every_week(served):
     SERVED["listed"], SERVED["details"] = served
     fetch = RESOURCE.fetch_timesheets(FIRST, LAST)
-    raw, reconciliation = build_timesheet_frame(fetch)
+    raw, weeks = build_timesheet_frame(fetch)
     frame = raw.frame
 
     assert raw.records_served == len(fetch.listed)
@@ -218,7 +219,10 @@ def test_timesheet_pipeline_never_raises_and_accounts_for_every_week(served):
     valid = frame[frame["quarantine_reason"].isna()]
     hours = pd.concat([valid["regular_hours"], valid["overtime_hours"]])
     assert hours.map(math.isfinite).all()
-    assert len(reconciliation["mismatched"]) <= reconciliation["timesheets_checked"]
+    # Every valid week reports Ajera's numbers for the reconciliation, each day inside its week.
+    assert len(weeks) == len(fetch.listed) - rejected
+    assert all(week.week is None or set(week.cells) <= {
+        week.week[0] + timedelta(days=i) for i in range(7)} for week in weeks)
 
     conformed = conform_timesheets(duckdb_round_trip(frame))
     assert list(conformed.columns) == list(TIMESHEET_COLUMNS)

@@ -402,7 +402,7 @@ def test_unknown_fields_are_kept_and_missing_optional_fields_become_nulls(faulty
         for name in ("Phase Description", "Activity", "Employee Type Key"):
             del line[name]
     bare = state.dataset.projects[2]
-    for name in ("Client", "ProjectManager", "ActualStartDate", "EstimatedStartDate"):
+    for name in ("InvoiceGroups", "ProjectManager", "ActualStartDate", "EstimatedStartDate"):
         bare.pop(name)
 
     result = run(server, warehouse)
@@ -452,13 +452,13 @@ def test_wrong_types_and_impossible_values_are_quarantined_and_counted(
                     str(state.dataset.projects[4]["ProjectKey"]): "Status"}
     state.dataset.projects[3].update(ActualStartDate=None, EstimatedStartDate="2024-13-01")
     state.dataset.projects[4]["Status"] = 7
-    allowed, list_timesheets = ajera_sandbox.METHODS["ListTimesheets"]
+    allowed, list_timesheets, paged = ajera_sandbox.METHODS["ListTimesheets"]
 
-    def with_a_stray_entry(st, args):
-        content = list_timesheets(st, args)
+    def with_a_stray_entry(st, call):
+        content = list_timesheets(st, call)
         return {"Timesheets": [*content["Timesheets"], "not a timesheet"]}
 
-    monkeypatch.setitem(ajera_sandbox.METHODS, "ListTimesheets", (allowed, with_a_stray_entry))
+    monkeypatch.setitem(ajera_sandbox.METHODS, "ListTimesheets", (allowed, with_a_stray_entry, paged))
 
     result = run(server, warehouse)
 
@@ -522,15 +522,16 @@ MALFORMED = {
 @pytest.mark.parametrize("case", list(MALFORMED))
 def test_malformed_page_fails_clearly_and_leaves_warehouse_as_it_was(fresh, monkeypatch, case):
     asset, method, malform, message = MALFORMED[case]
-    allowed, handler = ajera_sandbox.METHODS[method]
+    allowed, handler, _ = ajera_sandbox.METHODS[method]
     pages = Counter()
 
-    def later_pages_malformed(st, args):
+    def later_pages_malformed(st, call):
         pages[method] += 1
-        content = handler(st, args)
+        content = handler(st, call)
         return content if pages[method] == 1 and method == "ListProjects" else malform(content)
 
-    monkeypatch.setitem(ajera_sandbox.METHODS, method, (allowed, later_pages_malformed))
+    # Served unpaged (no PageCount): the first short page is confirmed by asking for page 2.
+    monkeypatch.setitem(ajera_sandbox.METHODS, method, (allowed, later_pages_malformed, None))
 
     result = run(fresh.server, fresh.warehouse, assets=[asset], max_attempts=ATTEMPTS, max_in_flight=1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
 
@@ -27,8 +28,10 @@ from timesheet_assets.vendors.ajera.sandbox import (
     corrupt_timesheet,
     day_cells,
     expected_timesheets,
+    timesheet_date_for,
     touch_timesheets,
 )
+from timesheet_assets.vendors.ajera.week import first_day
 
 from .conftest import ANCHOR, resource_for, small_config
 
@@ -47,9 +50,9 @@ def valid_rows(warehouse: str) -> pd.DataFrame:
     return raw[raw["quarantine_reason"].isna()]
 
 
-def test_twelve_week_backfill_lands_each_day_row_once_with_minimal_calls(ajera_server, warehouse, instance):
+def test_twelve_week_backfill_lands_each_day_row_once_with_minimal_calls(ajera_server, warehouse, instance, reading):
     config = small_config(time_records=312, employees=26, days=84, projects=10)
-    server = ajera_server(config)
+    server = ajera_server(config, timesheet_date=reading)
     state = ajera_state(server)
     batch = 50
     first, last = config.first_date, config.anchor_date
@@ -87,7 +90,7 @@ def test_twelve_week_backfill_lands_each_day_row_once_with_minimal_calls(ajera_s
     assert conformed["entry_id"].is_unique
     assert conformed["total_hours"].sum() == pytest.approx(sum(cells.values()))
     assert dict(zip(conformed["entry_id"], conformed["total_hours"])) == pytest.approx(cells)
-    assert expected_timesheets(config, first, last) == {"lines": len(cells), "total_hours": pytest.approx(sum(cells.values()))}
+    assert expected_timesheets(config, first, last, reading) == {"lines": len(cells), "total_hours": pytest.approx(sum(cells.values()))}
     assert set(conformed["status"]) == {"draft", "submitted", "approved", "rejected", "paid"}
     assert all(check.passed for check in result.get_asset_check_evaluations())
     assert {c.check_name for c in result.get_asset_check_evaluations()} >= {
@@ -100,22 +103,29 @@ def test_twelve_week_backfill_lands_each_day_row_once_with_minimal_calls(ajera_s
     assert meta["quarantined"] == 0
     assert meta["requests"] == server.sandbox.stats.count() - 1  # EndAPISession runs at teardown
     assert (meta["list_timesheets_calls"], meta["get_timesheets_calls"]) == (1, math.ceil(timesheets / batch))
+    assert meta["timesheet_date_reading"] == reading
 
 
-def test_window_starting_mid_week_keeps_the_days_of_the_earlier_week(ajera_server, warehouse, instance):
+def test_window_starting_mid_week_keeps_the_days_of_the_earlier_week(ajera_server, warehouse, instance, reading):
     config = small_config()
-    server = ajera_server(config)
+    server = ajera_server(config, timesheet_date=reading)
     state = ajera_state(server)
-    first = ANCHOR - timedelta(days=10)  # a Wednesday: its week started on the Sunday before
+    first = ANCHOR - timedelta(days=10)  # a Wednesday: its week began before it under either reading
     last = first + timedelta(days=5)
     assert first.weekday() == 2
     materialize([ajera_timesheets], {"ajera": resource_for(server)}, warehouse, first=first, last=last, instance=instance)
     raw = valid_rows(warehouse)
     cells = day_cells(state.dataset, first, last)
     assert set(raw["record_key"]) == set(cells)
-    early_week = [d for d in raw["timesheet_date"].unique() if d < first]
-    assert early_week, "the week that began before the window must contribute its later days"
+    week_starts = {first_day(d, reading) for d in raw["timesheet_date"].unique()}
+    assert any(d < first for d in week_starts), "the week that began before the window must contribute its later days"
+    assert any(d + timedelta(days=6) > last for d in week_starts), "the week that ends after it, its first days"
     assert raw["work_date"].min() >= first and raw["work_date"].max() <= last
+    # Each row's day is its week's first day plus its day number minus one.
+    assert all(
+        first_day(row.timesheet_date, reading) + timedelta(days=int(row.day_number) - 1) == row.work_date
+        for row in raw.itertuples()
+    )
 
 
 def test_rerun_replaces_its_window_and_leaves_other_days(ajera_server, warehouse, instance):
@@ -151,9 +161,8 @@ def test_invalid_or_missing_timesheets_are_quarantined_whole(ajera_server, wareh
     server = ajera_server(config)
     state = ajera_state(server)
     first, last = config.anchor_date - timedelta(days=6), config.anchor_date
-    in_window = sorted(
-        k for k, ts in state.dataset.timesheets.items() if ts["list"]["Timesheet Date"] == first.isoformat()
-    )
+    week = timesheet_date_for(last, state.dataset.reading)  # the week holding the window
+    in_window = sorted(k for k, ts in state.dataset.timesheets.items() if ts["list"]["Timesheet Date"] == week.isoformat())
     corrupt_key, hidden_key = in_window[0], in_window[1]
     expected = {
         k: v for k, v in day_cells(state.dataset, first, last).items()
@@ -190,3 +199,36 @@ def test_invalid_or_missing_timesheets_are_quarantined_whole(ajera_server, wareh
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert not checks[QUARANTINE_CHECK].passed
     assert checks[QUARANTINE_CHECK].metadata["quarantined"].value == 2
+
+
+def test_a_key_lives_on_one_day_and_keyless_weeks_keep_their_key_across_runs(ajera_server, warehouse, instance, monkeypatch):
+    """The raw table declares its primary key, so a key written on another day moves there; a
+    listed week without a key is named by a digest of what was served (the shared
+    ``unkeyed_key``), the same in every run, so it never lands twice."""
+    from timesheet_assets.ingest.records import unkeyed_key
+    from timesheet_assets.storage import PRIMARY_KEY
+    from timesheet_assets.vendors.ajera import sandbox as ajera_sandbox
+
+    assert ajera_timesheets.specs_by_key[TIMESHEETS_KEY].metadata[PRIMARY_KEY] == "record_key"
+    allowed, list_timesheets, paged = ajera_sandbox.METHODS["ListTimesheets"]
+    ghost = {"Employee": "Nobody", "Timesheet Total": 3}
+
+    def with_a_keyless_week(st, call):
+        return {"Timesheets": [*list_timesheets(st, call)["Timesheets"], dict(ghost)]}
+
+    monkeypatch.setitem(ajera_sandbox.METHODS, "ListTimesheets", (allowed, with_a_keyless_week, paged))
+    config = small_config()
+    server = ajera_server(config)
+    resource = resource_for(server)
+    older = (config.first_date, config.first_date + timedelta(days=6))
+    newer = (older[1] + timedelta(days=1), config.anchor_date)
+    materialize([ajera_timesheets], {"ajera": resource}, warehouse, first=older[0], last=older[1], instance=instance)
+    result = materialize([ajera_timesheets], {"ajera": resource}, warehouse, first=newer[0], last=newer[1], instance=instance)
+
+    raw = read_raw(warehouse)
+    expected_key = unkeyed_key(json.dumps({"Timesheet": ghost, "Detail": None}, separators=(",", ":")))
+    keyless = raw[raw["record_key"].str.startswith("unkeyed:")]
+    assert list(keyless["record_key"]) == [expected_key]  # once, on the day of the latest run
+    assert list(keyless["work_date"]) == [newer[0]]
+    assert raw["record_key"].is_unique
+    assert materialization_metadata(result, ["raw", "ajera", "timesheets"])["rows_moved_from_other_days"] == 1

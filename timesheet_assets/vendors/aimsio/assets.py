@@ -1,14 +1,24 @@
 """Raw Aimsio assets: ``raw/aimsio/timecards`` and ``raw/aimsio/job_orders``.
 
-Both are incremental and not partitioned. Each run makes one GET-all call, then GET-single
-calls only for stubs whose ``updatedAt`` is newer than the cursor, and upserts the details by
-GUID (``record_key``). The cursor is the newest ``updatedAt`` listed, stored as
-``cursor_updated_at`` in the materialization metadata. Dagster records that metadata only
-after the IO manager's write committed, so a run that fails while fetching or writing leaves
-the cursor where it was and the next run fetches every change again.
+Both are incremental and not partitioned. Each run reads the stored keys and ``updatedAt``s
+back from the warehouse, makes one GET-all call, then GET-single calls only for stubs that are
+new or whose ``updatedAt`` differs from the stored one, and upserts the details by GUID
+(``record_key``). There is no high-water mark: a record that becomes visible with an
+``updatedAt`` older than others (a form synced late from a phone, a skewed clock) is fetched
+like any other. A run that fails writes nothing, so the next one compares against the same
+table and fetches every change again.
 
-Run config ``{"full_refresh": true}`` ignores the cursor and re-fetches every detail (still an
-upsert: rows of records that left the list are kept).
+Records the listing no longer names are not silently current: their rows get ``listed =
+false``, when they were last listed and when they left, and what one GET-single call answered
+for them (``listing_state``; at most ``vanished_lookups_per_run`` calls per run). Whether such
+a timecard still counts in ``conformed/timesheets`` is ``AIMSIO_VANISHED_TIMECARDS``.
+
+Timecards: the work dates the run touched (changed cards, old and new dates, cards that left)
+outside the run's conformed window go into ``days_to_reread`` metadata, which the
+``reread_changed_days`` sensor turns into conformed rebuilds of those days.
+
+Run config ``{"full_refresh": true}`` fetches every listed detail again (still an upsert: rows
+of records that left the list are kept).
 
 Raw timecards carry ``work_date``: ``timeCardRecordDate`` (epoch ms) as a date in the
 record's ``timeCardTimeZone``, or in UTC when it has none (or names an unknown zone);
@@ -18,10 +28,12 @@ record's ``timeCardTimeZone``, or in UTC when it has none (or names an unknown z
 # No ``from __future__ import annotations`` here: Dagster reads the run-config class from the
 # asset function's annotations at definition time and cannot resolve them as strings.
 import json
+from collections import Counter
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Mapping
 
 import dagster as dg
+import duckdb
 import pandas as pd
 from pydantic import Field
 
@@ -30,6 +42,7 @@ from ...ingest import (
     RawFrame,
     RawSpec,
     build_raw_frame,
+    daily_partitions,
     permanent_errors_fail_fast,
     raw_asset_defaults,
     quarantine_check_result,
@@ -37,14 +50,32 @@ from ...ingest import (
     raw_output,
 )
 from ...ingest.records import INGESTED_COLUMN, KEY_COLUMN, PAYLOAD_COLUMN, QUARANTINE_COLUMN, typed_frame
+from ...schedules import DAYS_TO_REREAD, RANGE_END, RANGE_START
+from .listing_state import (
+    LISTED,
+    PENDING,
+    UPDATED_MS,
+    StoredState,
+    VanishPlan,
+    answer_text,
+    as_date,
+    days_to_reread,
+    gone_rows,
+    mark_listed,
+    plan_vanished,
+    stored_columns,
+)
 from .models import JobOrder, TimeCard, epoch_ms_to_utc, local_date
-from .resource import AimsioResource, ChangedRecords, unusable_stub_key
+from .resource import AimsioResource, ChangedRecords, DetailAnswer, unusable_stub_key
+from .settings import vanished_timecards
 
 GROUP = "aimsio"
 RESOURCE_KEY = "aimsio"
 TIMECARDS_KEY = dg.AssetKey(["raw", "aimsio", "timecards"])
 JOB_ORDERS_KEY = dg.AssetKey(["raw", "aimsio", "job_orders"])
-CURSOR_KEY = "cursor_updated_at"
+# When this run's list call was made (ISO text): the next run's "last listed" for records
+# that are gone from its own listing.
+LISTED_AT_KEY = "listed_at"
 
 # Stub-derived columns, filled after validation: the detail body has no ``updatedAt``.
 STUB_COLUMNS = {"source_updated_at": "datetime64[ns, UTC]", "source_updated_at_ms": "Int64"}
@@ -201,31 +232,96 @@ def build_incremental_frame(spec: RawSpec, fetched: ChangedRecords) -> RawFrame:
     )
 
 
-def stored_cursor(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
-    """``cursor_updated_at`` of the last materialization; None before the first success."""
+def read_stored(io_manager: Any, key: dg.AssetKey, date_column: str | None) -> StoredState:
+    """The stored keys, ``updatedAt``s, listing columns (and work dates) of the raw table."""
+    reader = getattr(io_manager, "read_table", None)
+    if reader is None:
+        raise dg.Failure(
+            f"{key.to_user_string()} compares the listing with the stored table and needs the "
+            "warehouse IO manager (read_table); the run's io_manager cannot read tables"
+        )
+    try:
+        frame = reader(key, stored_columns(date_column))
+    except duckdb.Error:
+        # A table written before the listing columns existed: all its records read as listed.
+        frame = reader(key, [KEY_COLUMN, UPDATED_MS, *([date_column] if date_column else [])])
+    return StoredState(frame, date_column)
+
+
+def previous_listing(instance: dg.DagsterInstance, key: dg.AssetKey) -> datetime | None:
+    """When the last successful run listed (its ``listed_at``; the materialization's time for
+    runs that did not record it). None before the first success."""
     event = instance.get_latest_materialization_event(key)
     if event is None or event.asset_materialization is None:
         return None
-    value = event.asset_materialization.metadata.get(CURSOR_KEY)
+    value = event.asset_materialization.metadata.get(LISTED_AT_KEY)
     value = getattr(value, "value", value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return datetime.fromtimestamp(event.timestamp, tz=timezone.utc)
+
+
+def conformed_window(context: dg.AssetExecutionContext) -> tuple[date, date] | None:
+    """The work dates the run's conformed step rebuilds: its partition range (the refresh
+    schedules and the sensor tag every run with one). None for a run without a range."""
+    tags = context.run.tags
+    first, last = tags.get(RANGE_START), tags.get(RANGE_END)
+    if not (first and last):
         return None
-    return int(value)
+    return date.fromisoformat(first), date.fromisoformat(last)
+
+
+def _partition_bounds() -> tuple[date, date]:
+    partitions = daily_partitions()
+    last = partitions.get_last_partition_key()
+    return partitions.start.date(), date.fromisoformat(last) if last else partitions.start.date()
+
+
+def _gone_frame(
+    spec: RawSpec,
+    stored: StoredState,
+    plan: VanishPlan,
+    answers: list[DetailAnswer],
+    listed_at: datetime,
+    previous: datetime | None,
+    read_all: Callable[[], pd.DataFrame],
+) -> tuple[pd.DataFrame, RawFrame]:
+    """Rows of the records that left the listing this run or got their answer now, and the
+    validated bodies GET-single still served for some of them."""
+    texts = {a.identifier: answer_text(a) for a in answers}
+    texts.update({k: PENDING for k in plan.left if k not in texts})
+    served_answers = [a for a in answers if a.status == 200]
+    served = build_raw_frame(spec, [a.body for a in served_answers], ingested_at=listed_at)
+    if len(served.frame) != len(served_answers):
+        raise AssertionError("Aimsio details must map one-to-one onto raw rows")
+    served.frame[KEY_COLUMN] = pd.array([a.identifier for a in served_answers], dtype="string")
+    kept_keys = [k for k in texts if k not in {a.identifier for a in served_answers}]
+    kept = pd.DataFrame()
+    if kept_keys:
+        everything = read_all()
+        kept = everything[everything[KEY_COLUMN].isin(kept_keys)]
+    dtypes = {KEY_COLUMN: "string", PAYLOAD_COLUMN: "string", QUARANTINE_COLUMN: "string", **spec.columns}
+    frame = gone_rows(served.frame, kept, stored, texts, listed_at, previous, dtypes)
+    return frame, served
 
 
 class AimsioIncrementalConfig(dg.Config):
     full_refresh: bool = Field(
         default=False,
-        description="Ignore the stored cursor and fetch every record's detail again.",
+        description="Fetch every listed record's detail again, whatever the stored updatedAt.",
     )
 
 
 def _incremental_asset(
     key: dg.AssetKey,
     spec: RawSpec,
-    fetch: Callable[[AimsioResource, int | None], ChangedRecords],
+    endpoint_of: Callable[[AimsioResource], str],
     description: str,
     retry_policy: dg.RetryPolicy | None,
+    date_column: str | None = None,
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
@@ -233,38 +329,74 @@ def _incremental_asset(
         description=description,
         metadata={"primary_key": KEY_COLUMN},
         check_specs=[quarantine_check_spec(key)],
+        # The warehouse is read back (the stored updatedAt per GUID), so both resources come
+        # by key: Dagster takes resources either all by key or all as parameters.
+        required_resource_keys={"io_manager", RESOURCE_KEY},
     )
-    def raw_incremental(
-        context: dg.AssetExecutionContext,
-        config: AimsioIncrementalConfig,
-        aimsio: AimsioResource,
-    ):
-        previous = None if config.full_refresh else stored_cursor(context.instance, key)
+    def raw_incremental(context: dg.AssetExecutionContext, config: AimsioIncrementalConfig):
+        aimsio: AimsioResource = getattr(context.resources, RESOURCE_KEY)
+        io_manager = context.resources.io_manager
+        stored = read_stored(io_manager, key, date_column)
+        previous = previous_listing(context.instance, key)
+        endpoint = endpoint_of(aimsio)
         before = aimsio.metrics.snapshot()
+        listed_at = datetime.now(timezone.utc)
         # Outages (429/502/503/504, timeouts, dropped or truncated answers, after the client's
         # own retries) reach the step retry policy; permanent errors (401/403, other 4xx, 500,
         # a list page that is not an array) fail at once without step retries. Either way
-        # nothing is written and the cursor stays where it was.
+        # nothing is written, and the next run compares the listing with the same table.
         with permanent_errors_fail_fast():
-            fetched = fetch(aimsio, previous)
-        raw = build_incremental_frame(spec, fetched)
-        deleted = int(raw.frame["is_deleted"].astype("boolean").fillna(False).sum())
+            fetched = aimsio.fetch_changed(endpoint, None if config.full_refresh else stored.known_versions())
+            listed_ids = {s.identifier for s in fetched.listing.stubs}
+            plan = plan_vanished(
+                stored, listed_ids, aimsio.vanished_lookups_per_run,
+                listing_empty=not fetched.listing.stubs and not fetched.listing.unusable,
+            )
+            answers = aimsio.ask_after_vanishing(endpoint, plan.ask)
+        changed = build_incremental_frame(spec, fetched)
+        gone, served = _gone_frame(
+            spec, stored, plan, answers, listed_at, previous, lambda: io_manager.read_table(key)
+        )
+        frame = mark_listed(changed.frame, listed_at)
+        if not gone.empty:
+            frame = pd.concat([frame, gone], ignore_index=True)
+        raw = RawFrame(
+            frame=frame,
+            records_served=changed.records_served + served.records_served,
+            quarantined=changed.quarantined + served.quarantined,
+        )
+        was_gone = set(stored.frame.index[~stored.frame[LISTED]])
+        answered = Counter(answer_text(a) for a in answers)
         extra: dict[str, Any] = {
             "write_mode": "upsert",
             "full_refresh": config.full_refresh,
             "stubs_listed": len(fetched.listing.stubs),
             "details_fetched": len(fetched.changed),
             "unchanged_skipped": fetched.unchanged,
-            "flagged_deleted": deleted,
+            "flagged_deleted": int(frame["is_deleted"].astype("boolean").fillna(False).sum()),
+            LISTED_AT_KEY: listed_at.isoformat(),
+            "left_listing": len(plan.left),
+            "listed_again": len(listed_ids & was_gone),
+            "asked_after_vanishing": len(answers),
+            "answers_after_vanishing": dg.MetadataValue.json(dict(sorted(answered.items()))),
+            "waiting_for_answer": len(plan.still_pending),
         }
-        if previous is not None:
-            extra["cursor_previous"] = previous
-        if fetched.cursor is not None:
-            extra[CURSOR_KEY] = fetched.cursor
+        if fetched.listing.max_updated_at is not None:
+            extra["newest_updated_at"] = fetched.listing.max_updated_at
+        if plan.skipped_reason:
+            extra["vanished_check_skipped"] = plan.skipped_reason
+            context.log.warning(f"{key.to_user_string()}: {plan.skipped_reason}")
+        if date_column:
+            touched = [s.identifier for s in fetched.changed] + [str(k) for k in gone.get(KEY_COLUMN, [])]
+            days = set(frame[date_column]) | stored.work_dates(touched)
+            extra[DAYS_TO_REREAD] = dg.MetadataValue.json(
+                days_to_reread((as_date(d) for d in days), conformed_window(context), *_partition_bounds())
+            )
+            extra["vanished_timecards"] = vanished_timecards()
         context.log.info(
-            f"{key.to_user_string()}: {len(fetched.listing.stubs)} listed, "
-            f"{len(fetched.changed)} new or changed since cursor {previous}, "
-            f"{raw.quarantined} quarantined"
+            f"{key.to_user_string()}: {len(fetched.listing.stubs)} listed, {len(fetched.changed)} "
+            f"new or changed, {len(plan.left)} left the listing, {len(answers)} asked after "
+            f"leaving it, {raw.quarantined} quarantined"
         )
         yield raw_output(raw, aimsio.metrics.snapshot() - before, **extra)
         yield quarantine_check_result(key, raw)
@@ -278,18 +410,22 @@ def build_assets(retry_policy: dg.RetryPolicy | None = HTTP_RETRY_POLICY) -> lis
         _incremental_asset(
             TIMECARDS_KEY,
             TIMECARD_SPEC,
-            lambda res, cursor: res.fetch_timecards(cursor),
-            "Aimsio timecards (CurrentTimeCard): one row per timecard GUID, upserted "
-            "incrementally by updatedAt; deleted timecards kept with is_deleted; work_date in "
-            "the record's time zone (UTC when it has none).",
+            lambda res: res.timecard_endpoint,
+            "Aimsio timecards (CurrentTimeCard): one row per timecard GUID, upserted when its "
+            "updatedAt differs from the stored one; deleted timecards kept with is_deleted, "
+            "timecards that left the open-timecards list kept with listed = false and what "
+            "GET-single answered for them; work_date in the record's time zone (UTC when it "
+            "has none).",
             retry_policy,
+            date_column="work_date",
         ),
         _incremental_asset(
             JOB_ORDERS_KEY,
             JOB_ORDER_SPEC,
-            lambda res, cursor: res.fetch_job_orders(cursor),
-            "Aimsio job orders (JobOrder): one row per job order GUID, upserted incrementally "
-            "by updatedAt.",
+            lambda res: res.job_order_endpoint,
+            "Aimsio job orders (JobOrder): one row per job order GUID, upserted when its "
+            "updatedAt differs from the stored one; job orders that left the list kept with "
+            "listed = false.",
             retry_policy,
         ),
     ]
@@ -299,6 +435,7 @@ raw_timecards, raw_job_orders = build_assets()
 
 
 def definitions() -> dg.Definitions:
+    vanished_timecards()  # a misspelt setting fails when the code location loads, naming it
     return dg.Definitions(
         assets=[raw_timecards, raw_job_orders],
         resources={RESOURCE_KEY: AimsioResource.from_env()},

@@ -8,13 +8,18 @@ Timesheets (one row per timecard; ``docs/vendors/aimsio.md`` has the full table)
   time + travel (Aimsio separates travel time).
 * ``billable_hours`` = ``total_hours`` when ``timeCardIsBillable`` is true, 0 when false,
   null when the record does not say.
-* ``status``: the GET body has no status field, only flags, read in this order:
-  payroll period status ``CLOSED``/``PAID``/``PROCESSED``/``FINALIZED``/``LOCKED`` → ``paid``;
-  ``timeCardIsExportedToIntegration`` → ``approved`` (Aimsio exports timecards to payroll/ERP
-  once they are signed off); otherwise ``submitted`` (a timecard exists in Aimsio once its
-  field form was submitted).
+* ``status``: the GET body has no status or approval field. Payroll period status
+  ``CLOSED``/``PAID``/``PROCESSED``/``FINALIZED``/``LOCKED`` → ``paid``; otherwise
+  ``submitted`` (a timecard exists in Aimsio once its field form was submitted: it carries the
+  form's ``timeCardFormDataGuid``/``…No``). ``timeCardIsExportedToIntegration`` does not make
+  a line ``approved``: the document names it for what it is, an integration has exported the
+  card, and says nothing of approval (it only lets integrations update a timecard's status),
+  so claiming a sign-off the source never stated would relabel lines; the flag stays in the
+  raw table (``is_exported``).
 * Timecards flagged ``timeCardIsDeleted`` stay in the raw table, marked, and are left out of
   the conformed table (they are not hours anyone worked); quarantined rows are left out too.
+* Timecards that left the ``CurrentTimeCard`` listing (``listed`` false in raw) count or not
+  as ``AIMSIO_VANISHED_TIMECARDS`` says: ``keep`` (default) or ``drop``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ...conformed.schema import conform_project_frame, conform_timesheet_frame
+from .settings import DROP, vanished_timecards
 
 SOURCE_SYSTEM = "aimsio"
 PAID_PAYROLL_STATUSES = frozenset({"closed", "paid", "processed", "finalized", "finalised", "locked"})
@@ -54,19 +60,24 @@ def _usable(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~_flag(frame, "is_deleted")]
 
 
-def timesheet_status(payroll_status: object, exported: bool) -> str:
+def timesheet_status(payroll_status: object) -> str:
+    """``paid`` once the payroll period is closed, else ``submitted`` (see module docstring:
+    the export flag says nothing about approval)."""
     if isinstance(payroll_status, str) and payroll_status.strip().lower() in PAID_PAYROLL_STATUSES:
         return "paid"
-    if exported:
-        return "approved"
     return "submitted"
 
 
-def conform_timecards(raw: pd.DataFrame) -> pd.DataFrame:
-    """``raw/aimsio/timecards`` → ``conformed/timesheets`` rows (deleted and quarantined left out)."""
+def conform_timecards(raw: pd.DataFrame, vanished: str | None = None) -> pd.DataFrame:
+    """``raw/aimsio/timecards`` → ``conformed/timesheets`` rows (deleted and quarantined left
+    out; timecards that left the listing too when ``vanished`` — default: the
+    ``AIMSIO_VANISHED_TIMECARDS`` setting — is ``drop``)."""
+    vanished = vanished or vanished_timecards()
     if raw.empty:
         return conform_timesheet_frame(pd.DataFrame())
     frame = _usable(raw)
+    if vanished == DROP and "listed" in frame.columns:
+        frame = frame[frame["listed"].astype("boolean").fillna(True).astype(bool)]
     regular = _hours(frame, "regular_hours")
     overtime = _hours(frame, "overtime_hours") + _hours(frame, "double_time_hours")
     total = regular + overtime + _hours(frame, "travel_hours")
@@ -76,11 +87,7 @@ def conform_timecards(raw: pd.DataFrame) -> pd.DataFrame:
         .where(billable_flag.fillna(False).astype(bool), 0.0)
         .mask(billable_flag.isna().astype(bool), pd.NA)
     )
-    exported = _flag(frame, "is_exported")
-    status = [
-        timesheet_status(payroll, bool(flag))
-        for payroll, flag in zip(frame["payroll_period_status"], exported)
-    ]
+    status = [timesheet_status(payroll) for payroll in frame["payroll_period_status"]]
     out = pd.DataFrame(
         {
             "source_system": SOURCE_SYSTEM,

@@ -17,6 +17,12 @@ Decisions where the API document is silent (also in ``docs/vendors/aimsio.md``):
   spacing, so no sliding one-second window ever holds 11 calls) and 10 in flight, shared by
   the detail threads. A timeout (the sandbox answers 504) or a refusal (429) is retried by the
   shared client.
+* What changed: the list gives every current record with its ``updatedAt``; a detail is
+  fetched when the identifier is not stored yet or its ``updatedAt`` differs from the stored
+  one (``changed_stubs``). No global high-water mark: a mobile form synced late or a skewed
+  clock can list an ``updatedAt`` older than records already stored, and it is still fetched.
+* Records that left the list: one GET-single each (``ask_after_vanishing``), at most
+  ``vanished_lookups_per_run`` per run; a 404 (or other refusal) is recorded as the answer.
 * Auth failures: Basic credentials cannot be renewed, so the client's one re-authentication
   on 401 resends the same header and the second 401 fails with a message naming the settings.
 """
@@ -28,13 +34,21 @@ import hashlib
 import json
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import Field, ValidationError
 
-from ...http import VendorClient, VendorRejected, decode_json, default_error_message
+from ...http import (
+    VendorAuthError,
+    VendorClient,
+    VendorHTTPError,
+    VendorOutageError,
+    VendorRejected,
+    decode_json,
+    default_error_message,
+)
 from ..base import VendorResource
 from .models import ListStub
 
@@ -43,6 +57,11 @@ SANDBOX_URL = "https://sandbox.aimsio.com/"
 API_PATH = "/rest/api/standard/v1/"
 TIMECARD_ENDPOINT = "CurrentTimeCard"
 JOB_ORDER_ENDPOINT = "JobOrder"
+
+T = TypeVar("T")
+# A payroll close can take hundreds of timecards off the open list at once; asking about each
+# costs one call at 10/s, so a run spends at most ~31 s on them and the rest follow next run.
+VANISHED_LOOKUPS_PER_RUN = 300
 
 _AUTH_HINT = (
     "check AIMSIO_USERNAME / AIMSIO_PASSWORD and that Aimsio support has enabled API "
@@ -92,17 +111,32 @@ class StubListing:
 
 @dataclass
 class ChangedRecords:
-    """What one incremental (or full) pass fetched."""
+    """What one incremental (or full) pass fetched: the listing, the stubs whose detail was
+    requested (new, changed, or not comparable) and their details in the same order."""
 
     listing: StubListing
     changed: list[Stub]
     details: list[Any]
-    previous_cursor: int | None
-    cursor: int | None
 
     @property
     def unchanged(self) -> int:
         return len(self.listing.stubs) - len(self.changed)
+
+    @property
+    def listed_versions(self) -> dict[str, int | None]:
+        """Identifier → listed ``updatedAt``: what the warehouse holds once these details are
+        written, i.e. the ``known`` argument of the next pass."""
+        return {s.identifier: s.updated_at for s in self.listing.stubs}
+
+
+@dataclass(frozen=True)
+class DetailAnswer:
+    """What GET-single answered for a record that left the listing: a body (``status`` 200)
+    or the HTTP status of a refusal (404 for a GUID the API no longer serves)."""
+
+    identifier: str
+    status: int
+    body: Any = None
 
 
 def unusable_stub_key(element: Any) -> str:
@@ -158,12 +192,17 @@ def read_stubs(elements: Sequence[Any]) -> StubListing:
     return listing
 
 
-def changed_since(stubs: Sequence[Stub], cursor: int | None) -> list[Stub]:
-    """Stubs newer than the cursor. A stub without ``updatedAt`` cannot be compared and is
-    always fetched; ``updatedAt`` equal to the cursor was already stored by that run."""
-    if cursor is None:
+def changed_stubs(stubs: Sequence[Stub], known: Mapping[str, int | None] | None) -> list[Stub]:
+    """Stubs whose detail must be fetched: every stub when nothing is known (first load, full
+    refresh); else those whose identifier is not stored, whose ``updatedAt`` differs from the
+    stored one (in either direction: a form synced late or a skewed clock can list an
+    ``updatedAt`` older than other records'), or that cannot be compared (no ``updatedAt``)."""
+    if known is None:
         return list(stubs)
-    return [s for s in stubs if s.updated_at is None or s.updated_at > cursor]
+    return [
+        s for s in stubs
+        if s.updated_at is None or s.identifier not in known or known[s.identifier] != s.updated_at
+    ]
 
 
 class AimsioResource(VendorResource):
@@ -188,6 +227,13 @@ class AimsioResource(VendorResource):
     api_path: str = Field(default=API_PATH, description="Path of the standard API under the host.")
     timecard_endpoint: str = Field(default=TIMECARD_ENDPOINT)
     job_order_endpoint: str = Field(default=JOB_ORDER_ENDPOINT)
+    vanished_lookups_per_run: int = Field(
+        default=VANISHED_LOOKUPS_PER_RUN,
+        ge=0,
+        description="At most this many GET-single calls per run and entity for records that "
+        "left the listing (each is asked once; the rest wait for the next runs). 300 calls "
+        "take ~31 s at the documented 10 calls/s.",
+    )
 
     def secret_values(self) -> list[str | None]:
         return [self.password, basic_token(self.username, self.password)]
@@ -216,19 +262,15 @@ class AimsioResource(VendorResource):
         elements = self.client.request("GET", self.endpoint_path(endpoint), parse=parse_stub_list)
         return read_stubs(elements)
 
-    def get_details(self, endpoint: str, identifiers: Sequence[str]) -> list[Any]:
-        """GET-single for each identifier, in parallel up to the in-flight limit; results in
+    def _in_parallel(self, call: Callable[[str], T], identifiers: Sequence[str]) -> list[T]:
+        """``call`` for each identifier, in parallel up to the in-flight limit; results in
         input order. The first failure cancels the calls not yet started and is raised."""
         if not identifiers:
             return []
-        client = self.client  # opened once, before the threads share it
         workers = max(1, min(self.effective_in_flight, len(identifiers)))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aimsio-detail")
         try:
-            futures: list[Future] = [
-                pool.submit(client.get_json, self.endpoint_path(endpoint, identifier))
-                for identifier in identifiers
-            ]
+            futures: list[Future] = [pool.submit(call, identifier) for identifier in identifiers]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = next((f for f in futures if f in done and f.exception() is not None), None)
             if failed is not None:
@@ -237,25 +279,42 @@ class AimsioResource(VendorResource):
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def fetch_changed(self, endpoint: str, cursor: int | None) -> ChangedRecords:
-        """One list call, then details for the stubs that moved past ``cursor`` (all of them
-        when ``cursor`` is None). The returned ``cursor`` is what a successful write of these
-        details may store: the newest ``updatedAt`` listed (never lower than the old one)."""
-        listing = self.list_stubs(endpoint)
-        changed = changed_since(listing.stubs, cursor)
-        details = self.get_details(endpoint, [s.identifier for s in changed])
-        newest = listing.max_updated_at
-        candidates = [v for v in (cursor, newest) if v is not None]
-        return ChangedRecords(
-            listing=listing,
-            changed=changed,
-            details=details,
-            previous_cursor=cursor,
-            cursor=max(candidates) if candidates else None,
+    def get_details(self, endpoint: str, identifiers: Sequence[str]) -> list[Any]:
+        """GET-single for each identifier (see ``_in_parallel``)."""
+        client = self.client  # opened once, before the threads share it
+        return self._in_parallel(
+            lambda identifier: client.get_json(self.endpoint_path(endpoint, identifier)), identifiers
         )
 
-    def fetch_timecards(self, cursor: int | None = None) -> ChangedRecords:
-        return self.fetch_changed(self.timecard_endpoint, cursor)
+    def ask_after_vanishing(self, endpoint: str, identifiers: Sequence[str]) -> list[DetailAnswer]:
+        """GET-single for records that left the listing. A refusal (404, or any other 4xx/500
+        the API may give for a record it no longer serves) is an answer to record, not a
+        failure; outages and rejected credentials still fail the run like any other call."""
+        client = self.client
 
-    def fetch_job_orders(self, cursor: int | None = None) -> ChangedRecords:
-        return self.fetch_changed(self.job_order_endpoint, cursor)
+        def ask(identifier: str) -> DetailAnswer:
+            path = self.endpoint_path(endpoint, identifier)
+            try:
+                return DetailAnswer(identifier, 200, client.get_json(path))
+            except (VendorOutageError, VendorAuthError):
+                raise
+            except VendorHTTPError as exc:
+                if exc.status is None:
+                    raise
+                return DetailAnswer(identifier, exc.status)
+
+        return self._in_parallel(ask, identifiers)
+
+    def fetch_changed(self, endpoint: str, known: Mapping[str, int | None] | None) -> ChangedRecords:
+        """One list call, then details for the stubs ``changed_stubs`` picks against ``known``
+        (identifier → the ``updatedAt`` stored with it; ``None``: fetch every detail)."""
+        listing = self.list_stubs(endpoint)
+        changed = changed_stubs(listing.stubs, known)
+        details = self.get_details(endpoint, [s.identifier for s in changed])
+        return ChangedRecords(listing=listing, changed=changed, details=details)
+
+    def fetch_timecards(self, known: Mapping[str, int | None] | None = None) -> ChangedRecords:
+        return self.fetch_changed(self.timecard_endpoint, known)
+
+    def fetch_job_orders(self, known: Mapping[str, int | None] | None = None) -> ChangedRecords:
+        return self.fetch_changed(self.job_order_endpoint, known)

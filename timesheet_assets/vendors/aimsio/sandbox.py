@@ -18,6 +18,10 @@
   ``AimsioStore.mutate_timecards(n)`` / ``mutate_job_orders(n)`` (also
   ``POST /_control/aimsio/mutate?entity=timecards&count=n``, unauthenticated and outside the
   limiter): each call bumps ``updatedAt`` past every earlier value and changes hours.
+* ``AimsioMutations`` (``sandbox.extra["mutations"]``, ``POST /_sandbox/mutate``) changes
+  timecards the way users and integrations do: edits, moves, the export flag, the documented
+  soft delete, late cards whose ``updatedAt`` is older than what is listed, and cards that
+  leave the open-timecards list (hard delete: 404; processed: still served by GUID or not).
 """
 
 from __future__ import annotations
@@ -143,6 +147,8 @@ class AimsioStore:
         self.timecard_updated: dict[str, int] = {}
         self.job_orders: dict[str, dict[str, Any]] = {}
         self.job_order_updated: dict[str, int] = {}
+        # Timecards that left the open-timecards list (processed) but GET-single still serves.
+        self.unlisted: set[str] = set()
         self._mutation_rng = config.rng("aimsio-mutations")
         self._mutation_turn = 0
         self._seed()
@@ -273,6 +279,7 @@ class AimsioStore:
             return [
                 {"dtype": TIMECARD_DTYPE, "guid": guid, "updatedAt": updated}
                 for guid, updated in self.timecard_updated.items()
+                if guid not in self.unlisted
             ]
 
     def job_order_stubs(self) -> list[dict[str, Any]]:
@@ -331,6 +338,51 @@ class AimsioStore:
             self.timecards[guid]["timeCardIsDeleted"] = True
             self.timecard_updated[guid] = self._next_updated_at()
 
+    def remove_timecard(self, guid: str) -> dict[str, Any]:
+        """The card disappears: gone from the list, GET-single answers 404. Returns its body."""
+        with self._lock:
+            self.unlisted.discard(guid)
+            self.timecard_updated.pop(guid)
+            return self.timecards.pop(guid)
+
+    def unlist_timecard(self, guid: str) -> None:
+        """The card leaves the open-timecards list; GET-single still serves it."""
+        with self._lock:
+            if guid not in self.timecards:
+                raise KeyError(guid)
+            self.unlisted.add(guid)
+
+    def add_timecard(self, day: date, updated_at: int | None = None) -> str:
+        """A new card for ``day``, shaped like the seeded ones (8 regular hours)."""
+        with self._lock:
+            template = next(iter(self.timecards.values()), DOC_EXAMPLE_TIMECARD)
+            zone_name = template.get("timeCardTimeZone")
+            zone = ZoneInfo(zone_name) if zone_name else timezone.utc
+            guid = _guid(self._mutation_rng)
+            body = copy.deepcopy(template)
+            body.update(
+                timeCardGuid=guid,
+                timeCardRecordDate=_ms(datetime.combine(day, dtime(7), zone)),
+                timeCardEmployeeRegularHours=_hours(8.0),
+                timeCardEmployeeOverTimeHours=_hours(0.0),
+                timeCardEmployeeDoubleTimeHours=_hours(0.0),
+                timeCardEmployeeTravelTimeHours=_hours(0.0),
+                timeCarddescription="Synced late",
+                timeCardPayrollPeriodStatus=None,
+                timeCardIsExportedToIntegration=False,
+                timeCardIsDeleted=False,
+                timeCardCreatedAt=int(time.time() * 1000),
+                timeCardFormDataGuid=_guid(self._mutation_rng).upper(),
+            )
+            self.timecards[guid] = body
+            self.timecard_updated[guid] = updated_at if updated_at is not None else self._next_updated_at()
+            return guid
+
+    def stamp(self, guid: str, updated_at: int | None = None) -> None:
+        """A change to ``guid``: a fresh ``updatedAt``, or the given one (a skewed clock)."""
+        with self._lock:
+            self.timecard_updated[guid] = updated_at if updated_at is not None else self._next_updated_at()
+
     def mutate_job_orders(self, count: int) -> list[str]:
         with self._lock:
             guids = list(self.job_orders)[: max(0, count)]
@@ -354,6 +406,114 @@ class AimsioStore:
         if not sep or known is None or known[0] != password:
             return 401
         return None if known[1] else 403
+
+
+class AimsioMutations:
+    """``SourceMutations`` on Aimsio timecards, as the document lets a card change: every edit
+    stamps a new ``updatedAt`` (or a given one, for a skewed clock); a card keeps its GUID when
+    its record date moves. Beyond the protocol: ``hard_delete`` (the card disappears: no stub,
+    GET-single 404) and ``process`` (the card leaves the open-timecards list; GET-single still
+    serves it, or not). ``expected_lines`` follows ``AIMSIO_VANISHED_TIMECARDS``, and assumes
+    a refresh stored each card's last state before it vanished."""
+
+    def __init__(self, store: AimsioStore) -> None:
+        self.store = store
+        # Cards GET-single no longer serves, as they were last served.
+        self.gone: dict[str, dict[str, Any]] = {}
+
+    def _body(self, key: str) -> dict[str, Any]:
+        return self.store.timecards[key]
+
+    def entry_keys(self, first: date, last: date) -> list[str]:
+        """Listed cards not flagged deleted on those work dates, in the list's order."""
+        with self.store._lock:
+            return [
+                guid for guid, body in self.store.timecards.items()
+                if guid not in self.store.unlisted and not body["timeCardIsDeleted"]
+                and first <= _work_date(body) <= last
+            ]
+
+    def edit_hours(self, key: str, delta: float, updated_at: int | None = None) -> None:
+        with self.store._lock:
+            body = self._body(key)
+            regular = max(0.0, float(body["timeCardEmployeeRegularHours"] or 0) + delta)
+            body["timeCardEmployeeRegularHours"] = _hours(regular)
+        self.store.stamp(key, updated_at)
+
+    def move(self, key: str, day: date) -> str:
+        with self.store._lock:
+            body = self._body(key)
+            zone = ZoneInfo(body["timeCardTimeZone"]) if body["timeCardTimeZone"] else timezone.utc
+            local = datetime.fromtimestamp(body["timeCardRecordDate"] / 1000, tz=zone)
+            body["timeCardRecordDate"] = _ms(datetime.combine(day, local.time(), zone))
+        self.store.stamp(key)
+        return key
+
+    def approve(self, key: str) -> None:
+        """The document has no approval; the status change it lets an integration make is the
+        export flag, so that is what "approve" does here."""
+        with self.store._lock:
+            self._body(key)["timeCardIsExportedToIntegration"] = True
+        self.store.stamp(key)
+
+    def delete(self, key: str) -> None:
+        """The documented deletion: ``timeCardIsDeleted`` set, the card still listed."""
+        self.store.delete_timecard(key)
+
+    def hard_delete(self, key: str) -> None:
+        self.gone[key] = self.store.remove_timecard(key)
+
+    def process(self, key: str, *, still_served: bool = True) -> None:
+        """Payroll closes the card's period and it leaves the open list. When GET-single no
+        longer serves it either, the client cannot tell it from a hard delete."""
+        if not still_served:
+            self.hard_delete(key)
+            return
+        with self.store._lock:
+            body = self._body(key)
+            body["timeCardPayrollPeriodStatus"] = "CLOSED"
+            body["timeCardIsExportedToIntegration"] = True
+        self.store.stamp(key)
+        self.store.unlist_timecard(key)
+
+    def add_late(self, day: date, updated_at: int | None = None) -> str:
+        """A card for ``day`` that reaches the server now from a phone: its ``updatedAt`` is
+        the phone's, the evening of that day, and never newer than what is already listed,
+        unless ``updated_at`` is given."""
+        if updated_at is None:
+            with self.store._lock:
+                newest = max(self.store.timecard_updated.values(), default=None)
+                zone = timezone.utc
+                updated_at = _ms(datetime.combine(day, dtime(18), zone))
+                if newest is not None:
+                    updated_at = min(updated_at, newest - 1)
+        return self.store.add_timecard(day, updated_at)
+
+    def expected_lines(self, first: date, last: date) -> "pd.DataFrame":
+        import pandas as pd
+
+        from .conform import timesheet_status
+        from .settings import KEEP, vanished_timecards
+
+        keep = vanished_timecards() == KEEP
+        with self.store._lock:
+            cards = [
+                (guid, body) for guid, body in self.store.timecards.items()
+                if keep or guid not in self.store.unlisted
+            ]
+            if keep:
+                cards += list(self.gone.items())
+            rows = [
+                {
+                    "entry_id": guid,
+                    "work_date": _work_date(body),
+                    "total_hours": _timecard_total(body),
+                    "status": timesheet_status(body["timeCardPayrollPeriodStatus"]),
+                }
+                for guid, body in cards
+                if not body["timeCardIsDeleted"] and first <= _work_date(body) <= last
+            ]
+        return pd.DataFrame(rows, columns=["entry_id", "work_date", "total_hours", "status"])
 
 
 # -- error bodies ----------------------------------------------------------------------------
@@ -462,6 +622,7 @@ def create_app(config: SandboxConfig) -> Starlette:
     store = AimsioStore(config)
     sandbox = Sandbox(name="aimsio", rate_rule=documented_rate_rule(), error=limiter_error)
     sandbox.extra["store"] = store
+    sandbox.extra["mutations"] = AimsioMutations(store)
     routes = [
         Route(f"{API_ROOT}/{TIMECARD_ENDPOINT}", _list_route(AimsioStore.timecard_stubs), methods=["GET"]),
         Route(

@@ -13,15 +13,23 @@ from ...conformed.schema import conform_project_frame, conform_timesheet_frame
 
 SOURCE = "ajera"
 
-# Ajera project statuses → conformed. "Inactive" is how Ajera closes a finished project;
-# "Hold" is neither running nor finished, so it stays "unknown".
+# Ajera's project statuses (the ``FilterByStatus`` values of ListProjects: Preliminary, Active,
+# Hold, WorkHold, BillingHold, Closed, Marketing) → conformed. A hold pauses an open project
+# (WorkHold: no time entry, BillingHold: no invoicing, Hold: both); it is neither planned nor
+# finished, so it stays ``active`` (raw ``status`` keeps which hold). Marketing is a pursuit
+# not yet won: ``planned`` like Preliminary. The other names are tolerated spellings of older
+# versions and other tenants.
 PROJECT_STATUS = {
     "preliminary": "planned",
+    "marketing": "planned",
     "active": "active",
+    "hold": "active",
+    "workhold": "active",
+    "billinghold": "active",
+    "closed": "completed",
     "inactive": "completed",
     "complete": "completed",
     "completed": "completed",
-    "closed": "completed",
     "cancelled": "cancelled",
     "canceled": "cancelled",
     "lost": "cancelled",
@@ -114,7 +122,7 @@ def conform_timesheets(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def project_status(status: pd.Series) -> pd.Series:
-    normalised = status.astype("string").str.strip().str.lower()
+    normalised = status.astype("string").str.lower().str.replace(r"[\s_-]+", "", regex=True)
     return normalised.map(PROJECT_STATUS).fillna("unknown").astype("string")
 
 

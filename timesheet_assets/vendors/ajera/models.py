@@ -15,6 +15,7 @@ week whose last day is past the last representable date.
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Iterator, Literal, Mapping, Union
 
@@ -30,6 +31,7 @@ from pydantic import (
 )
 
 from ...ingest.values import parse_utc_timestamp as parse_timestamp
+from .week import day_date
 
 DAY_NUMBERS = range(1, 8)
 
@@ -66,8 +68,9 @@ def _one_day(value: float | None) -> float | None:
 
 
 def _week_fits(value: date) -> date:
-    if value > date.max - timedelta(days=6):
-        raise ValueError("the week runs past the last representable date")
+    # Either reading puts a day six days away from ``TimesheetDate``.
+    if value > date.max - timedelta(days=6) or value < date.min + timedelta(days=6):
+        raise ValueError("the week runs past the first or last representable date")
     return value
 
 
@@ -279,8 +282,9 @@ class _LineRecord(AjeraModel):
     timesheet: TimesheetListRecord = Field(alias="Timesheet")
     timesheet_date: WeekDate = Field(alias="TimesheetDate")
 
-    def work_date(self, cell: DayCell) -> date:
-        return self.timesheet_date + timedelta(days=cell.day_number - 1)
+    def work_date(self, cell: DayCell, reading: str) -> date:
+        """The date of the cell's day under the configured week reading (see ``week``)."""
+        return day_date(self.timesheet_date, cell.day_number, reading)
 
 
 class ProjectLineRecord(_LineRecord):
@@ -337,11 +341,40 @@ class ProjectListRecord(AjeraModel):
     project_key: Key = Field(validation_alias=AliasChoices("ProjectKey", "Project Key"))
 
 
-class Project(AjeraModel):
-    """A ``GetProjects`` record (or, when the detail is missing, the ``ListProjects`` record).
+_AJERA_ZONE_NAME = re.compile(r"\s*\([^)]*\)\s*$")
+_AJERA_GMT = re.compile(r"\s*GMT\s*([+-]\d{2}):?(\d{2})$")
 
-    Ajera's documentation at hand does not list project fields; these are the ones the
-    conformed model needs, read under the names listed in docs/vendors/ajera.md.
+
+def ajera_timestamp(value: Any) -> datetime | None:
+    """A modification time as an aware UTC datetime: ISO text, or the form Ajera's own answers
+    use, ``2017-01-08 18:38:53.367 GMT-05:00 (Eastern Standard Time)`` (also ``GMT-0500``);
+    ``None`` when unreadable."""
+    if isinstance(value, str):
+        text = _AJERA_ZONE_NAME.sub("", value.strip())
+        text = _AJERA_GMT.sub(lambda m: f"{m.group(1)}:{m.group(2)}", text)
+        return parse_timestamp(text)
+    return parse_timestamp(value)
+
+
+def _client_of(group: Any) -> tuple[str | None, str | None]:
+    """The (key, name) of the client an invoice group bills: API version 2 puts
+    ``ClientKey``/``ClientDescription`` on the flat group record, version 1 nests a ``Client``
+    object (``ClientKey``, ``Description``) in each group of the project."""
+    if not isinstance(group, Mapping):
+        return None, None
+    nested = group.get("Client")
+    key = _key_of(group, "ClientKey", "Client Key") or _key_of(nested, "ClientKey", "Client Key", "Key")
+    name = _name_of(group.get("ClientDescription")) or _name_of(group.get("ClientName")) or _name_of(nested)
+    return key, name
+
+
+class Project(AjeraModel):
+    """A ``GetProjects`` project (or, when the detail is missing, the ``ListProjects`` record).
+
+    The fields the conformed model needs, read under the names of Deltek's project pages and of
+    answers from real tenants (docs/vendors/ajera.md). The client is on the project's invoice
+    groups: with API version 2 the client reads the flat ``InvoiceGroups`` list and attaches
+    the project's groups to its record (``InvoiceGroups``), the shape version 1 nests them in.
     """
 
     project_key: Key = Field(validation_alias=AliasChoices("ProjectKey", "Project Key"))
@@ -354,6 +387,7 @@ class Project(AjeraModel):
     client: Any = Field(default=None, validation_alias=AliasChoices("Client", "PrimaryClient"))
     client_key: Key | None = Field(default=None, validation_alias=AliasChoices("ClientKey", "Client Key"))
     client_name: str | None = Field(default=None, validation_alias=AliasChoices("ClientName", "Client Name"))
+    invoice_groups: Any = Field(default=None, validation_alias=AliasChoices("InvoiceGroups", "Invoice Groups"))
     actual_start: OptionalDate = Field(default=None, validation_alias=AliasChoices("ActualStartDate", "Actual Start Date"))
     estimated_start: OptionalDate = Field(
         default=None, validation_alias=AliasChoices("EstimatedStartDate", "Estimated Start Date")
@@ -373,15 +407,23 @@ class Project(AjeraModel):
     def manager_name(self) -> str | None:
         return _name_of(self.project_manager)
 
+    def _group_client(self) -> tuple[str | None, str | None]:
+        """The first invoice group (in the order served) that names a client."""
+        for group in self.invoice_groups if isinstance(self.invoice_groups, list) else []:
+            key, name = _client_of(group)
+            if key is not None or name is not None:
+                return key, name
+        return None, None
+
     @property
     def customer_id(self) -> str | None:
         if self.client_key is not None:
             return str(self.client_key)
-        return _key_of(self.client, "ClientKey", "Client Key", "Key")
+        return _key_of(self.client, "ClientKey", "Client Key", "Key") or self._group_client()[0]
 
     @property
     def customer_name(self) -> str | None:
-        return self.client_name or _name_of(self.client)
+        return self.client_name or _name_of(self.client) or self._group_client()[1]
 
     @property
     def start_date(self) -> date | None:
@@ -393,4 +435,4 @@ class Project(AjeraModel):
 
     @property
     def updated_at(self) -> datetime | None:
-        return parse_timestamp(self.last_modified)
+        return ajera_timestamp(self.last_modified)

@@ -4,25 +4,38 @@ on ``Method``.
 What it enforces (as documented, or as the Ajera notes in docs/contracts.md describe):
 
 * the API id in the query string; a JSON body with a known ``Method``;
-* sessions: ``CreateAPISession`` (username/password, ``APIVersion`` 1 or 2) issues a token that
-  expires (``SessionExpiration``, and the ``token_expiry_after_calls`` fault knob); every other
-  method needs a live ``SessionToken``; ``EndAPISession`` ends it;
+* sessions: ``CreateAPISession`` (``Username``/``Password``/``APIVersion`` 1 or 2 at the top
+  level of the body, as Deltek's general API page shows it) issues a token that expires
+  (``SessionExpiration``, and the ``token_expiry_after_calls`` fault knob); every other method
+  needs a live ``SessionToken``; ``EndAPISession`` ends it. Timesheet methods need an API
+  version 2 session (as real tenants answer);
 * arguments: unknown argument names, wrong types and missing required arguments are refused;
-  ``PageResults``/``PageNumber``/``PageSize`` paging (pages from 1, at most 1000 records);
+* paging: ``PageResults``/``PageNumber``/``PageSize`` beside ``MethodArguments`` (defaults 1 and
+  10, at most 1000 records); a paged answer carries ``PageSize``, ``PageNumber`` and
+  ``PageCount`` next to ``Content``. Paging keys inside ``MethodArguments`` are unknown
+  arguments;
+* ``GetProjects`` answers version 2's flat lists (``Projects``, ``InvoiceGroups``, ``Phases``,
+  ``Resources``) to a version 2 session and version 1's nested projects to a version 1 one;
 * every refusal is the documented envelope under HTTP 200 — ``ResponseCode`` other than 200 and
   an ``Errors`` entry ``{"ErrorID", "ErrorMessage"}``; an invalid session is ``ResponseCode``
   401. Only a body that is not JSON gets HTTP 400 (with the same envelope).
 
-Choices where the docs are silent: ``CreateAPISession`` takes its credentials at the top level
-of the body or in ``MethodArguments``. The status filters of ``ListTimesheets`` restrict only
-when exactly one side of a pair is true (``FilterByPaid`` xor ``FilterByUnpaid``, likewise
+Choices where the docs are silent: the status filters of ``ListTimesheets`` restrict only when
+exactly one side of a pair is true (``FilterByPaid`` xor ``FilterByUnpaid``, likewise
 Submitted/Unsubmitted); ``FilterByRejected: true`` keeps only rejected weeks. No rate limit is
-documented, so none is enforced unless a test passes ``rate_rule``.
+documented, so none is enforced unless a test passes ``rate_rule``. ``list_cap`` (off unless
+asked for) cuts ``ListTimesheets`` answers at that many records without saying so, as people
+report the real API does at 500.
 
-Data: weeks start on Sunday; ``D1``..``D7`` run Sunday..Saturday. ``config.time_records``
-timesheets are spread over the weeks touching ``first_date..anchor_date`` (one per employee and
-week; more employees are added when the configured ones cannot carry that many). Day cells
-outside ``first_date..anchor_date`` stay 0.
+Data: ``timesheet_date`` says which reading the sandbox serves. ``week_ending`` (the default):
+weeks run Monday..Sunday and ``TimesheetDate`` is the Sunday that ends them (D1 = TimesheetDate
+− 6); ``week_starting``: weeks run Sunday..Saturday and ``TimesheetDate`` is the Sunday that
+starts them. Either way every ``TimesheetDate`` is a Sunday, as in the document's examples, so
+only the setting tells the readings apart. ``config.time_records`` timesheets are spread over
+the weeks touching ``first_date..anchor_date`` (one per employee and week; more employees are
+added when the configured ones cannot carry that many). Day cells outside
+``first_date..anchor_date`` stay 0. ``sandbox.extra["mutations"]`` changes the data the way
+Ajera users do (``sandbox_mutations.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +47,7 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable, Mapping
 from urllib.parse import unquote
 
@@ -45,6 +58,7 @@ from starlette.routing import Route
 
 from ...sandbox.data import PROJECT_WORDS, SandboxConfig, person_name, quarter_hours
 from ...sandbox.framework import RateRule, Sandbox, build_app
+from .week import READINGS, WEEK_ENDING, first_day
 
 API_ID = "ew0KICAiQ2xpZW50SUQiOiA0MjQyLA0KICAiRGF0YWJhc2VJRCI6IDcNCn0%3d"
 USERNAME = "sandbox.integration"
@@ -95,9 +109,24 @@ def framework_error(kind: str, status: int, wait: float | None, retry_after: str
 
 
 # -- data ---------------------------------------------------------------------------------------
-def week_start(day: date) -> date:
-    """The Sunday on or before ``day``."""
+def period_start(day: date, reading: str) -> date:
+    """``D1`` of the sandbox week holding ``day``: the Monday on or before it (``week_ending``:
+    weeks end on Sunday) or the Sunday on or before it (``week_starting``)."""
+    if reading == WEEK_ENDING:
+        return day - timedelta(days=day.weekday())
     return day - timedelta(days=(day.weekday() + 1) % 7)
+
+
+def timesheet_date_for(day: date, reading: str) -> date:
+    """The ``TimesheetDate`` of the sandbox week holding ``day`` (always a Sunday)."""
+    start = period_start(day, reading)
+    return start + timedelta(days=6) if reading == WEEK_ENDING else start
+
+
+def ajera_modified(moment: datetime) -> str:
+    """A modification time the way Ajera's own answers write it:
+    ``2017-01-08 18:38:53.367 GMT-05:00 (Eastern Standard Time)`` (the sandbox's clock is UTC)."""
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d} GMT+00:00 (Coordinated Universal Time)"
 
 
 def _b64(value: Any) -> str:
@@ -107,9 +136,15 @@ def _b64(value: Any) -> str:
 @dataclass
 class AjeraDataset:
     employees: list[dict[str, Any]]
+    # Projects as version 1 nests them (invoice groups with their client and phases).
     projects: list[dict[str, Any]]
     # Timesheet Key -> {"list": ListTimesheets record, "detail": GetTimesheets record}
     timesheets: dict[int, dict[str, dict[str, Any]]]
+    reading: str = WEEK_ENDING
+
+    def week_first_day(self, timesheet: Mapping[str, Any]) -> date:
+        """``D1`` of a stored timesheet under the reading this sandbox serves."""
+        return first_day(date.fromisoformat(str(timesheet["detail"]["TimesheetDate"])[:10]), self.reading)
 
 
 def _employees(config: SandboxConfig, count: int) -> list[dict[str, Any]]:
@@ -131,11 +166,15 @@ def _employees(config: SandboxConfig, count: int) -> list[dict[str, Any]]:
     return employees
 
 
+PROJECT_STATUSES = ("Active", "Active", "Active", "Preliminary", "Hold", "WorkHold", "BillingHold", "Closed", "Marketing")
+WORKABLE_STATUSES = ("Active", "BillingHold")  # time may be entered on them
+
+
 def _projects(config: SandboxConfig, employees: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rng = config.rng("ajera-projects")
     projects = []
     for index in range(config.projects):
-        status = "Active" if index == 0 else rng.choice(("Active", "Active", "Active", "Preliminary", "Inactive", "Hold"))
+        status = "Active" if index == 0 else rng.choice(PROJECT_STATUSES)
         start = config.anchor_date - timedelta(days=rng.randint(60, 700))
         manager = rng.choice(employees)
         phases = [
@@ -143,31 +182,70 @@ def _projects(config: SandboxConfig, employees: list[dict[str, Any]]) -> list[di
             for p in range(rng.randint(2, 3))
         ]
         client_words = rng.sample(PROJECT_WORDS, 2)
+        modified = datetime.combine(
+            config.anchor_date - timedelta(days=rng.randint(0, 90)), time(rng.randint(7, 18), 15), tzinfo=timezone.utc
+        )
         projects.append(
             {
                 "ProjectKey": 100 + index,
+                "LastModifiedDate": ajera_modified(modified),
                 "ID": f"{start.year % 100:02d}-{index + 101:03d}",
                 "Description": f"{rng.choice(PROJECT_WORDS)} {rng.choice(PROJECT_WORDS)} {index + 1:03d}",
                 "Status": status,
                 "CompanyKey": 1,
-                "ProjectType": rng.choice(("Architecture", "Landscape", "Engineering")),
+                "ProjectTypeDescription": rng.choice(("Architecture", "Landscape", "Engineering")),
                 "Location": rng.choice(("Portland, OR", "Milwaukie, OR", "Salem, OR")),
                 "ProjectManager": {
                     "EmployeeKey": manager["EmployeeKey"],
-                    "Name": f"{manager['FirstName']} {manager['LastName']}",
+                    "FirstName": manager["FirstName"],
+                    "MiddleName": manager["MiddleName"],
+                    "LastName": manager["LastName"],
                 },
-                "Client": {"ClientKey": 500 + index, "Description": f"{client_words[0]} {client_words[1]} Holdings"},
                 "EstimatedStartDate": start.isoformat(),
                 "EstimatedCompletionDate": (start + timedelta(days=rng.randint(200, 900))).isoformat(),
-                "ActualStartDate": start.isoformat() if status != "Preliminary" else None,
+                "ActualStartDate": start.isoformat() if status not in ("Preliminary", "Marketing") else None,
                 "ActualCompletionDate": (config.anchor_date - timedelta(days=rng.randint(1, 40))).isoformat()
-                if status == "Inactive"
+                if status == "Closed"
                 else None,
-                "LastModifiedDate": f"{(config.anchor_date - timedelta(days=rng.randint(0, 90))).isoformat()}T{rng.randint(7, 18):02d}:15:00",
-                "Phases": phases,
+                "InvoiceGroups": [
+                    {
+                        "InvoiceGroupKey": 2000 + index,
+                        "Description": "",
+                        "Client": {"ClientKey": 500 + index, "Description": f"{client_words[0]} {client_words[1]} Holdings"},
+                        "Phases": phases,
+                    }
+                ],
             }
         )
     return projects
+
+
+def project_phases(project: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [phase for group in project.get("InvoiceGroups") or [] for phase in group.get("Phases") or []]
+
+
+def flat_projects(projects: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """``GetProjects`` as API version 2 answers it: flat lists linked by keys."""
+    out: dict[str, list[dict[str, Any]]] = {"Projects": [], "InvoiceGroups": [], "Phases": [], "Resources": []}
+    for project in projects:
+        key = project.get("ProjectKey")
+        out["Projects"].append({k: v for k, v in project.items() if k != "InvoiceGroups"})
+        for group in project.get("InvoiceGroups") or []:
+            client = group.get("Client") or {}
+            out["InvoiceGroups"].append(
+                {
+                    "InvoiceGroupKey": group.get("InvoiceGroupKey"),
+                    "ProjectKey": key,
+                    "Description": group.get("Description", ""),
+                    "ClientKey": client.get("ClientKey"),
+                    "ClientDescription": client.get("Description", ""),
+                }
+            )
+            for phase in group.get("Phases") or []:
+                out["Phases"].append(
+                    {**phase, "ProjectKey": key, "InvoiceGroupKey": group.get("InvoiceGroupKey"), "ParentKey": key}
+                )
+    return out
 
 
 def _section_totals(lines: list[dict[str, Any]]) -> dict[str, Any]:
@@ -189,7 +267,7 @@ def _line_hours(line: Mapping[str, Any]) -> float:
     return sum(float(line.get(f"D{n} Regular") or 0) + float(line.get(f"D{n} Overtime") or 0) for n in range(1, 8))
 
 
-def _refresh_totals(timesheet: dict[str, dict[str, Any]]) -> None:
+def refresh_totals(timesheet: dict[str, dict[str, Any]]) -> None:
     detail, listed = timesheet["detail"], timesheet["list"]
     total = 0.0
     project_hours = 0.0
@@ -248,46 +326,46 @@ def _status_flags(rng: random.Random, age_weeks: int) -> dict[str, bool]:
     return flags
 
 
-def build_dataset(config: SandboxConfig) -> AjeraDataset:
-    """Deterministic data for ``config`` (same seed and sizes, same records)."""
-    first_week = week_start(config.first_date)
-    last_week = week_start(config.anchor_date)
+def _workdays(rng: random.Random, week: date) -> list[int]:
+    """Day numbers worked in the week starting ``week``: most weekdays, rarely a weekend day."""
+    return [
+        n
+        for n in range(1, 8)
+        if rng.random() < (0.75 if (week + timedelta(days=n - 1)).weekday() < 5 else 0.05)
+    ]
+
+
+def build_dataset(config: SandboxConfig, reading: str = WEEK_ENDING) -> AjeraDataset:
+    """Deterministic data for ``config`` and ``reading`` (same inputs, same records)."""
+    if reading not in READINGS:
+        raise ValueError(f"timesheet_date must be one of {', '.join(READINGS)}, got {reading!r}")
+    first_week = period_start(config.first_date, reading)
+    last_week = period_start(config.anchor_date, reading)
     weeks = [first_week + timedelta(weeks=i) for i in range((last_week - first_week).days // 7 + 1)]
     employee_count = max(config.employees, math.ceil(config.time_records / len(weeks)))
     employees = _employees(config, employee_count)
     projects = _projects(config, employees)
-    workable = [p for p in projects if p["Status"] in ("Active", "Hold")]
+    workable = [p for p in projects if p["Status"] in WORKABLE_STATUSES]
     combos = [
         (p["ProjectKey"], phase["PhaseKey"], activity)
         for p in workable
-        for phase in p["Phases"]
+        for phase in project_phases(p)
         for activity in ACTIVITIES
     ]
     by_key = {p["ProjectKey"]: p for p in projects}
     timesheets: dict[int, dict[str, dict[str, Any]]] = {}
     for index in range(config.time_records):
         rng = random.Random(f"ajera-timesheet:{config.seed}:{index}")
-        week = weeks[index % len(weeks)]
+        week = weeks[index % len(weeks)]  # D1
         employee = employees[index // len(weeks)]
         key = 1000 + index
         chosen = rng.sample(combos, k=min(len(combos), rng.randint(1, 3)))
-        project_lines = []
-        for position, (project_key, phase_key, (activity_key, activity)) in enumerate(chosen):
-            project = by_key[project_key]
-            phase = next(ph for ph in project["Phases"] if ph["PhaseKey"] == phase_key)
-            line: dict[str, Any] = {
-                "Timesheet Project Key": key * 10 + position + 1,
-                "Project Key": project_key,
-                "Phase Key": phase_key,
-                "Activity Key": activity_key,
-                "Employee Type Key": 3,
-                "Project Description": f"{project['ID']} {project['Description']}",
-                "Phase Description": phase["Description"],
-                "Activity": activity,
-            }
-            workdays = [n for n in range(2, 7) if rng.random() < 0.75] + [n for n in (1, 7) if rng.random() < 0.05]
-            _fill_days(rng, line, week, config, sorted(workdays), 0.5, 9 / len(chosen), PROJECT_NOTES, overtime=True)
-            project_lines.append(line)
+        project_lines = [
+            project_line(by_key[project_key], phase_key, activity_key, activity, key * 10 + position + 1)
+            for position, (project_key, phase_key, (activity_key, activity)) in enumerate(chosen)
+        ]
+        for line in project_lines:
+            _fill_days(rng, line, week, config, _workdays(rng, week), 0.5, 9 / len(chosen), PROJECT_NOTES, overtime=True)
         overhead_lines = []
         if rng.random() < 0.4:
             group_key, group = rng.choice(OVERHEAD_GROUPS)
@@ -298,58 +376,110 @@ def build_dataset(config: SandboxConfig) -> AjeraDataset:
                 "Timesheet Overhead Group Detail Key": group_key,
                 "Timesheet Overhead Group Detail": group,
             }
-            _fill_days(rng, line, week, config, sorted(rng.sample(range(2, 7), rng.randint(1, 2))), 2, 4, OVERHEAD_NOTES, overtime=False)
+            weekdays = [n for n in range(1, 8) if (week + timedelta(days=n - 1)).weekday() < 5]
+            _fill_days(rng, line, week, config, sorted(rng.sample(weekdays, rng.randint(1, 2))), 2, 4, OVERHEAD_NOTES, overtime=False)
             overhead_lines.append(line)
         flags = _status_flags(rng, (last_week - week).days // 7)
-        name = f"{employee['FirstName']} {employee['LastName']}"
-        submitted_at = f"{(week + timedelta(days=6)).isoformat()}T17:00:00" if flags["Submitted"] else None
-        listed = {
-            "Timesheet Key": key,
-            "Company Key": 1,
-            "Employee Key": employee["EmployeeKey"],
-            "Employee Status": "Active",
-            "Employee": name,
-            "First Name": employee["FirstName"],
-            "Middle Name": employee["MiddleName"],
-            "Last Name": employee["LastName"],
-            "My Employee": False,
-            "Timesheet Date": week.isoformat(),
-            "Timesheet Total": 0,
-            **flags,
-            "Billed": flags["Paid"],
-            "Project Manager Approved Value": 0,
-            "Paid Value": 0,
-            "Rejected Value": 0,
-            "Target Billable Percent": 80,
-            "Actual Billable Percent": 0,
-            "Company Name": "Accutera Architects",
-            "Multilevel Employee": False,
-            "Submitted Date": submitted_at,
-            "Submitted By": name if flags["Submitted"] else "",
-            "Accounting Approved Date": submitted_at if flags["Accounting Approved"] else None,
-            "Accounting Approved By": "Accounting" if flags["Accounting Approved"] else "",
-            "Supervisor Approved Date": submitted_at if flags["Supervisor Approved"] else None,
-            "Supervisor Approved By": "Supervisor" if flags["Supervisor Approved"] else "",
-        }
-        detail = {
+        timesheets[key] = new_timesheet(key, employee, week, reading, flags, project_lines, overhead_lines)
+    return AjeraDataset(employees=employees, projects=projects, timesheets=timesheets, reading=reading)
+
+
+def project_line(project: Mapping[str, Any], phase_key: int, activity_key: int, activity: str, line_key: int) -> dict[str, Any]:
+    """A ``Project.Detail`` line (no hours yet) for a phase and activity of ``project``."""
+    phase = next(ph for ph in project_phases(project) if ph["PhaseKey"] == phase_key)
+    line: dict[str, Any] = {
+        "Timesheet Project Key": line_key,
+        "Project Key": project["ProjectKey"],
+        "Phase Key": phase_key,
+        "Activity Key": activity_key,
+        "Employee Type Key": 3,
+        "Project Description": f"{project['ID']} {project['Description']}",
+        "Phase Description": phase["Description"],
+        "Activity": activity,
+    }
+    for n in range(1, 8):
+        line[f"D{n} Regular"] = 0
+    return line
+
+
+def new_timesheet(
+    key: int,
+    employee: Mapping[str, Any],
+    week: date,
+    reading: str,
+    flags: Mapping[str, bool],
+    project_lines: list[dict[str, Any]],
+    overhead_lines: list[dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """A stored timesheet (list record + detail) for the week whose ``D1`` is ``week``."""
+    timesheet_date = week + timedelta(days=6) if reading == WEEK_ENDING else week
+    name = f"{employee['FirstName']} {employee['LastName']}"
+    listed = {
+        "Timesheet Key": key,
+        "Company Key": 1,
+        "Employee Key": employee["EmployeeKey"],
+        "Employee Status": "Active",
+        "Employee": name,
+        "First Name": employee["FirstName"],
+        "Middle Name": employee["MiddleName"],
+        "Last Name": employee["LastName"],
+        "My Employee": False,
+        "Timesheet Date": timesheet_date.isoformat(),
+        "Timesheet Total": 0,
+        **dict.fromkeys(STATUS_FLAGS, False),
+        "Billed": False,
+        "Project Manager Approved Value": 0,
+        "Paid Value": 0,
+        "Rejected Value": 0,
+        "Target Billable Percent": 80,
+        "Actual Billable Percent": 0,
+        "Company Name": "Accutera Architects",
+        "Multilevel Employee": False,
+    }
+    set_status(listed, flags, f"{(week + timedelta(days=6)).isoformat()}T17:00:00")
+    timesheet = {
+        "list": listed,
+        "detail": {
             "TimesheetKey": key,
-            "TimesheetDate": f"{week.isoformat()}T00:00:00",
+            "TimesheetDate": f"{timesheet_date.isoformat()}T00:00:00",
             "EmployeeKey": employee["EmployeeKey"],
             "Overhead": {"Totals": {}, "Detail": overhead_lines},
             "Project": {"Totals": {}, "Detail": project_lines},
+        },
+    }
+    refresh_totals(timesheet)
+    return timesheet
+
+
+STATUS_FLAGS = ("Submitted", "Supervisor Approved", "Accounting Approved", "Project Manager Approved", "Rejected", "Paid")
+
+
+def set_status(listed: dict[str, Any], flags: Mapping[str, bool], when: str) -> None:
+    """The list record's flags and the workflow fields that go with them."""
+    listed.update({name: bool(flags.get(name, False)) for name in STATUS_FLAGS})
+    name = listed.get("Employee", "")
+    submitted = listed["Submitted"]
+    listed.update(
+        {
+            "Billed": listed["Paid"],
+            "Submitted Date": when if submitted else None,
+            "Submitted By": name if submitted else "",
+            "Accounting Approved Date": when if listed["Accounting Approved"] else None,
+            "Accounting Approved By": "Accounting" if listed["Accounting Approved"] else "",
+            "Supervisor Approved Date": when if listed["Supervisor Approved"] else None,
+            "Supervisor Approved By": "Supervisor" if listed["Supervisor Approved"] else "",
         }
-        timesheets[key] = {"list": listed, "detail": detail}
-        _refresh_totals(timesheets[key])
-    return AjeraDataset(employees=employees, projects=projects, timesheets=timesheets)
+    )
 
 
 def day_cells(dataset: AjeraDataset, first: date, last: date) -> dict[str, float]:
-    """The non-empty day cells with a work date in ``first..last``, keyed like the client's
-    day-rows (``{Timesheet Key}:{P|O}{line key}:{date}``), with regular + overtime hours."""
+    """The non-empty day cells with a work date in ``first..last`` under the reading the
+    sandbox serves, keyed like the client's day-rows (``{Timesheet Key}:{P|O}{line key}:{date}``),
+    with regular + overtime hours."""
     cells: dict[str, float] = {}
     for key, timesheet in dataset.timesheets.items():
         detail = timesheet["detail"]
-        week = date.fromisoformat(detail["TimesheetDate"][:10])
+        week = dataset.week_first_day(timesheet)
         for section, letter, line_field in (
             ("Project", "P", "Timesheet Project Key"),
             ("Overhead", "O", "Timesheet Overhead Group Detail Key"),
@@ -372,14 +502,27 @@ class AjeraState:
     config: SandboxConfig
     dataset: AjeraDataset
     session_lifetime_seconds: float = SESSION_LIFETIME_SECONDS
+    list_cap: int | None = None  # ListTimesheets answers are cut at this many records, silently
+    # Doc-conformant paging variants (the general page names no maximum and shows PageCount):
+    page_size_cap: int | None = None  # serve at most this many per page, whatever PageSize asks
+    page_count_field: bool = True  # answer PageSize/PageNumber/PageCount beside Content
+    ignore_paging: bool = False  # answer every page with the whole list
     method_calls: Counter = field(default_factory=Counter)
     hidden_details: set[int] = field(default_factory=set)  # timesheets GetTimesheets leaves out
     hidden_projects: set[int] = field(default_factory=set)  # projects GetProjects leaves out
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
     def calls(self, method: str) -> int:
         with self.lock:
             return self.method_calls[method]
+
+
+@dataclass
+class Call:
+    """One authenticated method call: its arguments and the session's API version."""
+
+    args: "Arguments"
+    api_version: int
 
 
 class Arguments:
@@ -444,38 +587,54 @@ class Arguments:
         except ValueError:
             raise self._bad(name, "a date (YYYY-MM-DD)") from None
 
-    def page(self, items: list[Any]) -> list[Any]:
-        if not self.boolean("PageResults"):
-            return items
-        number, size = self.integer("PageNumber"), self.integer("PageSize")
-        if number is None or size is None:
-            raise ApiError(400, f"{self.method}: PageNumber and PageSize are required when PageResults is true")
-        if number < 1:
-            raise ApiError(400, f"{self.method}: PageNumber must be 1 or greater")
-        if not 1 <= size <= MAX_PAGE_SIZE:
-            raise ApiError(400, f"{self.method}: PageSize must be between 1 and {MAX_PAGE_SIZE}")
-        return items[(number - 1) * size : number * size]
-
 
 PAGING = ("PageResults", "PageNumber", "PageSize")
+DEFAULT_PAGE_SIZE = 10  # the general API page's default
 CREDENTIAL_FIELDS = ("Username", "Password", "APIVersion", "UseSessionCookie")
 
 
+@dataclass
+class Paging:
+    number: int
+    size: int
+
+    @classmethod
+    def of(cls, method: str, body: Mapping[str, Any]) -> "Paging | None":
+        """The paging a request asks for beside ``MethodArguments`` (``None``: not paged)."""
+        wanted = body.get("PageResults")
+        if wanted is None or wanted is False:
+            return None
+        if not isinstance(wanted, bool):
+            raise ApiError(400, f"{method}: PageResults must be a boolean")
+        number, size = body.get("PageNumber", 1), body.get("PageSize", DEFAULT_PAGE_SIZE)
+        for name, value in (("PageNumber", number), ("PageSize", size)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ApiError(400, f"{method}: {name} must be an integer")
+        if number < 1:
+            raise ApiError(400, f"{method}: PageNumber must be 1 or greater")
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise ApiError(400, f"{method}: PageSize must be between 1 and {MAX_PAGE_SIZE}")
+        return cls(number, size)
+
+    def apply(self, items: list[Any]) -> tuple[list[Any], dict[str, int]]:
+        pages = math.ceil(len(items) / self.size)
+        chunk = items[(self.number - 1) * self.size : self.number * self.size]
+        return chunk, {"PageSize": self.size, "PageNumber": self.number, "PageCount": pages}
+
+
 def _create_session(sandbox: Sandbox, state: AjeraState, body: dict[str, Any]) -> Any:
-    arguments = body.get("MethodArguments") or {}
-    if not isinstance(arguments, dict):
-        raise ApiError(400, "CreateAPISession: MethodArguments must be an object")
-    unknown = sorted(set(arguments) - set(CREDENTIAL_FIELDS))
-    if unknown:
-        raise ApiError(400, f"CreateAPISession: unknown argument(s) {', '.join(unknown)}")
-    merged = {**arguments, **{k: body[k] for k in CREDENTIAL_FIELDS if k in body}}
-    username, password = merged.get("Username"), merged.get("Password")
+    arguments = body.get("MethodArguments")
+    if arguments not in (None, {}):
+        # The credentials belong at the top level of the body (the general API page).
+        names = ", ".join(sorted(arguments)) if isinstance(arguments, dict) else "MethodArguments"
+        raise ApiError(400, f"CreateAPISession: unknown argument(s) {names}")
+    username, password = body.get("Username"), body.get("Password")
     if not isinstance(username, str) or not username or not isinstance(password, str) or not password:
         raise ApiError(400, "CreateAPISession: Username and Password are required")
-    version = merged.get("APIVersion")
+    version = body.get("APIVersion")
     if isinstance(version, bool) or version not in API_VERSIONS:
         raise ApiError(400, f"CreateAPISession: APIVersion must be one of {', '.join(map(str, API_VERSIONS))}")
-    cookie = merged.get("UseSessionCookie")
+    cookie = body.get("UseSessionCookie")
     if cookie is not None and not isinstance(cookie, bool):
         raise ApiError(400, "CreateAPISession: UseSessionCookie must be a boolean")
     if username != USERNAME or password != PASSWORD:
@@ -490,7 +649,16 @@ def _create_session(sandbox: Sandbox, state: AjeraState, body: dict[str, Any]) -
     }
 
 
-def _list_timesheets(state: AjeraState, args: Arguments) -> Any:
+def _require_version_2(method: str, call: Call) -> None:
+    if call.api_version != 2:
+        raise ApiError(
+            400, f"Unauthorized method {method} for api version {call.api_version} but is supported with api version 2"
+        )
+
+
+def _list_timesheets(state: AjeraState, call: Call) -> Any:
+    _require_version_2("ListTimesheets", call)
+    args = call.args
     earliest = args.day("FilterByEarliestTimesheetDate")
     latest = args.day("FilterByLatestTimesheetDate")
     if earliest and latest and earliest > latest:
@@ -504,7 +672,7 @@ def _list_timesheets(state: AjeraState, args: Arguments) -> Any:
     out = []
     for timesheet in state.dataset.timesheets.values():
         record = timesheet["list"]
-        day = date.fromisoformat(record["Timesheet Date"])
+        day = date.fromisoformat(record["Timesheet Date"][:10])
         if (earliest and day < earliest) or (latest and day > latest):
             continue
         if companies is not None and record["Company Key"] not in companies:
@@ -520,11 +688,16 @@ def _list_timesheets(state: AjeraState, args: Arguments) -> Any:
         if rejected_only and not record["Rejected"]:
             continue
         out.append(dict(record))
+    # A stable order (week, employee) decides which records a capped answer leaves out.
+    out.sort(key=lambda r: tuple(str(r.get(k)) for k in ("Timesheet Date", "Employee Key", "Timesheet Key")))
+    if state.list_cap is not None:
+        out = out[: state.list_cap]
     return {"Timesheets": out}
 
 
-def _get_timesheets(state: AjeraState, args: Arguments) -> Any:
-    keys = args.int_list("RequestedTimesheets", required=True) or []
+def _get_timesheets(state: AjeraState, call: Call) -> Any:
+    _require_version_2("GetTimesheets", call)
+    keys = call.args.int_list("RequestedTimesheets", required=True) or []
     found = [
         json.loads(json.dumps(state.dataset.timesheets[k]["detail"]))
         for k in dict.fromkeys(keys)
@@ -536,14 +709,15 @@ def _get_timesheets(state: AjeraState, args: Arguments) -> Any:
 PROJECT_LIST_FIELDS = ("ProjectKey", "ID", "Description", "Status")
 
 
-def _list_projects(state: AjeraState, args: Arguments) -> Any:
+def _list_projects(state: AjeraState, call: Call) -> Any:
+    args = call.args
     statuses = args.string_list("FilterByStatus")
     companies = args.int_list("FilterByCompany")
     earliest = args.day("FilterByEarliestModifiedDate")
     latest = args.day("FilterByLatestModifiedDate")
     chosen = []
     for project in state.dataset.projects:
-        modified = date.fromisoformat(project["LastModifiedDate"][:10])
+        modified = date.fromisoformat(str(project["LastModifiedDate"])[:10])
         if statuses is not None and project["Status"] not in statuses:
             continue
         if companies is not None and project["CompanyKey"] not in companies:
@@ -551,35 +725,36 @@ def _list_projects(state: AjeraState, args: Arguments) -> Any:
         if (earliest and modified < earliest) or (latest and modified > latest):
             continue
         chosen.append({k: project[k] for k in PROJECT_LIST_FIELDS})
-    return {"Projects": args.page(chosen)}
+    return {"Projects": chosen}
 
 
-def _get_projects(state: AjeraState, args: Arguments) -> Any:
-    keys = set(args.int_list("RequestedProjects", required=True) or [])
-    return {
-        "Projects": [
-            dict(p) for p in state.dataset.projects if p["ProjectKey"] in keys and p["ProjectKey"] not in state.hidden_projects
-        ]
-    }
+def _get_projects(state: AjeraState, call: Call) -> Any:
+    keys = set(call.args.int_list("RequestedProjects", required=True) or [])
+    chosen = [
+        json.loads(json.dumps(p))
+        for p in state.dataset.projects
+        if p["ProjectKey"] in keys and p["ProjectKey"] not in state.hidden_projects
+    ]
+    return flat_projects(chosen) if call.api_version == 2 else {"Projects": chosen}
 
 
-def _list_employees(state: AjeraState, args: Arguments) -> Any:
-    statuses = args.string_list("FilterByStatus")
+def _list_employees(state: AjeraState, call: Call) -> Any:
+    statuses = call.args.string_list("FilterByStatus")
     chosen = [
         {k: e[k] for k in ("EmployeeKey", "FirstName", "MiddleName", "LastName", "Status")}
         for e in state.dataset.employees
         if statuses is None or e["Status"] in statuses
     ]
-    return {"Employees": args.page(chosen)}
+    return {"Employees": chosen}
 
 
-def _get_employees(state: AjeraState, args: Arguments) -> Any:
-    keys = set(args.int_list("RequestedEmployees", required=True) or [])
+def _get_employees(state: AjeraState, call: Call) -> Any:
+    keys = set(call.args.int_list("RequestedEmployees", required=True) or [])
     return {"Employees": [dict(e) for e in state.dataset.employees if e["EmployeeKey"] in keys]}
 
 
-# Method -> (allowed MethodArguments, handler)
-METHODS: dict[str, tuple[tuple[str, ...], Callable[[AjeraState, Arguments], Any]]] = {
+# Method -> (allowed MethodArguments, handler, the Content list that PageResults pages or None)
+METHODS: dict[str, tuple[tuple[str, ...], Callable[[AjeraState, Call], Any], str | None]] = {
     "ListTimesheets": (
         (
             "FilterByCompany", "FilterByEmployee", "FilterByNameLike", "FilterByPaid", "FilterByUnpaid",
@@ -587,50 +762,75 @@ METHODS: dict[str, tuple[tuple[str, ...], Callable[[AjeraState, Arguments], Any]
             "FilterByEarliestTimesheetDate", "FilterByLatestTimesheetDate",
         ),
         _list_timesheets,
+        "Timesheets",
     ),
-    "GetTimesheets": (("RequestedTimesheets",), _get_timesheets),
+    "GetTimesheets": (("RequestedTimesheets",), _get_timesheets, None),
     "ListProjects": (
-        ("FilterByStatus", "FilterByCompany", "FilterByEarliestModifiedDate", "FilterByLatestModifiedDate", *PAGING),
+        ("FilterByStatus", "FilterByCompany", "FilterByEarliestModifiedDate", "FilterByLatestModifiedDate"),
         _list_projects,
+        "Projects",
     ),
-    "GetProjects": (("RequestedProjects",), _get_projects),
-    "ListEmployees": (("FilterByStatus", *PAGING), _list_employees),
-    "GetEmployees": (("RequestedEmployees",), _get_employees),
+    "GetProjects": (("RequestedProjects",), _get_projects, None),
+    "ListEmployees": (("FilterByStatus",), _list_employees, "Employees"),
+    "GetEmployees": (("RequestedEmployees",), _get_employees, None),
 }
 SESSION_METHODS = ("CreateAPISession", "EndAPISession")
 
 
-def _dispatch(sandbox: Sandbox, state: AjeraState, body: dict[str, Any]) -> Any:
+def _dispatch(sandbox: Sandbox, state: AjeraState, body: dict[str, Any]) -> tuple[Any, dict[str, int]]:
+    """``Content`` of the answer and the paging fields that go beside it."""
     method = body.get("Method")
     if not isinstance(method, str) or not method:
         raise ApiError(400, "Method is required")
     with state.lock:
         state.method_calls[method] += 1
     if method == "CreateAPISession":
-        return _create_session(sandbox, state, body)
+        return _create_session(sandbox, state, body), {}
     if method not in METHODS and method != "EndAPISession":
         raise ApiError(400, f"Unknown method '{method}'")
     token = body.get("SessionToken")
     if not isinstance(token, str) or not token:
         raise ApiError(401, "SessionToken is required.", error_id=3)
-    if sandbox.tokens.validate(token) is None:
+    issued = sandbox.tokens.validate(token)
+    if issued is None:
         raise ApiError(401, "Invalid or expired session token.", error_id=3)
     if method == "EndAPISession":
         sandbox.tokens.revoke(token)
-        return None
-    allowed, handler = METHODS[method]
-    return handler(state, Arguments(method, body.get("MethodArguments"), allowed))
+        return None, {}
+    allowed, handler, paged = METHODS[method]
+    paging = Paging.of(method, body)
+    version = int(issued.principal.rsplit(":v", 1)[1])
+    with state.lock:
+        content = handler(state, Call(Arguments(method, body.get("MethodArguments"), allowed), version))
+    if paging is None or paged is None or state.ignore_paging:
+        return content, {}
+    if state.page_size_cap is not None:
+        paging = Paging(paging.number, min(paging.size, state.page_size_cap))
+    records, fields = paging.apply(content[paged])
+    return {**content, paged: records}, fields if state.page_count_field else {}
 
 
 def create_app(
     config: SandboxConfig,
     *,
+    timesheet_date: str = WEEK_ENDING,
+    list_cap: int | None = None,
     session_lifetime_seconds: float = SESSION_LIFETIME_SECONDS,
     rate_rule: RateRule | None = None,
 ) -> Starlette:
+    """The sandbox app. ``timesheet_date``: the week reading it serves; ``list_cap``: cut
+    ``ListTimesheets`` answers at that many records (the real API's reported 500)."""
+    from .sandbox_mutations import AjeraMutations
+
     sandbox = Sandbox(name="ajera", rate_rule=rate_rule, error=framework_error)
-    state = AjeraState(config=config, dataset=build_dataset(config), session_lifetime_seconds=session_lifetime_seconds)
+    state = AjeraState(
+        config=config,
+        dataset=build_dataset(config, timesheet_date),
+        session_lifetime_seconds=session_lifetime_seconds,
+        list_cap=list_cap,
+    )
     sandbox.extra["ajera"] = state
+    sandbox.extra["mutations"] = AjeraMutations(state)
 
     async def api(request: Request) -> Response:
         if unquote(request.url.query) != unquote(API_ID):
@@ -642,10 +842,14 @@ def create_app(
         if not isinstance(body, dict):
             return JSONResponse(error_envelope(400, "Request body must be a JSON object."), status_code=400)
         try:
-            content = _dispatch(sandbox, state, body)
+            content, paging = _dispatch(sandbox, state, body)
         except ApiError as exc:
             return JSONResponse(error_envelope(exc.code, exc.message, exc.error_id))
-        return JSONResponse(envelope(content))
+        answer = envelope(content)
+        if paging:
+            # Beside Content, as the general API page shows a paged answer.
+            answer = {**{k: v for k, v in answer.items() if k != "Content"}, **paging, "Content": content}
+        return JSONResponse(answer)
 
     app = build_app(sandbox, [Route(ENDPOINT, api, methods=["POST"])])
     app.state.ajera = state
@@ -653,17 +857,22 @@ def create_app(
 
 
 # -- contract helpers ---------------------------------------------------------------------------
-def sandbox_env(base_url: str) -> dict[str, str]:
-    return {
+def sandbox_env(base_url: str, timesheet_date: str | None = None) -> dict[str, str]:
+    """The variables that point the resource at a sandbox (``timesheet_date``: the reading a
+    sandbox created with a non-default one serves)."""
+    env = {
         "AJERA_BASE_URL": base_url.rstrip("/") + ENDPOINT,
         "AJERA_API_ID": API_ID,
         "AJERA_USERNAME": USERNAME,
         "AJERA_PASSWORD": PASSWORD,
     }
+    if timesheet_date is not None:
+        env["AJERA_TIMESHEET_DATE"] = timesheet_date
+    return env
 
 
-def expected_timesheets(config: SandboxConfig, first: date, last: date) -> dict:
-    cells = day_cells(build_dataset(config), first, last)
+def expected_timesheets(config: SandboxConfig, first: date, last: date, timesheet_date: str = WEEK_ENDING) -> dict:
+    cells = day_cells(build_dataset(config, timesheet_date), first, last)
     return {"lines": len(cells), "total_hours": sum(cells.values())}
 
 
@@ -694,7 +903,7 @@ def touch_timesheets(state: AjeraState, fraction: float, seed: int = 0) -> list[
                 if worked:
                     line[f"D{worked[0]} Regular"] = float(line[f"D{worked[0]} Regular"]) + 0.5
                     break
-            _refresh_totals(timesheet)
+            refresh_totals(timesheet)
     return chosen
 
 
