@@ -101,7 +101,7 @@ class RunStatusGuard:
         self.doing = doing
         self._monotonic = monotonic
         self._next_check = float("-inf")
-        self._stopped: RunNoLongerInProgress | None = None
+        self._ended_as: dg.DagsterRunStatus | None = None
         self._lock = threading.Lock()
         self.reads = 0
 
@@ -110,7 +110,7 @@ class RunStatusGuard:
 
     def check(self) -> None:
         with self._lock:
-            if self._stopped is None and self._monotonic() >= self._next_check:
+            if self._ended_as is None and self._monotonic() >= self._next_check:
                 self._next_check = self._monotonic() + self.interval
                 self.reads += 1
                 try:
@@ -119,9 +119,10 @@ class RunStatusGuard:
                     LOGGER.warning("could not read the status of run %s: %s", self.run_id, exc)
                     status = None
                 if status in OVER:
-                    self._stopped = RunNoLongerInProgress(self.run_id, status, self.doing)
-            if self._stopped is not None:
-                raise self._stopped
+                    self._ended_as = status
+            ended_as = self._ended_as
+        if ended_as is not None:
+            raise RunNoLongerInProgress(self.run_id, ended_as, self.doing)
 
 
 def guard_for(context: Any, doing: str = "vendor request") -> RunStatusGuard | None:
