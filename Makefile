@@ -3,6 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+PORT ?= 3000
+DAYS ?= 14
+
 .PHONY: demo test dev bench sandbox rehearse clean
 
 $(BIN)/python:
@@ -15,13 +18,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/timesheet-assets demo
+	$(BIN)/timesheet-assets demo --days $(DAYS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
+# make dev PORT=3001 for another port; a second dev on the same .dagster_home/ is refused.
 dev: $(STAMP)
-	$(BIN)/timesheet-assets dev
+	$(BIN)/timesheet-assets dev --port $(PORT) --days $(DAYS)
 
 # The benchmarks also need the peer pipeline they compare with (dlt, the bench extra).
 BENCH_STAMP := $(VENV)/.bench-installed
@@ -34,7 +38,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run
 
 sandbox: $(STAMP)
-	$(BIN)/timesheet-assets sandbox
+	$(BIN)/timesheet-assets sandbox --days $(DAYS)
 
 # The production deployment rehearsed on this machine with a run worker and the code server
 # killed (PostgreSQL, code server, webserver, dagster-daemon, vendor sandboxes): see

@@ -483,13 +483,13 @@ ABLATIONS: dict[str, str] = {
 def _patches(variant: str) -> list[tuple[Any, str, Any]]:
     import timesheet_assets.conformed.schema as schema
     import timesheet_assets.ingest.records as records
-    import timesheet_assets.vendors.ibuildapp.assets as assets
     import timesheet_assets.vendors.ibuildapp.conform as conform
+    import timesheet_assets.vendors.ibuildapp.entries as entries
     import timesheet_assets.vendors.ibuildapp.resource as resource
 
     each = {
         "json_loads_decode": [(resource, "decode_json", _json_loads_decode)],
-        "gc_not_paused": [(assets, "cyclic_gc_paused", _no_pause), (records, "cyclic_gc_paused", _no_pause)],
+        "gc_not_paused": [(entries, "cyclic_gc_paused", _no_pause), (records, "cyclic_gc_paused", _no_pause)],
         "old_coerce_dtypes": [(records, "coerce_dtypes", _old_coerce_dtypes), (schema, "coerce_dtypes", _old_coerce_dtypes)],
         "old_status_lower": [(conform, "_lower", _old_lower)],
     }

@@ -1,9 +1,12 @@
-"""The code location: ``defs`` is what ``dagster dev`` / ``dagster definitions validate`` load."""
+"""The code location: ``defs`` is what ``dagster dev`` / ``dagster definitions validate`` load
+(location name ``timesheet_assets`` everywhere: ``workspace.yaml``, ``location.py``)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
+from .alerts import ALERT_SENSORS
+from .freshness import with_freshness
 from .settings import enabled_vendors
 from .storage import warehouse_io_manager
 from .vendors.registry import VendorPlugin, load_plugin
@@ -19,7 +22,7 @@ def build_definitions(vendors: tuple[str, ...] | None = None) -> dg.Definitions:
     from .schedules import build_daily_refresh_schedule, build_deep_refresh_schedule, build_reread_sensor
 
     plugins = enabled_plugins(vendors)
-    return dg.Definitions.merge(
+    defs = dg.Definitions.merge(
         # Runs launched from the asset graph execute their steps in the run worker too, as the
         # named jobs do: no step process that outlives a killed worker, and no step process
         # start-up (seconds each) between a vendor's steps, which run one at a time anyway.
@@ -29,9 +32,11 @@ def build_definitions(vendors: tuple[str, ...] | None = None) -> dg.Definitions:
         dg.Definitions(
             jobs=build_jobs(plugins),
             schedules=[build_daily_refresh_schedule(plugins), build_deep_refresh_schedule(plugins)],
-            sensors=[build_reread_sensor(plugins)],
+            sensors=[build_reread_sensor(plugins), *ALERT_SENSORS],
         ),
     )
+    # Every asset says when it is overdue; the alert sensors post what turns overdue.
+    return with_freshness(defs)
 
 
 defs = build_definitions()

@@ -1,145 +1,144 @@
-"""`timesheet-assets demo` and `dev`: the whole pipeline against the local sandboxes."""
+"""`timesheet-assets demo` and `dev`: the whole pipeline against the local sandboxes.
+
+The demo launches the named job ``refresh_all`` through the code location, as the UI does, so
+its run can be re-executed from ``make dev``; it prints each step as it goes and a summary at
+the end. Both commands start the partitions where the sandbox data starts (the catalog shows
+every day the demo loaded as materialized) and share the Dagster home ``.dagster_home/``.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
-import warnings
-from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
-DEMO_HOME = Path(".dagster_home")
+from .commands.local import (
+    DEFAULT_DAYS,
+    DEFAULT_RECORDS,
+    LOCAL_HOME,
+    DevLock,
+    LocalSetupError,
+    LocalWindow,
+    ensure_port_free,
+    prepare_home,
+)
+
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+DEMO_TAG = "timesheet_assets/refresh"
+# The run's own log stays in the instance (and the UI); the terminal gets the progress lines.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def _prepare_home(home: Path) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        # SQLite storage (the default) under this folder; pools as in production.
-        config.write_text(
-            "telemetry:\n  enabled: false\n"
-            "concurrency:\n  pools:\n    default_limit: 1\n"
-        )
-    os.environ["DAGSTER_HOME"] = str(home.resolve())
-
-
-def _value(entry: Any) -> Any:
-    return getattr(entry, "value", entry)
-
-
-def _summary_rows(result, instance) -> tuple[list[list[Any]], bool]:
-    import dagster as dg
-
-    durations: dict[str, float] = {}
-    starts: dict[str, float] = {}
-    for record in instance.all_logs(result.run_id):
-        event = record.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        if event.event_type == dg.DagsterEventType.STEP_START:
-            starts[event.step_key] = record.timestamp
-        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-            durations[event.step_key] = record.timestamp - starts.get(event.step_key, record.timestamp)
-    checks: dict[str, list[str]] = {}
-    all_passed = True
-    for evaluation in result.get_asset_check_evaluations():
-        mark = "ok" if evaluation.passed else ("FAIL" if evaluation.severity == dg.AssetCheckSeverity.ERROR else "warn")
-        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-            all_passed = False
-        checks.setdefault(evaluation.asset_key.to_user_string(), []).append(f"{evaluation.check_name}:{mark}")
-    rows = []
-    seen: set[str] = set()
-    for node in sorted({e.node_name for e in result.all_node_events if e.node_name}):
-        for materialization in result.asset_materializations_for_node(node):
-            key = materialization.asset_key.to_user_string()
-            # A range run records one materialization per partition, all with the run's metadata.
-            if key in seen:
-                continue
-            seen.add(key)
-            meta = {k: _value(v) for k, v in materialization.metadata.items()}
-            passed = checks.get(key, [])
-            rows.append(
-                [
-                    key,
-                    meta.get("rows", meta.get("dagster/row_count", meta.get("dagster/partition_row_count", ""))),
-                    meta.get("requests", ""),
-                    meta.get("retries", ""),
-                    meta.get("quarantined", ""),
-                    f"{durations.get(node, 0.0):.1f}",
-                    f"{sum(c.endswith(':ok') for c in passed)}/{len(passed)} passed" if passed else "",
-                ]
-            )
-    return rows, all_passed
-
-
-def run_demo(days: int = 14, records: int = 300) -> int:
-    # Dagster flags BackfillPolicy and friends as beta on every definition; not news to a demo.
-    warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")
-    _prepare_home(DEMO_HOME)
-    os.environ.setdefault("TIMESHEET_WAREHOUSE", "warehouse.duckdb")
-    import dagster as dg
-    from tabulate import tabulate
-
-    from .definitions import build_definitions
-    from .sandbox.data import SandboxConfig
+def _start_sandboxes(stack, window: LocalWindow):
     from .sandbox.registry import serve_sandboxes
     from .settings import enabled_vendors
 
-    today = date.today()
-    first = today - timedelta(days=days - 1)
-    vendors = enabled_vendors()
-    config = SandboxConfig(time_records=records, days=max(days, 30), anchor_date=today)
+    running = stack.enter_context(serve_sandboxes(enabled_vendors(), window.sandbox_config()))
+    for sandbox in running.values():
+        os.environ.update(sandbox.env)
+    return running
+
+
+def run_demo(days: int = DEFAULT_DAYS, records: int = DEFAULT_RECORDS, home: Path = LOCAL_HOME) -> int:
+    from contextlib import ExitStack
+
+    import dagster as dg
+
+    from .commands.progress import RunFollower
+    from .commands.summary import collect, count_rows, render
+    from .jobs import REFRESH_ALL
+    from .location import launch, create_run, open_workspace
+
     started = time.monotonic()
-    with serve_sandboxes(vendors, config) as running:
-        for sandbox in running.values():
-            os.environ.update(sandbox.env)
+    window = LocalWindow.ending_today(days, records)
+    home = prepare_home(home)
+    window.apply_to_environment()
+    try:
+        load = window.clamped_to_partitions()
+    except LocalSetupError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    with ExitStack() as stack:
+        running = _start_sandboxes(stack, window)
         print(f"sandboxes on loopback: {', '.join(f'{v} {s.server.url}' for v, s in running.items())}")
-        defs = build_definitions(vendors)
-        instance = dg.DagsterInstance.get()
-        print(f"materializing every asset for work dates {first} .. {today} (one run) ...", flush=True)
-        result = dg.materialize(
-            list(defs.assets or []),
-            resources=dict(defs.resources or {}),
-            instance=instance,
-            tags={RANGE_START: first.isoformat(), RANGE_END: today.isoformat()},
-            # The full event log is in the instance (and the UI); the terminal gets the summary.
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            raise_on_error=False,
+        print(f"Dagster home {home}; warehouse {os.environ['TIMESHEET_WAREHOUSE']}; partitions from "
+              f"{os.environ['TIMESHEET_START_DATE']}")
+        print("loading the code location (its own process, as the UI runs it) ...", flush=True)
+        instance = stack.enter_context(dg.DagsterInstance.get())
+        workspace = stack.enter_context(open_workspace(instance))
+        run = create_run(
+            workspace, REFRESH_ALL,
+            tags={RANGE_START: load.first.isoformat(), RANGE_END: load.last.isoformat(), DEMO_TAG: "demo"},
+            run_config=QUIET_CONSOLE,
         )
-        rows, checks_ok = _summary_rows(result, instance)
+        print(f"run {run.run_id} of {REFRESH_ALL}: every asset for work dates {load.first} .. {load.last}", flush=True)
+        launch(workspace, run)
+        finished = RunFollower(instance, run.run_id, write=lambda line: print(line, flush=True)).follow()
+        facts = collect(instance, finished)
+        by_vendor = count_rows(os.environ["TIMESHEET_WAREHOUSE"], facts, workspace.asset_graph, load.first, load.last)
+        print()
+        print(render(facts, workspace.asset_graph, load.first, load.last, by_vendor, time.monotonic() - started))
     print()
-    print(tabulate(rows, headers=["asset", "rows", "requests", "retries", "quarantined", "seconds", "checks"]))
-    print()
-    status = "succeeded" if result.success and checks_ok else "FAILED"
     print(
-        f"run {result.run_id} {status} in {time.monotonic() - started:.1f} s; warehouse: "
-        f"{os.environ['TIMESHEET_WAREHOUSE']}; Dagster home: {DEMO_HOME}/ (open it with `make dev`)"
+        f"Open the run in the UI: make dev, then http://127.0.0.1:3000/runs/{finished.run_id} "
+        "(Re-execute works there; the dev sandboxes serve the same data)."
     )
-    return 0 if result.success and checks_ok else 1
+    failed_checks = any(not ok and blocking for line in facts.lines.values() for _, ok, blocking in line.checks)
+    return 0 if finished.status == dg.DagsterRunStatus.SUCCESS and not failed_checks else 1
 
 
-def run_dev(port: int = 3000) -> int:
-    _prepare_home(Path(".dagster_home"))
-    os.environ.setdefault("TIMESHEET_WAREHOUSE", "warehouse.duckdb")
-    from .sandbox.data import SandboxConfig
-    from .sandbox.registry import serve_sandboxes
-    from .settings import enabled_vendors
+def run_dev(port: int = 3000, days: int = DEFAULT_DAYS, records: int = DEFAULT_RECORDS, home: Path = LOCAL_HOME) -> int:
+    from contextlib import ExitStack
 
-    with serve_sandboxes(enabled_vendors(), SandboxConfig()) as running:
-        env = dict(os.environ)
-        for sandbox in running.values():
-            env.update(sandbox.env)
+    window = LocalWindow.ending_today(days, records)
+    home = prepare_home(home)
+    window.apply_to_environment()
+    lock = DevLock(home)
+    try:
+        lock.acquire(port)
+        ensure_port_free(port)
+    except LocalSetupError as exc:
+        lock.release()
+        print(f"dev: {exc}", file=sys.stderr)
+        return 2
+    with lock, ExitStack() as stack:
+        running = _start_sandboxes(stack, window)
         print(f"sandboxes on loopback: {', '.join(f'{v} {s.server.url}' for v, s in running.items())}")
+        print(f"Dagster home {home}; warehouse {os.environ['TIMESHEET_WAREHOUSE']}; partitions from "
+              f"{os.environ['TIMESHEET_START_DATE']}; UI on http://127.0.0.1:{port}", flush=True)
         command = [
-            sys.executable, "-m", "dagster", "dev", "-m", "timesheet_assets.definitions",
+            sys.executable, "-m", "dagster", "dev", "-w", str(home / "workspace.yaml"),
             "-h", "127.0.0.1", "-p", str(port),
         ]
+        return _serve_until_stopped(command)
+
+
+def _serve_until_stopped(command: list[str], grace_seconds: float = 60.0) -> int:
+    """Run ``dagster dev`` in a process group of its own and pass it Ctrl-C, SIGTERM or
+    SIGHUP as its graceful Ctrl-C (a second signal kills it): however this process is stopped,
+    the UI, the daemon and the code server stop with it, and the home stays locked until they
+    have."""
+    child = subprocess.Popen(command, env=dict(os.environ), start_new_session=True)
+    signals_seen = []
+
+    def stop(signum, _frame) -> None:
+        signals_seen.append(signum)
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGINT if len(signals_seen) == 1 else signal.SIGKILL)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        child.wait()
+    finally:
         try:
-            return subprocess.call(command, env=env)
-        except KeyboardInterrupt:
-            return 0
+            child.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if child.returncode in (0, -signal.SIGINT) else child.returncode

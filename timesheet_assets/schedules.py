@@ -22,7 +22,7 @@ from typing import Iterable
 import dagster as dg
 
 from .jobs import REFRESH_ALL, conformed_keys, vendor_refresh_keys
-from .settings import SettingError
+from .settings import SettingError, partitions_start_date
 from .vendors.registry import VendorPlugin
 
 DEFAULT_LOOKBACK_DAYS = 14
@@ -65,6 +65,10 @@ def deep_refresh_days(vendor: str) -> int:
     )
 
 
+def first_partition_day() -> date:
+    return date.fromisoformat(partitions_start_date())
+
+
 def range_tags(first: date, last: date) -> dict[str, str]:
     return {RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}
 
@@ -83,7 +87,9 @@ def refresh_requests(
         tags = {REFRESH_TAG: kind, VENDOR_TAG: plugin.name}
         if plugin.timesheets is not None:
             days = deep_refresh_days(plugin.name) if kind == "deep" else lookback_days(plugin.name)
-            tags |= range_tags(scheduled_date - timedelta(days=days - 1), scheduled_date)
+            # Dagster refuses a range that starts before the first partition.
+            first = max(scheduled_date - timedelta(days=days - 1), first_partition_day())
+            tags |= range_tags(first, max(first, scheduled_date))
         requests.append(
             dg.RunRequest(run_key=f"{kind}-refresh:{plugin.name}:{day}", asset_selection=keys, tags=tags)
         )
@@ -176,7 +182,8 @@ def build_reread_sensor(plugins: list[VendorPlugin]) -> dg.SensorDefinition:
             newest = result.records[-1].storage_id
             cursor[plugin.name] = newest
             keys = vendor_refresh_keys(plugin) if plugin.timesheets_daily_partitioned else conformed_keys(plugin)
-            for first, last in day_ranges(days):
+            start = first_partition_day()
+            for first, last in day_ranges(day for day in days if day >= start):
                 requests.append(
                     dg.RunRequest(
                         run_key=f"reread:{plugin.name}:{first}:{last}:{newest}",

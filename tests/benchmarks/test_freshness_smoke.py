@@ -34,6 +34,7 @@ def test_refresh_runs_in_a_run_worker_and_every_milestone_is_in_order(daily_and_
     assert m["run_start"] < row["first_request_s"] <= row["last_request_s"] < row["wall_s"]
     assert set(row["steps"]) == {
         "raw__blikk__projects", "raw__blikk__time_reports", "conformed__projects", "conformed__timesheets",
+        "raw__blikk__time_reports_reported_hours_match_blikk",  # the reconciliation check's step
     }
     assert row["requests"] >= 5 and row["violations"] == 0 and row["http_429"] == 0
     assert row["floor_s"] == pytest.approx(row["requests"] / 4.0, abs=0.01)

@@ -161,3 +161,27 @@ def test_every_run_executes_its_steps_in_its_worker_and_refreshes_have_a_max_run
         resolved = defs.resolve_job_def(job.name)
         assert resolved.executor_def.name == "in_process", job.name
         assert resolved.tags[MAX_RUNTIME_TAG] == str(REFRESH_MAX_RUNTIME_SECONDS), job.name
+
+
+def test_refresh_ranges_never_start_before_the_first_partition(monkeypatch):
+    monkeypatch.setenv("TIMESHEET_START_DATE", "2026-05-01")
+    defs = build_definitions(("blikk",))
+    when = datetime(2026, 5, 24, 2, 0, tzinfo=timezone.utc)
+    for name in ("daily_refresh", "deep_refresh"):
+        with dg.build_schedule_context(scheduled_execution_time=when) as context:
+            (request,) = defs.resolve_schedule_def(name).evaluate_tick(context).run_requests
+        assert request.tags[RANGE_START] == ("2026-05-11" if name == "daily_refresh" else "2026-05-01")
+
+
+def test_changed_days_before_the_first_partition_are_not_asked_for(instance, monkeypatch):
+    from timesheet_assets.schedules import DAYS_TO_REREAD
+
+    monkeypatch.setenv("TIMESHEET_START_DATE", "2025-11-15")
+    defs = build_definitions(("blikk",))
+    key = dg.AssetKey(["raw", "blikk", "time_reports"])
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=key, partition="2026-01-05", metadata={DAYS_TO_REREAD: ["2025-11-01", "2025-12-01"]})
+    )
+    with dg.build_sensor_context(instance=instance, definitions=defs) as context:
+        data = defs.resolve_sensor_def("reread_changed_days").evaluate_tick(context)
+    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in data.run_requests] == [("2025-12-01", "2025-12-01")]

@@ -1,5 +1,6 @@
 """`timesheet-assets dev` (what `make dev` runs) serves the UI, and its GraphQL API lists
-every asset of the code location."""
+every asset of the code location, each with its freshness policy, and the conformed tables'
+checks and columns with their descriptions and warehouse types."""
 
 import os
 import signal
@@ -15,7 +16,10 @@ from timesheet_assets.definitions import build_definitions
 
 pytestmark = pytest.mark.xdist_group("dev_ui")
 
-QUERY = "{ assetNodes { assetKey { path } } }"
+QUERY = """{ assetNodes { assetKey { path }
+  internalFreshnessPolicy { __typename ... on TimeWindowFreshnessPolicy { failWindowSeconds warnWindowSeconds } }
+  assetChecksOrError { __typename ... on AssetChecks { checks { name description blocking } } }
+  metadataEntries { label ... on TableSchemaMetadataEntry { schema { columns { name type description } } } } } }"""
 
 
 def free_port() -> int:
@@ -43,6 +47,7 @@ def test_dev_serves_the_asset_graph(tmp_path):
                 nodes = response.json().get("data", {}).get("assetNodes")
                 if nodes:
                     keys = {"/".join(n["assetKey"]["path"]) for n in nodes}
+                    by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
             except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(1)
@@ -50,6 +55,20 @@ def test_dev_serves_the_asset_graph(tmp_path):
         expected = {key.to_user_string() for key in build_definitions().resolve_all_asset_keys()}
         assert expected <= keys
         assert {"conformed/timesheets", "conformed/projects", "raw/blikk/time_reports"} <= keys
+        for key, node in by_key.items():
+            policy = node["internalFreshnessPolicy"]
+            assert policy == {"__typename": "TimeWindowFreshnessPolicy", "failWindowSeconds": 26 * 3600,
+                              "warnWindowSeconds": 25 * 3600}, key
+        for key in ("conformed/timesheets", "conformed/projects"):
+            checks = by_key[key]["assetChecksOrError"]["checks"]
+            assert checks and all(c["description"] for c in checks), key
+            schema = next(e["schema"] for e in by_key[key]["metadataEntries"] if e["label"] == "dagster/column_schema")
+            assert all(c["description"] for c in schema["columns"]), key
+            types = {c["name"]: c["type"] for c in schema["columns"]}
+            assert types["source_system"] == "VARCHAR" and types["ingested_at"] == "TIMESTAMP WITH TIME ZONE", key
+        types = {c["name"]: c["type"] for e in by_key["conformed/timesheets"]["metadataEntries"]
+                 if e["label"] == "dagster/column_schema" for c in e["schema"]["columns"]}
+        assert (types["work_date"], types["total_hours"]) == ("DATE", "DOUBLE")
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

@@ -12,11 +12,9 @@ from ..ingest import DATE_WINDOW_BACKFILL, daily_partitions, frame_preview, part
 from ..vendors.registry import VendorPlugin
 from .checks import CheckOutcome, project_checks, projects_known, row_count_not_dropping, timesheet_checks
 from ..storage import PRIMARY_KEY
+from .catalog import PROJECT_CHECK_DESCRIPTIONS, PROJECT_SCHEMA, TIMESHEET_CHECK_DESCRIPTIONS, TIMESHEET_SCHEMA
 from .schema import (
-    COLUMN_DESCRIPTIONS,
-    PROJECT_COLUMNS,
     PROJECT_KEY,
-    TIMESHEET_COLUMNS,
     TIMESHEET_KEY,
     conform_project_frame,
     conform_timesheet_frame,
@@ -24,15 +22,8 @@ from .schema import (
 
 TIMESHEETS_KEY = dg.AssetKey(["conformed", "timesheets"])
 PROJECTS_KEY = dg.AssetKey(["conformed", "projects"])
-TIMESHEET_CHECKS = (
-    "primary_key_unique", "required_columns_not_null", "status_in_allowed_set",
-    "hours_between_0_and_24", "employee_day_at_most_24h", "total_equals_regular_plus_overtime",
-    "project_id_in_projects", "row_count_not_dropping",
-)
-PROJECT_CHECKS = (
-    "primary_key_unique", "required_columns_not_null", "status_in_allowed_set",
-    "row_count_not_dropping",
-)
+TIMESHEET_CHECKS = tuple(TIMESHEET_CHECK_DESCRIPTIONS)
+PROJECT_CHECKS = tuple(PROJECT_CHECK_DESCRIPTIONS)
 BLOCKING = {"primary_key_unique", "required_columns_not_null", "status_in_allowed_set"}
 # Every vendor's refresh run rebuilds the conformed days it re-read. One conformed step at a
 # time across runs: the last one to run reads every raw write committed before it, so two
@@ -47,18 +38,10 @@ class ConformedConfig(dg.Config):
     )
 
 
-def _table_schema(columns: Mapping[str, str]) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(name=name, type=dtype, description=COLUMN_DESCRIPTIONS.get(name))
-            for name, dtype in columns.items()
-        ]
-    )
-
-
-def _specs(asset_key: dg.AssetKey, names: tuple[str, ...]) -> list[dg.AssetCheckSpec]:
+def _specs(asset_key: dg.AssetKey, descriptions: Mapping[str, str]) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec(name, asset=asset_key, blocking=name in BLOCKING) for name in names
+        dg.AssetCheckSpec(name, asset=asset_key, blocking=name in BLOCKING, description=description)
+        for name, description in descriptions.items()
     ]
 
 
@@ -78,7 +61,7 @@ def _results(outcomes: list[CheckOutcome], asset_key: dg.AssetKey) -> Iterator[d
             asset_key=asset_key,
             passed=bool(outcome.passed),
             severity=dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN,
-            description=outcome.description,
+            description=outcome.description or None,
             metadata={k: v for k, v in outcome.metadata.items() if v not in ("", None, {})},
         )
 
@@ -144,9 +127,9 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
         metadata={
             "partition_expr": "work_date",
             PRIMARY_KEY: list(TIMESHEET_KEY),
-            "dagster/column_schema": _table_schema(TIMESHEET_COLUMNS),
+            "dagster/column_schema": TIMESHEET_SCHEMA,
         },
-        check_specs=_specs(TIMESHEETS_KEY, TIMESHEET_CHECKS),
+        check_specs=_specs(TIMESHEETS_KEY, TIMESHEET_CHECK_DESCRIPTIONS),
         pool=CONFORMED_POOL,
         required_resource_keys={"io_manager"},
         kinds={"pandas", "duckdb"},
@@ -179,7 +162,8 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
                 str(k): round(float(v), 2) for k, v in frame.groupby("source_system")["total_hours"].sum().items()
             },
             "rows_by_work_date": by_day,
-            "work_dates": f"{first.isoformat()} .. {last.isoformat()}",
+            "window_first": first.isoformat(),
+            "window_last": last.isoformat(),
             "preview": frame_preview(frame),
         }
         yield from _write_or_block(frame, outcomes, TIMESHEETS_KEY, metadata)
@@ -196,8 +180,8 @@ def build_conformed_projects(plugins: list[VendorPlugin]) -> dg.AssetsDefinition
         key=PROJECTS_KEY,
         ins=ins,
         group_name="conformed",
-        metadata={PRIMARY_KEY: list(PROJECT_KEY), "dagster/column_schema": _table_schema(PROJECT_COLUMNS)},
-        check_specs=_specs(PROJECTS_KEY, PROJECT_CHECKS),
+        metadata={PRIMARY_KEY: list(PROJECT_KEY), "dagster/column_schema": PROJECT_SCHEMA},
+        check_specs=_specs(PROJECTS_KEY, PROJECT_CHECK_DESCRIPTIONS),
         pool=CONFORMED_POOL,
         kinds={"pandas", "duckdb"},
         owners=["team:data-platform"],

@@ -53,33 +53,6 @@ TIMESHEET_REQUIRED = (
 )
 PROJECT_REQUIRED = ("source_system", "project_id", "status", "ingested_at")
 
-COLUMN_DESCRIPTIONS: Mapping[str, str] = {
-    "source_system": "Vendor the row came from: aimsio, ajera, aims360, blikk or ibuildapp.",
-    "entry_id": "Stable key, unique within source_system (see docs/conformed-model.md).",
-    "work_date": "Day the hours were worked, in the vendor's timezone as reported.",
-    "employee_id": "Vendor's employee/user id.",
-    "employee_name": "Employee display name, when the vendor provides it.",
-    "project_id": "Vendor's project/job id.",
-    "project_code": "Human project/job number.",
-    "task": "Phase / activity / task / pay code as the vendor has it.",
-    "regular_hours": "Regular hours.",
-    "overtime_hours": "Overtime plus double time.",
-    "total_hours": "Regular + overtime (+ travel where the vendor separates it).",
-    "billable_hours": "Billable hours, when the vendor tracks them.",
-    "status": "draft, submitted, approved, rejected, paid or unknown (timesheets); planned, "
-    "active, completed, cancelled or unknown (projects).",
-    "notes": "Free-text notes on the line.",
-    "source_updated_at": "Vendor's last-modified timestamp (UTC), when it has one.",
-    "ingested_at": "When this pipeline fetched the row (UTC).",
-    "name": "Project name.",
-    "customer_id": "Vendor's customer/client id.",
-    "customer_name": "Customer/client name.",
-    "start_date": "Project start date.",
-    "end_date": "Project end date.",
-    "manager_name": "Project manager's name.",
-}
-
-
 def _conform(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
     missing = [c for c in columns if c not in frame.columns]
     out = frame.copy()

@@ -218,7 +218,8 @@ class VendorClient:
             response: httpx.Response | None = None
             try:
                 with self.limiter.slot() as waited:
-                    self.metrics.add("seconds_waited_rate_limit", waited)
+                    released = self.clock.monotonic()
+                    self.metrics.add_wait("seconds_waited_rate_limit", released - waited, released)
                     started = time.perf_counter()
                     self.metrics.add("requests")
                     response = self._http.request(
@@ -300,7 +301,11 @@ class VendorClient:
             delay = wait if wait is not None else self.retry.backoff(attempt, self._rng)
             self.metrics.add("retries")
             throttled = response is not None and response.status_code == 429
-            self.metrics.add("seconds_waited_rate_limit" if throttled else "seconds_waited_backoff", delay)
+            slept_from = self.clock.monotonic()
+            self.metrics.add_wait(
+                "seconds_waited_rate_limit" if throttled else "seconds_waited_backoff",
+                slept_from, slept_from + delay,
+            )
             self.log.warning(
                 "%s %s %s: %s (attempt %d of %d), retrying in %.2f s",
                 self.vendor, method, path, failure, attempt, self.retry.max_attempts, delay,

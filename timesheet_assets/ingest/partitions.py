@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import date, timedelta
 from functools import lru_cache
 
@@ -12,6 +13,9 @@ from ..settings import partitions_start_date
 # A backfill of a date range runs as one run with one windowed query per vendor, instead of one
 # run (and one set of paged requests) per day.
 DATE_WINDOW_BACKFILL = dg.BackfillPolicy.single_run()
+# Chosen on purpose: Dagster's "parameter `backfill_policy` is in beta" warning on every asset
+# that uses it, in every process that loads the code location, tells nobody anything.
+warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy` .* is currently in beta")
 
 
 @lru_cache(maxsize=None)

@@ -45,7 +45,10 @@ class RunningBlikk:
         return sandbox_env(self.server.url)
 
     def resource(self, **overrides: Any) -> BlikkResource:
-        return BlikkResource.from_values(self.env, **overrides)
+        """The resource as deployed, except that the change scan is off unless asked for:
+        these tests count and break the window read's requests; the scan's own requests,
+        faults and watermark are tested in ``test_change_scan.py``."""
+        return BlikkResource.from_values(self.env, **{"change_scan": False, **overrides})
 
     def statuses(self, path_suffix: str | None = None) -> list[int | None]:
         return [call.status for call in self.stats.calls(path_suffix)]

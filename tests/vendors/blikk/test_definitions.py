@@ -28,14 +28,16 @@ def test_plugin_definitions_load_with_assets_checks_and_resource(monkeypatch):
         (asset, name)
         for asset in (TIME_REPORTS_KEY, PROJECTS_KEY)
         for name in ("no_quarantined_records", "list_read_complete")
-    }
+    } | {(TIME_REPORTS_KEY, "reported_hours_match_blikk")}
     assert PLUGIN.timesheets[0] == TIME_REPORTS_KEY and PLUGIN.projects[0] == PROJECTS_KEY
     assert PLUGIN.timesheets_daily_partitioned
 
 
-def test_assets_share_the_blikk_pool():
-    for asset in PLUGIN.definitions().assets:
+def test_assets_and_the_reconciliation_check_share_the_blikk_pool():
+    definitions = PLUGIN.definitions()
+    for asset in definitions.assets:
         assert asset.op.pool == "blikk"
+    assert [check.op.pool for check in definitions.asset_checks] == ["blikk"]
 
 
 def test_base_url_defaults_to_production_and_follows_the_environment(monkeypatch):

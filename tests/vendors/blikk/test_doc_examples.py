@@ -30,6 +30,7 @@ from timesheet_assets.vendors.blikk.models import (
     TimeReport,
     TokenResponse,
     User,
+    UserDayStatistics,
 )
 from timesheet_assets.vendors.blikk.resource import blikk_error_message
 from timesheet_assets.vendors.blikk.sandbox import BlikkData
@@ -40,6 +41,7 @@ ITEM_MODELS = {
     "users_list": User,
     "internal_projects_list": RegistryProject,
     "absence_projects_list": AbsenceProject,
+    "user_day_statistics_list": UserDayStatistics,
 }
 DETAIL_MODELS = {"time_report_detail": TimeReport, "user_detail": User, "auth_token": TokenResponse}
 ERROR_BODIES = {

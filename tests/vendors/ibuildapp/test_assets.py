@@ -98,11 +98,26 @@ def test_invalid_records_are_quarantined_not_dropped(start_sandbox, warehouse, i
 
 
 def test_status_mapping():
-    status = pd.Series(["approved", "rejected", "in-progress", "approved", "done", None, "APPROVED"])
-    payment = pd.Series(["pending", "pending", None, "payed", "pending", "payed", "pending"])
-    assert entry_status(status, payment).tolist() == [
-        "approved", "rejected", "draft", "paid", "unknown", "paid", "approved",
+    """The approval status alone: ``payment_status`` (the client invoice) never makes ``paid``;
+    in-progress is ``submitted`` once the entry has ended and ``draft`` while it runs."""
+    end = pd.Timestamp("2025-03-10 17:00", tz="UTC")
+    status = pd.Series(["approved", "rejected", "in-progress", "in-progress", "approved", "done", None, " APPROVED"])
+    end_time = pd.Series([end, end, end, pd.NaT, end, end, end, pd.NaT])
+    assert entry_status(status, end_time).tolist() == [
+        "approved", "rejected", "submitted", "draft", "approved", "unknown", "unknown", "approved",
     ]
+
+
+def test_paid_invoice_keeps_the_approval_status_and_the_invoice_state_stays_raw():
+    start = pd.Timestamp("2025-03-10 08:00", tz="UTC")
+    raw = pd.DataFrame({
+        "record_key": ["1", "2"], "work_date": [start.date()] * 2, "user_id": ["1"] * 2,
+        "start_time": [start] * 2, "end_time": [start + pd.Timedelta(hours=2)] * 2, "duration_seconds": [7200.0] * 2,
+        "status": ["approved", "in-progress"], "payment_status": ["payed", "payed"],
+        "quarantine_reason": [None] * 2, "ingested_at": [pd.Timestamp.now(tz="UTC")] * 2,
+    })
+    assert conform_timesheets(raw)["status"].tolist() == ["approved", "submitted"]
+    assert raw["payment_status"].tolist() == ["payed", "payed"]
 
 
 def test_hours_fall_back_to_the_span_without_duration():

@@ -89,7 +89,9 @@ def test_documented_examples_parse_and_conform_over_http(serve_app):
     assert replay.bodies["login"] == [doc.LOGIN_REQUEST]
     sent = replay.bodies["ts/search"][0]
     day_start = int(datetime(2020, 3, 11, tzinfo=timezone.utc).timestamp())
-    assert sent == {"start_datetime": day_start, "end_datetime": day_start + 86400, "limit": 500, "offset": 0,
+    # The window's end plus a day's margin: whether end_datetime bounds an entry's start or its
+    # end, an entry starting on the last day and ending after midnight is served.
+    assert sent == {"start_datetime": day_start, "end_datetime": day_start + 2 * 86400, "limit": 500, "offset": 0,
                     "with": ["users", "tasks", "projects"]}
     assert replay.bodies["project/search"][0] == {"limit": 500, "offset": 0, "with": ["tasks", "clients"]}
     assert result.pages == 1 and result.reported_count == 1
@@ -104,7 +106,7 @@ def test_documented_examples_parse_and_conform_over_http(serve_app):
     assert row["project_id"] == "0" and pd.isna(row["project_code"])
     assert row["task"] == "string"
     assert row["total_hours"] == 0.0 and row["regular_hours"] == 0.0 and row["overtime_hours"] == 0.0
-    assert row["status"] == "draft"  # in-progress
+    assert row["status"] == "submitted"  # in-progress with an end_time: ended, awaiting approval
     assert pd.isna(row["billable_hours"]) and pd.isna(row["source_updated_at"])
     assert json.loads(raw.frame.iloc[0]["payload"]) == doc.TS_SEARCH_RESPONSE["data"]["time_entries"][0]
 
@@ -190,7 +192,7 @@ def test_looser_shapes_are_tolerated(serve_app):
     conformed = conform_timesheets(raw.frame).set_index("entry_id")
     assert sorted(conformed.index) == ["1", "2"]
     assert conformed.loc["1", "total_hours"] == 0.5 and conformed.loc["1", "status"] == "approved"
-    assert conformed.loc["2", "status"] == "paid"
+    assert conformed.loc["2", "status"] == "approved"  # payed: the client invoice, not payroll
     assert conformed.loc["1", "project_id"] == "5" and conformed.loc["1", "employee_id"] == "7"
 
 
@@ -211,5 +213,5 @@ def test_records_directly_under_data_are_read(serve_app):
     assert result.pages == 1
     conformed = conform_timesheets(raw.frame).set_index("entry_id")
     assert conformed.loc["2", "total_hours"] == 0.5  # from the span: no duration served
-    assert conformed.loc["3", "status"] == "draft"
+    assert conformed.loc["3", "status"] == "submitted"  # in-progress, but it has ended
     assert conformed["employee_name"].isna().all()

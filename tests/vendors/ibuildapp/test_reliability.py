@@ -104,7 +104,7 @@ def assert_every_row_exactly_once(server: SandboxServer, warehouse: str) -> None
 # request through, so the faults hit the second page, after the first one was read.
 RECOVERED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # 40 % of all calls (login included) refused, no Retry-After: the client's own backoff.
-    # Seed 7 gives 17 refusals over 14 logical calls, at most 4 in a row (6 attempts allowed).
+    # Seed 7 gives 18 refusals over 15 logical calls (6 attempts allowed per call).
     "429-storm-all-endpoints": (
         dict(status_rates={429: 0.4}, retry_after=None, seed=7, path_contains="/api/"), dict(page_size=10)
     ),
@@ -140,7 +140,7 @@ def test_transient_fault_run_completes_with_every_row_once(start_sandbox, wareho
     # Each injected fault cost exactly one retry, nothing more (no duplicate pages either).
     assert entries_meta["retries"] + projects_meta["retries"] == injected
     assert entries_meta["duplicates_dropped"] == 0
-    logical_calls = 1 + math.ceil(120 / page) + 1  # login + entry pages + project page
+    logical_calls = 1 + 1 + math.ceil(120 / page) + 1  # login + account check + entry pages + project page
     assert sandbox.stats.requests == logical_calls + injected
     if fault.startswith("429"):
         assert entries_meta["rate_limited"] + projects_meta["rate_limited"] == injected
@@ -174,7 +174,7 @@ def test_tokens_expiring_after_every_call_relogin_each_time(start_sandbox, wareh
     result = run(server, warehouse)
     assert result.success
     assert_every_row_exactly_once(server, warehouse)
-    logical_calls = math.ceil(120 / PAGE) + 1
+    logical_calls = 1 + math.ceil(120 / PAGE) + 1  # account check + entry pages + project page
     stats = server.sandbox.stats
     assert stats.count("/login") == logical_calls
     assert [r.status for r in stats.calls("/ts/search")].count(401) >= math.ceil(120 / PAGE) - 1
@@ -193,7 +193,8 @@ def test_refused_token_without_credentials_fails_without_step_retries(start_sand
     assert "rejected the configured IBUILDAPP_TOKEN" in text and "IBUILDAPP_EMAIL" in text
     assert "tok-expired-5c2d" not in text
     assert step_retries(result) == 0
-    assert server.sandbox.stats.count("/ts/search") == 1 and server.sandbox.stats.count("/login") == 0
+    # The first call (the account check) meets the refusal; nothing else is asked.
+    assert server.sandbox.stats.requests == 1 and server.sandbox.stats.count("/login") == 0
 
 
 # -- 1b. faults that outlast the retries: clear failure, warehouse untouched ---------------------

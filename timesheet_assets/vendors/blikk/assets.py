@@ -3,7 +3,11 @@
 
 Time reports have no updated-since filter, so a run reads its whole work-date window (one
 paged query for the run, however many days it covers) and replaces those partitions; late
-edits are picked up by re-running recent days. Projects have no change filter either and are
+edits in the window are picked up by re-running recent days. Before that, the run scans the
+reports changed since the previous run on any work date (``change_scan.py``) and names the
+changed days outside its window in ``days_to_reread``, which the ``reread_changed_days``
+sensor re-reads; the check ``reported_hours_match_blikk`` (``reconcile.py``) compares the
+warehouse with Blikk's own hours per user and day. Projects have no change filter either and are
 few, so each run reads them all — with the internal and absence project registries, which
 time reports are booked on too — and replaces the table.
 
@@ -35,15 +39,15 @@ from ...ingest import (
     raw_output,
 )
 from ...ingest.records import KEY_COLUMN
+from ...schedules import DAYS_TO_REREAD
 from ...storage import PRIMARY_KEY
+from .change_scan import WATERMARK_KEY, parse_watermark, scan_changes, scan_metadata, stored_watermark
 from .conform import ABSENCE_PREFIX, INTERNAL_PREFIX
+from .keys import GROUP, PROJECTS_KEY, RESOURCE_KEY, TIME_REPORTS_KEY
 from .models import AbsenceProject, NameRef, Project, RegistryProject, TimeReport, parse_blikk_date
+from .reconcile import reported_hours_match_blikk
 from .resource import BlikkResource, ListFetch
 
-TIME_REPORTS_KEY = dg.AssetKey(["raw", "blikk", "time_reports"])
-PROJECTS_KEY = dg.AssetKey(["raw", "blikk", "projects"])
-GROUP = "blikk"
-RESOURCE_KEY = "blikk"
 # Answers that mean an optional read (user names, the two registries) is not available to
 # this API application: no permission (403), or an endpoint this deployment lacks (404).
 OPTIONAL_READ_UNAVAILABLE = frozenset({403, 404})
@@ -305,6 +309,9 @@ def _check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
 def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) -> Iterator[Any]:
     first, last = partition_window(context)
     before = blikk.metrics.snapshot()
+    # The scan comes before the window read: a report changed in between is then either in
+    # the window read or above the scan's new watermark.
+    scan = _change_scan(context, blikk, first, last)
     with permanent_errors_fail_fast():
         listing = blikk.fetch_time_reports(first, last)
     records, outside = split_by_window(listing.records, first, last)
@@ -338,9 +345,39 @@ def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) 
         outside_window_skipped=outside,
         user_names_looked_up=names_looked_up,
         **listing.as_metadata("list"),
+        **scan,
     )
     yield quarantine_check_result(TIME_REPORTS_KEY, raw)
     yield _complete_check(TIME_REPORTS_KEY, listing)
+
+
+def _partition_bounds(context: dg.AssetExecutionContext) -> tuple[date, date]:
+    partitions = context.assets_def.partitions_def
+    assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
+    last_key = partitions.get_last_partition_key()
+    first_day = partitions.start.date()
+    return first_day, date.fromisoformat(last_key) if last_key else first_day
+
+
+def _change_scan(
+    context: dg.AssetExecutionContext, blikk: BlikkResource, first: date, last: date
+) -> dict[str, Any]:
+    """The change scan's metadata (``days_to_reread``, the next watermark, its cost). With
+    the scan switched off the stored watermark is carried along unchanged, so the next
+    scanning run starts where the last one stopped."""
+    stored = stored_watermark(context.instance, TIME_REPORTS_KEY)
+    if not blikk.change_scan:
+        return {WATERMARK_KEY: dg.MetadataValue.json(stored)} if stored is not None else {}
+    with permanent_errors_fail_fast():
+        scan = scan_changes(blikk, parse_watermark(stored))
+    metadata = scan_metadata(scan, first, last, _partition_bounds(context))
+    days = metadata[DAYS_TO_REREAD].value
+    context.log.info(
+        f"Blikk change scan: {len(scan.changed)} report(s) changed since the last scan "
+        f"({metadata['change_scan_changed_in_window']} in {first}..{last}), "
+        f"{scan.page_requests} request(s); days to re-read: {', '.join(days) or 'none'}"
+    )
+    return metadata
 
 
 @dg.asset(
@@ -388,5 +425,6 @@ def blikk_projects(context: dg.AssetExecutionContext, blikk: BlikkResource) -> I
 def definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[blikk_time_reports, blikk_projects],
+        asset_checks=[reported_hours_match_blikk],
         resources={RESOURCE_KEY: BlikkResource.from_env()},
     )

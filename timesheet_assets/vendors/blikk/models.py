@@ -357,3 +357,22 @@ def _lenient_timestamp(value: str | None) -> datetime | None:
         return parse_blikk_datetime(value)
     except ValueError:
         return None
+
+
+class UserDayHours(BlikkModel):
+    """``timereport.userdaystatistics.datedata``: one day of one user."""
+
+    date: WorkDate
+    reportedHours: float | None = Field(default=None, ge=0)
+    scheduledHours: float | None = None
+    lockedDate: str | None = None
+    attestedDate: str | None = None
+
+
+class UserDayStatistics(BlikkModel):
+    """``timereport.userdaystatistics``: a user with every day of the requested span."""
+
+    userId: int
+    name: str | None = None
+    department: NameRef | None = None
+    dates: list[UserDayHours] = Field(default_factory=list)

@@ -60,6 +60,10 @@ from .models import ErrorBody, ListEnvelope, TokenResponse, User
 DEFAULT_BASE_URL = "https://publicapi.blikk.com/"
 TOKEN_PATH = "/v1/Auth/Token"
 TIME_REPORTS_PATH = "/v1/Core/TimeReports"
+USER_DAY_STATISTICS_PATH = "/v1/Core/TimeReports/UserDayStatistics"
+# "The date span can be a maximum of 31 days": spans are cut into pieces of 31 days counted
+# with both ends, which also meets the looser reading (31 days between the bounds).
+MAX_STATISTICS_SPAN_DAYS = 31
 PROJECTS_PATH = "/v1/Core/Projects"
 USERS_PATH = "/v1/Admin/Users"
 INTERNAL_PROJECTS_PATH = "/v1/Admin/InternalProjects"
@@ -252,9 +256,9 @@ class _Walk:
         return not (short or self.changed or self.cap_hit or self.stalled)
 
 
-def _record_id(item: Any) -> str | None:
+def _record_id(item: Any, key_field: str = "id") -> str | None:
     if isinstance(item, Mapping):
-        value = item.get("id")
+        value = item.get(key_field)
         if isinstance(value, bool) or value is None or value == "":
             return None
         return str(value)
@@ -292,6 +296,12 @@ class BlikkResource(VendorResource):
         default=2, ge=1, description="Reads of one list when its counts move during a read."
     )
     max_pages: int = Field(default=10_000, ge=1, description="Hard stop for one list walk.")
+    change_scan: bool = Field(
+        default=True,
+        description="Each time report run also scans reports by updatedDate, createdDate, "
+        "attestedDate and sentToAttestDate (newest first, down to the previous run's watermark) "
+        "and names the days outside its window that changed (days_to_reread).",
+    )
 
     # -- credentials ----------------------------------------------------------------------
     def _basic_credentials(self) -> str:
@@ -307,20 +317,23 @@ class BlikkResource(VendorResource):
         return blikk_error_message(response)
 
     # -- lists ------------------------------------------------------------------------------
-    def _get_page(self, path: str, params: Mapping[str, Any], page: int) -> ListEnvelope:
+    def list_page(self, path: str, params: Mapping[str, Any], page: int) -> ListEnvelope:
+        """One page of a list at ``page_size`` (checked like every page of a walk)."""
         query = {**params, "page": page, "pageSize": self.page_size}
         return self.client.request(
             "GET", path, params=query, parse=lambda response: _parse_page(response, page, self.page_size)
         )
 
-    def fetch_list(self, path: str, params: Mapping[str, Any] | None = None) -> ListFetch:
-        """Every record of a list endpoint, each id once (see the module docstring)."""
+    def fetch_list(
+        self, path: str, params: Mapping[str, Any] | None = None, *, key_field: str = "id"
+    ) -> ListFetch:
+        """Every record of a list endpoint, each ``key_field`` once (see the module docstring)."""
         params = dict(params or {})
         result = ListFetch(path=path)
         union: dict[str, dict[str, Any]] = {}
         walk = _Walk()
         for attempt in range(1, self.max_list_walks + 1):
-            walk = self._walk(path, params)
+            walk = self._walk(path, params, key_field)
             union.update(walk.records)
             result.walks = attempt
             result.page_requests += walk.pages
@@ -345,7 +358,7 @@ class BlikkResource(VendorResource):
         result.complete = walk.complete
         return result
 
-    def _walk(self, path: str, params: Mapping[str, Any]) -> _Walk:
+    def _walk(self, path: str, params: Mapping[str, Any], key_field: str = "id") -> _Walk:
         walk = _Walk()
 
         def absorb(envelope: ListEnvelope) -> int:
@@ -355,7 +368,7 @@ class BlikkResource(VendorResource):
                 walk.last_total = envelope.totalItemCount
             fresh = 0
             for item in envelope.items:
-                key = _record_id(item)
+                key = _record_id(item, key_field)
                 if key is None:
                     walk.unkeyed.append(item)
                     fresh += 1
@@ -366,7 +379,7 @@ class BlikkResource(VendorResource):
                     fresh += 1
             return fresh
 
-        first = self._get_page(path, params, 1)
+        first = self.list_page(path, params, 1)
         absorb(first)
         first_count = _page_count(first, self.page_size)
         if not first.items or (first_count is not None and first_count <= 1):
@@ -386,7 +399,7 @@ class BlikkResource(VendorResource):
                     # Without a page count, probe one page at a time until a short page.
                     horizon = known_last if known_last is not None else next_page
                     while len(pending) < in_flight and next_page <= min(horizon, cap):
-                        pending.append((next_page, pool.submit(self._get_page, path, params, next_page)))
+                        pending.append((next_page, pool.submit(self.list_page, path, params, next_page)))
                         next_page += 1
                         if known_last is None:
                             break
@@ -427,6 +440,28 @@ class BlikkResource(VendorResource):
                 "sortOrder": "ascending",
             },
         )
+
+    def fetch_user_day_statistics(self, first: date, last: date) -> list[ListFetch]:
+        """``UserDayStatistics`` for ``first``..``last`` (both inclusive): one paged read per
+        piece of at most 31 days, users keyed by ``userId``."""
+        listings = []
+        start = first
+        while start <= last:
+            end = min(last, start + timedelta(days=MAX_STATISTICS_SPAN_DAYS - 1))
+            listings.append(
+                self.fetch_list(
+                    USER_DAY_STATISTICS_PATH,
+                    {
+                        "filter.from": start.isoformat(),
+                        "filter.to": end.isoformat(),
+                        "sortBy": "name",
+                        "sortOrder": "ascending",
+                    },
+                    key_field="userId",
+                )
+            )
+            start = end + timedelta(days=1)
+        return listings
 
     def fetch_projects(self) -> ListFetch:
         return self.fetch_list(PROJECTS_PATH, {"sortBy": "createdDate", "sortOrder": "ascending"})

@@ -23,9 +23,14 @@ What it enforces, as the document describes it:
   for the admin registries, so the sandbox uses ``User_Read``, ``InternalProject_Read`` and
   ``AbsenceProject_Read`` to be able to refuse them.
 
-Endpoints: ``/v1/Auth/Token``, ``/v1/Core/TimeReports``, ``/v1/Core/Projects``,
-``/v1/Admin/Users``, ``/v1/Admin/InternalProjects``, ``/v1/Admin/AbsenceProjects`` — the
-ones the pipeline reads.
+Endpoints: ``/v1/Auth/Token``, ``/v1/Core/TimeReports``,
+``/v1/Core/TimeReports/UserDayStatistics``, ``/v1/Core/Projects``, ``/v1/Admin/Users``,
+``/v1/Admin/InternalProjects``, ``/v1/Admin/AbsenceProjects`` — the ones the pipeline reads.
+UserDayStatistics lists the users (paged, ``sortBy=name``, ``filter.userIds`` /
+``filter.departmentIds``), each with every day of ``filter.from``..``filter.to`` (at most 31
+days) and the hours reported on it; which reports count is ``BlikkData.reported_hours_counts``
+(the document does not say). Where reports without a value go in a sorted list is
+``BlikkData.nulls_sort`` (not documented either).
 
 Data is generated from ``SandboxConfig`` (seed, sizes, ``anchor_date``, ``days``): users,
 projects with customers and statuses, internal and absence projects (one retired each), and
@@ -113,6 +118,19 @@ def format_datetime(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S +00:00")
 
 
+# Timestamps of a time report the server sets; the sandbox's clock never runs behind them.
+STAMPED_FIELDS = ("createdDate", "updatedDate", "sentToAttestDate", "attestedDate")
+
+
+def _stamp_value(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S +00:00").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
 def name_id(ident: int, name: str | None, object_name: str = "generic.name_id") -> dict[str, Any]:
     return {"objectName": object_name, "id": ident, "name": name}
 
@@ -140,11 +158,43 @@ class BlikkData:
     # changes the body in place and returns None, or returns what to serve instead (any JSON
     # value, or a starlette ``Response`` for bodies that are not JSON) — tests only.
     page_hooks: list[Callable[[str, int, Any], Any]] = field(default_factory=list)
+    # Where reports without a value for the sort field go. The document does not say.
+    # "lowest" (SQL Server's order: first when ascending, last when descending) or "highest"
+    # (PostgreSQL's: last when ascending, first when descending).
+    nulls_sort: str = "lowest"
+    # Which reports ``reportedHours`` of UserDayStatistics adds up; the document does not say.
+    # "all" (project, internal and absence reports) or "without_absence".
+    reported_hours_counts: str = "all"
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     version: int = 0
+    _last_stamp: datetime | None = field(default=None, repr=False)
 
     def changed(self) -> None:
         self.version += 1
+
+    def stamp(self) -> str:
+        """The server's "now" for a change, as the document prints it (whole seconds): the wall
+        clock, but never behind a stamp it gave before, and after every seeded stamp (seeded
+        data reaches the end of its anchor day, which may be later than the wall clock).
+        Changes in the same second share a stamp, as they would on the real server."""
+        with self.lock:
+            floor = self._last_stamp
+            if floor is None:
+                seeded = max(
+                    (
+                        moment
+                        for r in self.time_reports
+                        for key in STAMPED_FIELDS
+                        if (moment := _stamp_value(r.get(key))) is not None
+                    ),
+                    default=None,
+                )
+                floor = seeded + timedelta(seconds=1) if seeded is not None else None
+            now = datetime.now(timezone.utc).replace(microsecond=0)
+            if floor is not None and now < floor:
+                now = floor
+            self._last_stamp = now
+            return format_datetime(now) or ""
 
     # Helpers for tests and benchmarks ------------------------------------------------------
     def time_report(self, report_id: int) -> dict[str, Any]:
@@ -153,9 +203,9 @@ class BlikkData:
 
     def edit_time_reports(self, ids: Iterable[int], *, add_hours: float = 0.25) -> list[int]:
         """Late edits: more hours, ``updatedDate`` now."""
-        stamp = format_datetime(datetime.now(timezone.utc))
         edited = []
         with self.lock:
+            stamp = self.stamp()
             wanted = set(ids)
             for report in self.time_reports:
                 if report.get("id") in wanted:
@@ -186,7 +236,7 @@ class BlikkData:
         with self.lock:
             template = dict(self.time_reports[-1]) if self.time_reports else {}
             new_id = max((int(r.get("id") or 0) for r in self.time_reports), default=0) + 1
-            now = format_datetime(datetime.now(timezone.utc))
+            now = self.stamp()
             report = {
                 **template,
                 "id": new_id,
@@ -212,8 +262,14 @@ class BlikkData:
 
 
 class BlikkMutations:
-    """``SourceMutations`` on Blikk time reports: every change stamps ``updatedDate`` as the
-    API's ``PUT /v1/Core/TimeReports/:id`` does; a report keeps its id when its date moves."""
+    """``SourceMutations`` on Blikk time reports, moving the timestamps the document shows
+    moving. An edit and a date change are ``PUT /v1/Core/TimeReports/:id`` ("Updates an
+    existing time report") and stamp ``updatedDate``; a report keeps its id when its date
+    moves. Attesting is not an update: the document's example report was sent to attest and
+    attested two hours after it was created and still has ``updatedDate: null``, so
+    ``approve`` sets ``sentToAttestDate`` (when unset) and ``attestedDate`` only. A late
+    report is a new id with ``createdDate`` now and ``updatedDate`` null, as created reports
+    are in the document."""
 
     def __init__(self, data: BlikkData) -> None:
         self.data = data
@@ -222,7 +278,7 @@ class BlikkMutations:
         return self.data.time_report(int(key))
 
     def _touch(self, report: dict[str, Any]) -> None:
-        report["updatedDate"] = format_datetime(datetime.now(timezone.utc))
+        report["updatedDate"] = self.data.stamp()
         self.data.changed()
 
     def entry_keys(self, first: date, last: date) -> list[str]:
@@ -248,10 +304,10 @@ class BlikkMutations:
     def approve(self, key: str) -> None:
         with self.data.lock:
             report = self._report(key)
-            now = format_datetime(datetime.now(timezone.utc))
+            now = self.data.stamp()
             report["sentToAttestDate"] = report.get("sentToAttestDate") or now
             report["attestedDate"] = now
-            self._touch(report)
+            self.data.changed()
 
     def delete(self, key: str) -> None:
         self.data.delete_time_reports([int(key)])
@@ -284,8 +340,18 @@ def _user_ref(user: dict[str, Any]) -> dict[str, Any]:
     return name_id(user["id"], f"{user['firstName']} {user['lastName']}")
 
 
-def _clip(moment: datetime, latest: datetime) -> datetime:
-    return min(moment, latest)
+def _clip(moment: datetime, latest: datetime, earliest: datetime | None = None) -> datetime:
+    """``moment``, or for one past the end of the data a stamp between ``earliest`` (the
+    stamp it follows) and the end, spread deterministically: a real server's newest stamps
+    are not all the same second, and piling them onto one would make every change scan
+    re-read that second's reports."""
+    if moment <= latest:
+        return moment
+    if earliest is None or earliest >= latest:
+        return latest
+    overshoot = int((moment - latest).total_seconds())
+    fraction = (overshoot * 2654435761 % 997) / 997
+    return earliest + timedelta(seconds=int((latest - earliest).total_seconds() * fraction))
 
 
 def generate_data(config: SandboxConfig) -> BlikkData:
@@ -432,19 +498,18 @@ def generate_data(config: SandboxConfig) -> BlikkData:
         if clocked:
             minutes = 7 * 60 + int(hours * 60) + (break_minutes or 0)
             clock_end = f"{(minutes // 60) % 24:02d}:{minutes % 60:02d}"
-        created = _clip(
-            datetime.combine(work_date, time(15), tzinfo=timezone.utc)
-            + timedelta(minutes=rng.randint(0, 3 * 24 * 60)),
-            end_of_data,
-        )
+        reported_from = datetime.combine(work_date, time(15), tzinfo=timezone.utc)
+        created = _clip(reported_from + timedelta(minutes=rng.randint(0, 3 * 24 * 60)), end_of_data, reported_from)
         age_days = (config.anchor_date - work_date).days
         sent = rng.random() < (0.85 if age_days > 7 else 0.4)
         attested = sent and rng.random() < (0.8 if age_days > 7 else 0.3)
-        sent_at = _clip(created + timedelta(hours=rng.randint(1, 72)), end_of_data) if sent else None
-        attested_at = _clip(sent_at + timedelta(hours=rng.randint(1, 48)), end_of_data) if attested else None
+        sent_at = _clip(created + timedelta(hours=rng.randint(1, 72)), end_of_data, created) if sent else None
+        attested_at = (
+            _clip(sent_at + timedelta(hours=rng.randint(1, 48)), end_of_data, sent_at) if attested else None
+        )
         late_edit = rng.random() < 0.25
         updated = (
-            _clip(created + timedelta(days=rng.randint(1, 10), minutes=rng.randint(0, 600)), end_of_data)
+            _clip(created + timedelta(days=rng.randint(1, 10), minutes=rng.randint(0, 600)), end_of_data, created)
             if late_edit
             else None
         )
@@ -717,15 +782,133 @@ LIST_SPECS: dict[str, ListSpec] = {
 }
 
 
-def _sort_key(getter: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], tuple]:
-    # Nulls first when ascending (as SQL Server sorts them); ties broken by id so pages are
-    # stable between requests.
+# -- user day statistics ----------------------------------------------------------------------
+STATISTICS_PATH = "/v1/Core/TimeReports/UserDayStatistics"
+MAX_STATISTICS_SPAN_DAYS = 31
+SCHEDULED_HOURS_PER_WEEKDAY = 8.0
+
+
+def _statistics_filters() -> dict[str, Callable[[str], Predicate]]:
+    def user_ids(raw: str) -> Predicate:
+        wanted = _int_array(raw, "UserIds")
+        return lambda u: u.get("id") in wanted
+
+    def department_ids(raw: str) -> Predicate:
+        wanted = _int_array(raw, "DepartmentIds")
+        return lambda u: _ref_id(u, "department") in wanted
+
+    def span_bound(label: str) -> Callable[[str], Predicate]:
+        def make(raw: str) -> Predicate:
+            _datetime_filter(raw, label)  # validated here, applied by _statistics_span
+            return lambda u: True
+
+        return make
+
+    return {
+        "filter.from": span_bound("From"),
+        "filter.to": span_bound("To"),
+        "filter.userids": user_ids,
+        "filter.departmentids": department_ids,
+    }
+
+
+STATISTICS_SPEC = ListSpec(
+    name="user_day_statistics",
+    records=lambda d: d.users,
+    sorts={"name": _user_name},
+    filters=_statistics_filters(),
+)
+
+
+def _statistics_span(query: dict[str, str]) -> tuple[date, date]:
+    """``filter.from``..``filter.to`` (days, both inclusive). The document calls them "the
+    start" and "the end of the date span" and caps the span at 31 days; it does not say what
+    a request without them gets, so the sandbox refuses one (the client always sends both),
+    and counts the span in days including both ends (the stricter reading of "31 days")."""
+    problems: dict[str, list[str]] = {}
+    bounds: dict[str, date] = {}
+    for key, label in (("filter.from", "From"), ("filter.to", "To")):
+        raw = query.get(key, "").strip()
+        if not raw:
+            problems.setdefault(key, []).append(f"The field {label} is required.")
+            continue
+        try:
+            bounds[key] = _datetime_filter(raw, label).date()
+        except _Invalid as exc:
+            problems.setdefault(key, []).append(str(exc))
+    if not problems:
+        first, last = bounds["filter.from"], bounds["filter.to"]
+        if last < first:
+            problems["filter.to"] = ["The end of the date span must not be before its start."]
+        elif (last - first).days + 1 > MAX_STATISTICS_SPAN_DAYS:
+            problems["filter.to"] = [f"The date span can be a maximum of {MAX_STATISTICS_SPAN_DAYS} days."]
+    if problems:
+        raise _ModelState(problems)
+    return bounds["filter.from"], bounds["filter.to"]
+
+
+def statistics_items(data: BlikkData, users: list[dict[str, Any]], first: date, last: date) -> list[dict[str, Any]]:
+    """``timereport.userdaystatistics`` for ``users``: every day of the span, with the hours
+    of the reports counted as ``data.reported_hours_counts`` says."""
+    wanted = {u.get("id") for u in users}
+    hours: dict[tuple[Any, date], float] = {}
+    attested: dict[tuple[Any, date], list[str | None]] = {}
+    for report in data.time_reports:
+        uid = _ref_id(report, "user")
+        if uid not in wanted:
+            continue
+        try:
+            day = date.fromisoformat(str(report.get("date"))[:10])
+            worked = float(report.get("hours"))
+        except (TypeError, ValueError):
+            continue
+        if not first <= day <= last:
+            continue
+        attested.setdefault((uid, day), []).append(report.get("attestedDate"))
+        if data.reported_hours_counts == "without_absence" and report.get("absenceProject"):
+            continue
+        hours[(uid, day)] = hours.get((uid, day), 0.0) + worked
+    items = []
+    for user in users:
+        uid = user.get("id")
+        dates = []
+        for offset in range((last - first).days + 1):
+            day = first + timedelta(days=offset)
+            stamps = attested.get((uid, day), [])
+            dates.append(
+                {
+                    "objectName": "timereport.userdaystatistics.datedata",
+                    "date": day.isoformat(),
+                    "reportedHours": round(hours.get((uid, day), 0.0), 2),
+                    "scheduledHours": SCHEDULED_HOURS_PER_WEEKDAY if day.weekday() < 5 else 0.0,
+                    "lockedDate": None,
+                    # A day counts as attested once every report on it is.
+                    "attestedDate": max(stamps) if stamps and all(stamps) else None,
+                }
+            )
+        items.append(
+            {
+                "objectName": "timereport.userdaystatistics",
+                "userId": uid,
+                "name": _user_name(user) or None,
+                "department": user.get("department"),
+                "dates": dates,
+            }
+        )
+    return items
+
+
+def _sort_key(getter: Callable[[dict[str, Any]], Any], nulls: str = "lowest") -> Callable[[dict[str, Any]], tuple]:
+    # Nulls lowest (first when ascending, last when descending, as SQL Server sorts them) or
+    # highest (as PostgreSQL does); ties broken by id so pages are stable between requests.
+    null_rank = 2 if nulls == "highest" else 0
+
     def key(record: dict[str, Any]) -> tuple:
         value = getter(record)
         ident = record.get("id")
         ident_key = ident if isinstance(ident, int) else -1
         if value is None:
-            return (0, "", ident_key)
+            return (null_rank, "", ident_key)
         return (1, value if isinstance(value, (int, float)) else str(value), ident_key)
 
     return key
@@ -915,42 +1098,66 @@ def create_app(config: SandboxConfig, *, data: BlikkData | None = None) -> Starl
                 selection = tuple(
                     sorted((k, v) for k, v in _query(request).items() if k not in ("page", "pagesize"))
                 )
-                cache_key = (path, selection, data.version)
+                cache_key = (path, selection, data.version, data.nulls_sort)
                 selected = cache.get(cache_key)
                 if selected is None:
                     selected = [r for r in spec.records(data) if all(p(r) for p in predicates)]
                     getter = spec.sorts.get(sort_by) if sort_by else (lambda r: r.get("id"))
-                    selected.sort(key=_sort_key(getter), reverse=descending)
+                    selected.sort(key=_sort_key(getter, data.nulls_sort), reverse=descending)
                     cache.clear()
                     cache[cache_key] = selected
                 total = len(selected)
                 start = (page - 1) * page_size
                 items = [dict(r) for r in selected[start : start + page_size]]
-            body = {
-                "objectName": "generic.pagedlist",
-                "page": page,
-                "pageSize": page_size,
-                "itemCount": len(items),
-                "totalItemCount": total,
-                "totalPages": math.ceil(total / page_size),
-                "items": items,
-            }
-            served: Any = body
-            for hook in list(data.page_hooks):
-                replacement = hook(path, page, served)
-                if replacement is not None:
-                    served = replacement
-            if isinstance(served, Response):
-                return served
-            return JSONResponse(served)
+            return paged(path, page, page_size, total, items)
 
         return handler
+
+    def paged(path: str, page: int, page_size: int, total: int, items: list[dict[str, Any]]) -> Response:
+        body = {
+            "objectName": "generic.pagedlist",
+            "page": page,
+            "pageSize": page_size,
+            "itemCount": len(items),
+            "totalItemCount": total,
+            "totalPages": math.ceil(total / page_size),
+            "items": items,
+        }
+        served: Any = body
+        for hook in list(data.page_hooks):
+            replacement = hook(path, page, served)
+            if replacement is not None:
+                served = replacement
+        if isinstance(served, Response):
+            return served
+        return JSONResponse(served)
+
+    async def user_day_statistics(request: Request) -> Response:
+        refused = guard(request, PERMISSIONS["time_reports"])
+        if refused is not None:
+            return refused
+        query = _query(request)
+        try:
+            page, page_size, sort_by, descending, predicates = _validate_list_query(STATISTICS_SPEC, query)
+            first, last = _statistics_span(query)
+        except _ModelState as exc:
+            return model_state_response(exc.problems)
+        with data.lock:
+            users = [u for u in data.users if all(p(u) for p in predicates)]
+            getter = STATISTICS_SPEC.sorts[sort_by] if sort_by else (lambda u: u.get("id"))
+            users.sort(key=_sort_key(getter, data.nulls_sort), reverse=descending)
+            chosen = users[(page - 1) * page_size : page * page_size]
+            items = statistics_items(data, chosen, first, last)
+        return paged(STATISTICS_PATH, page, page_size, len(users), items)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
         return Response(b"", status_code=status)
 
-    routes = [Route("/v1/Auth/Token", token, methods=["POST"])]
+    routes = [
+        Route("/v1/Auth/Token", token, methods=["POST"]),
+        Route(STATISTICS_PATH, user_day_statistics, methods=["GET"]),
+    ]
     routes += [Route(path, list_endpoint(path, spec), methods=["GET"]) for path, spec in LIST_SPECS.items()]
     app = build_app(sandbox, routes)
     app.add_exception_handler(HTTPException, not_found)

@@ -6,6 +6,13 @@ Hours: ``duration`` is seconds of tracked time and is used as reported. Entries 
 lengths need one ``ts/breaks`` call per entry, so nothing is subtracted. Without a duration
 (never seen in the doc, tolerated) the span ``end_time - start_time`` is used, else 0.
 iBuildApp has no overtime, billable flag or project number: those columns stay 0 / null.
+
+Status: the entry's approval ``status`` alone. ``payment_status: payed`` is billing: "Set
+Invoice Status (Paid)" sets the invoice "and all his timeEntries" payed when the client pays
+the invoice, whereas conformed ``paid`` means paid out to the employee; it stays in the raw
+table. ``in-progress`` is both a running timer and a stopped entry nobody approved yet: with an
+``end_time`` the entry is finished and waits for approval (``submitted``); only a running one
+(no ``end_time``, "optional, if TimeEntry ended") is ``draft``.
 """
 
 from __future__ import annotations
@@ -17,8 +24,8 @@ from ...conformed.schema import conform_project_frame, conform_timesheet_frame
 
 SOURCE_SYSTEM = "ibuildapp"
 
-ENTRY_STATUS = {"approved": "approved", "rejected": "rejected", "in-progress": "draft"}
-PAID_PAYMENT_STATUSES = {"payed", "paid"}
+ENTRY_STATUS = {"approved": "approved", "rejected": "rejected", "in-progress": "submitted"}
+RUNNING_STATUS = "in-progress"
 PROJECT_STATUS = {
     "new": "planned",
     "in-progress": "active",
@@ -58,13 +65,14 @@ def _lower(series: pd.Series) -> pd.Series:
     return pd.Series(pd.array(values[codes], dtype="string"), index=series.index)
 
 
-def entry_status(status: pd.Series, payment_status: pd.Series) -> pd.Series:
-    """``payment_status`` "payed" wins (the hours were paid out); otherwise the approval
-    status: approved / rejected / in-progress → draft; anything else → unknown."""
-    mapped = _lower(status).map(ENTRY_STATUS).astype("object")
+def entry_status(status: pd.Series, end_time: pd.Series) -> pd.Series:
+    """The approval status: approved / rejected as such, in-progress → submitted once the entry
+    has an ``end_time`` and draft while it runs; anything else → unknown."""
+    lowered = _lower(status)
+    mapped = lowered.map(ENTRY_STATUS).astype("object")
     mapped = mapped.where(mapped.notna(), "unknown")
-    paid = _lower(payment_status).isin(PAID_PAYMENT_STATUSES).fillna(False).astype(bool)
-    return mapped.mask(paid, "paid")
+    running = (lowered == RUNNING_STATUS).fillna(False).astype(bool) & end_time.isna().to_numpy()
+    return mapped.mask(running, "draft")
 
 
 def entry_hours(frame: pd.DataFrame) -> pd.Series:
@@ -93,7 +101,7 @@ def conform_timesheets(raw: pd.DataFrame) -> pd.DataFrame:
             "overtime_hours": 0.0,
             "total_hours": hours,
             "billable_hours": None,
-            "status": entry_status(_column(frame, "status"), _column(frame, "payment_status")),
+            "status": entry_status(_column(frame, "status"), _utc(frame, "end_time")),
             "notes": None,
             "source_updated_at": _utc(frame, "updated_at"),
             "ingested_at": _utc(frame, "ingested_at"),

@@ -1,102 +1,74 @@
 """iBuildApp Timesheets client: bearer-token session, ``status: ERROR`` envelopes, limit/offset
-search endpoints with their ``with`` side tables.
+search endpoints with their ``with`` side tables, and the account and history calls.
 
-Decisions where the documentation is silent or ambiguous (also in docs/vendors/ibuildapp.md):
+Decisions where the documentation is silent or ambiguous (the reasons and the evidence are in
+docs/vendors/ibuildapp.md):
 
-* **Login path.** The doc shows the login body and answer but no path. The vendor's published
-  reference names ``POST /api/{APP_CODE}/login``; that is the default of ``login_path`` and it
-  can be changed without code.
+* **Login path.** Not in the doc; ``POST /api/{APP_CODE}/login`` by default (``login_path``).
 * **Errors.** ``{"status": "ERROR", "message", "error_code"}`` is a failure whatever the HTTP
-  status. ``error_code`` 9 ("Auth token not specified or incorrect.") means the token is no
-  longer valid: log in again once, which needs ``IBUILDAPP_EMAIL`` + ``IBUILDAPP_PASSWORD``;
-  with only ``IBUILDAPP_TOKEN`` the run fails and says which variables would fix it.
+  status; ``error_code`` 9 means the token is no longer valid: log in again once. 500 ("Try
+  again later") is retried like 502/503/504.
 * **Rate limit.** None documented: 5 requests/s and 2 in flight by default (overridable).
-* **Paging.** ``limit``/``offset`` until ``count``. No maximum ``limit`` is documented, so
-  the offset advances by the rows actually returned: a server that caps the page size
-  silently still yields every record. ``count`` may sit at the top level (ts/search,
-  project/search) or inside ``data`` (task/search); both are read. "Count of finded objects"
-  may also mean the page's rows: ``count`` ends the read only once it has shown itself a
-  total (above the rows read so far); otherwise a short or empty page ends it.
-* **``data`` "packed to JSON string".** The doc describes every ``data`` so; a string holding
-  a JSON object or list is unpacked (blank: no records), any other string is a broken page.
-* **Time window.** ``start_datetime``/``end_datetime`` are epoch seconds; the doc does not say
-  whether they bound the start time or the whole entry, nor whether the end is inclusive.
-  The client asks for ``[first 00:00, last+1 00:00]`` in the configured timezone and keeps
-  only entries whose *start* falls on a day of the window, so either reading of the filter
-  gives the same rows and every row belongs to a partition of the run.
-* **Malformed pages.** A page whose ``data`` (or ``data.<records>``) is neither an object nor a
-  list is a changed or broken API: the run fails at once naming the endpoint and offset
-  instead of reading it as "no more records" (that would replace a partition with nothing).
-  A page with no records although ``count`` says more remain is retried (a replica may lag),
-  then fails the same way. Records that are not objects are kept and quarantined.
-* **Server errors.** The doc's error table says of 500 "We had a problem with our server. Try
-  again later.", so 500 is retried like 502/503/504 (searches are reads: safe to repeat).
-* **Side tables** (``users``, ``tasks``, ``projects``, ``clients``) arrive as objects keyed by
-  id strings; a PHP backend serialises keys 0..n-1 as a JSON list, so lists of objects are
-  indexed by their ``id`` too. ``data`` itself may be a list (an empty result, or the
-  records without side tables, as earlier API versions answered).
+* **Paging.** ``limit``/``offset`` until ``count``; the offset advances by the rows actually
+  returned (a server may cap pages silently). ``count`` may sit at the top level or inside
+  ``data``, and may count the page rather than the search: it ends the read only once it has
+  shown itself a total. Each walk is checked against ``count`` and read again when the list
+  moved under it (``listing.py``).
+* **``data`` "packed to JSON string".** A string holding a JSON object or list is unpacked
+  (blank: no records); any other string is a broken page and fails the run, as does a page
+  whose ``data`` is neither object nor list, or one with no records although ``count`` says
+  more remain (after retries).
+* **Time window.** The doc does not say whether ``end_datetime`` bounds an entry's start or its
+  end. The client asks from local midnight before the first day to local midnight after the
+  last day plus ``window_end_margin_hours`` (24 by default), so a shift that starts on the last
+  day and ends after midnight is served under either reading, and keeps only entries whose
+  *start* falls on a day of the window (the others belong to other partitions).
+* **Side tables** arrive as objects keyed by id strings, or as lists (a PHP backend serialises
+  keys 0..n-1 so); ``data`` itself may be the list of records.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import dagster as dg
 import httpx
 from pydantic import Field, field_validator
 
-from ...http import (
-    AuthExpired,
-    MalformedBody,
-    VendorClient,
-    VendorError,
-    VendorRejected,
-    decode_json,
-    default_error_message,
-)
+from ...http import AuthExpired, MalformedBody, VendorClient, VendorRejected, decode_json, default_error_message
 from ...http.retry import RETRYABLE_STATUSES
 from ...settings import SettingError
 from ..base import VendorResource
+from .envelope import envelope_message, is_auth_error
+from .listing import ListRead, read_until_clean, require_complete_union
+from .session import (  # noqa: F401 - the variables' names are part of this module's interface
+    ENV_APP_CODE,
+    ENV_BASE_URL,
+    ENV_EMAIL,
+    ENV_PASSWORD,
+    ENV_TIMEZONE,
+    ENV_TOKEN,
+    IBuildAppTokenRejected,
+    Session,
+)
 
-ENV_BASE_URL = "IBUILDAPP_BASE_URL"
-ENV_APP_CODE = "IBUILDAPP_APP_CODE"
-ENV_TOKEN = "IBUILDAPP_TOKEN"
-ENV_EMAIL = "IBUILDAPP_EMAIL"
-ENV_PASSWORD = "IBUILDAPP_PASSWORD"
-
-AUTH_ERROR_CODE = "9"
 DEFAULT_LOGIN_PATH = "/api/{app_code}/login"
 
 TIME_ENTRY_SEARCH = "ts/search"
 PROJECT_SEARCH = "project/search"
+USER_INFO = "user"
+USER_SEARCH = "user/search"
+USER_HISTORY = "user/history"
 TIME_ENTRY_SIDE_TABLES = ("users", "tasks", "projects")
 PROJECT_SIDE_TABLES = ("tasks", "clients")
 # The documented "500 -- ... Try again later." is transient for this vendor.
 RETRY_STATUSES = RETRYABLE_STATUSES | {500}
-
-
-class IBuildAppTokenRejected(VendorError, SettingError):
-    """The configured token was refused and there are no credentials to get a new one: a
-    configuration problem (it names the variables to set), so it fails the run at once."""
-
-
-def envelope_message(body: Any) -> str | None:
-    """``"<message> (error_code N)"`` for an iBuildApp ``status: ERROR`` body, else ``None``."""
-    if not isinstance(body, Mapping) or str(body.get("status", "")).upper() != "ERROR":
-        return None
-    message = body.get("message")
-    text = message.strip() if isinstance(message, str) and message.strip() else "error without a message"
-    code = body.get("error_code")
-    return f"{text} (error_code {code})" if code not in (None, "") else text
-
-
-def _is_auth_error(body: Mapping[str, Any]) -> bool:
-    return str(body.get("error_code", "")).strip() == AUTH_ERROR_CODE
+DEFAULT_TIMEZONE = "UTC"
 
 
 def parse_envelope(response: httpx.Response) -> dict[str, Any]:
@@ -106,24 +78,10 @@ def parse_envelope(response: httpx.Response) -> dict[str, Any]:
         raise MalformedBody("expected a JSON object")
     message = envelope_message(body)
     if message is not None:
-        if _is_auth_error(body):
+        if is_auth_error(body):
             raise AuthExpired(message)
         raise VendorRejected(message)
     return body
-
-
-def parse_login(response: httpx.Response) -> str:
-    body = decode_json(response)
-    if not isinstance(body, dict):
-        raise MalformedBody("expected a JSON object")
-    message = envelope_message(body)
-    if message is not None:
-        # Never AuthExpired here: re-authenticating a failed login would only log in again.
-        raise VendorRejected(f"login failed: {message}")
-    token = body.get("token")
-    if not isinstance(token, str) or not token.strip():
-        raise VendorRejected("login answered without a token")
-    return token.strip()
 
 
 def side_table(data: Any, name: str) -> dict[str, dict[str, Any]]:
@@ -141,7 +99,7 @@ def side_table(data: Any, name: str) -> dict[str, dict[str, Any]]:
     return {}
 
 
-def _records(data: Any, key: str) -> list[Any]:
+def page_records(data: Any, key: str) -> list[Any]:
     if isinstance(data, Mapping):
         rows = data.get(key)
         if isinstance(rows, list):
@@ -190,7 +148,7 @@ def page_parser(list_key: str, offset: int) -> Callable[[httpx.Response], dict[s
             if rows is not None and not isinstance(rows, (list, Mapping)):
                 raise VendorRejected(f"{where}: 'data.{list_key}' is {_type_name(rows)}, expected a list")
         count = _count(body, data)
-        if not _records(data, list_key) and count is not None and offset < count:
+        if not page_records(data, list_key) and count is not None and offset < count:
             raise MalformedBody(f"{where}: no records although count is {count}")
         return body
 
@@ -230,60 +188,29 @@ class SearchPage:
 
 @dataclass
 class SearchResult:
-    """Every record of one paged search plus the union of the side tables of all pages."""
+    """Every record of one paged search plus the union of the side tables of all pages;
+    ``reads`` walks were made, ``complete`` when one of them was clean (else the union of all
+    walks is kept, see ``listing.py``)."""
 
     records: list[Any]
     related: dict[str, dict[str, dict[str, Any]]]
     pages: int
     reported_count: int | None
     duplicates_dropped: int = 0
+    reads: int = 1
+    complete: bool = True
+    problems: list[str] = field(default_factory=list)
 
 
-@dataclass(repr=False)
-class _Session:
-    """The AuthHook: a bearer token, from configuration or a lazy login; ``refresh`` logs in
-    again once per rejected call (the shared client guarantees "once")."""
+def unpacked_data(body: Mapping[str, Any]) -> Any:
+    """A body's ``data``, unpacked when it is "packed to JSON string"."""
+    data = body.get("data")
+    return unpack_data(data) if isinstance(data, str) else data
 
-    resource: "IBuildAppResource"
-    client: VendorClient
-    token: str | None = None
-    logins: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __post_init__(self) -> None:
-        self.token = self.resource.token or None
-
-    def headers(self) -> Mapping[str, str]:
-        with self._lock:
-            if self.token is None:
-                self.token = self._login()
-            return {"Authorization": f"Bearer {self.token}"}
-
-    def refresh(self) -> None:
-        if not self.resource.can_log_in:
-            raise IBuildAppTokenRejected(
-                self.resource.vendor_label,
-                f"{self.resource.vendor_label} rejected the configured {ENV_TOKEN} (expired or "
-                f"revoked) and no {ENV_EMAIL}/{ENV_PASSWORD} are configured to log in again; "
-                f"set a fresh {ENV_TOKEN} or both {ENV_EMAIL} and {ENV_PASSWORD}",
-            )
-        with self._lock:
-            self.token = None
-            self.token = self._login()
-
-    def _login(self) -> str:
-        res = self.resource
-        token = self.client.request(
-            "POST",
-            res.login_url_path,
-            json_body={"email": res.email, "password": res.password},
-            authenticate=False,
-            parse=parse_login,
-        )
-        # The session token is as secret as the password from here on.
-        self.client.redact.add(token)
-        self.logins += 1
-        return token
+def api_id(value: str) -> int | str:
+    """An id as the API takes it in a request (documented as Integer)."""
+    return int(value) if value.isdigit() else value
 
 
 class IBuildAppResource(VendorResource):
@@ -295,7 +222,9 @@ class IBuildAppResource(VendorResource):
     retry_statuses: ClassVar[frozenset[int]] = RETRY_STATUSES
     env_required: ClassVar[Mapping[str, str]] = {"base_url": ENV_BASE_URL, "app_code": ENV_APP_CODE}
     # A token or e-mail + password: whichever is set (the resource names what is missing).
-    env_optional: ClassVar[Mapping[str, str]] = {"token": ENV_TOKEN, "email": ENV_EMAIL, "password": ENV_PASSWORD}
+    env_optional: ClassVar[Mapping[str, str]] = {
+        "token": ENV_TOKEN, "email": ENV_EMAIL, "password": ENV_PASSWORD, "timezone": ENV_TIMEZONE,
+    }
 
     app_code: str = Field(description=f"Application code in every path ({ENV_APP_CODE}).")
     token: str | None = Field(
@@ -310,19 +239,46 @@ class IBuildAppResource(VendorResource):
     page_size: int = Field(
         default=500, ge=1, description="'limit' of each search call (no maximum is documented)."
     )
-    timezone: str = Field(
-        default="UTC",
-        description="IANA zone whose calendar day of an entry's start_time is its work_date.",
+    timezone: str | None = Field(
+        default=None,
+        description=f"IANA zone whose calendar day of an entry's start_time is its work_date "
+        f"({ENV_TIMEZONE}); unset means UTC, with a warning in every load.",
+    )
+    window_end_margin_hours: float = Field(
+        default=24.0, ge=0,
+        description="Hours added to the end of each ts/search window, so entries that start on the "
+        "window's last day and end after midnight are served whether end_datetime bounds an "
+        "entry's start or its end.",
+    )
+    max_list_reads: int = Field(
+        default=3, ge=1, description="Walks of one search when the list moves while it is read."
+    )
+    admin_roles: list[str] = Field(
+        default_factory=lambda: ["*ADMIN*"],
+        description="Role names (shell patterns, any case) of an account that sees every user's "
+        "time entries; the login must hold one. Empty: no check.",
+    )
+    change_scan: bool = Field(
+        default=True, description="Ask user/history of every user for entries changed since the last run."
+    )
+    change_scan_overlap_seconds: int = Field(
+        default=300, ge=0, description="How far before the last scan's server time the next scan starts."
     )
 
-    @field_validator("timezone")
+    @field_validator("timezone", mode="before")
     @classmethod
-    def _known_zone(cls, value: str) -> str:
+    def _known_zone(cls, value: str | None) -> str | None:
+        if isinstance(value, dg.EnvVar):  # checked once the run resolves it
+            return value
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise ValueError(f"timezone must be an IANA zone name, got {value!r}")
         try:
-            ZoneInfo(value)
+            ZoneInfo(value.strip())
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown timezone {value!r}") from exc
-        return value
+        return value.strip()
 
     # -- configuration -------------------------------------------------------------------
     @property
@@ -330,8 +286,16 @@ class IBuildAppResource(VendorResource):
         return bool(self.email) and bool(self.password)
 
     @property
+    def timezone_configured(self) -> bool:
+        return self.timezone is not None
+
+    @property
+    def zone_name(self) -> str:
+        return self.timezone or DEFAULT_TIMEZONE
+
+    @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
+        return ZoneInfo(self.zone_name)
 
     @property
     def api_prefix(self) -> str:
@@ -361,9 +325,9 @@ class IBuildAppResource(VendorResource):
     def secret_values(self) -> list[str | None]:
         return [self.token, self.password, self.email]
 
-    def build_auth(self, client: VendorClient) -> _Session:
+    def build_auth(self, client: VendorClient) -> Session:
         self.check_configuration()
-        return _Session(self, client)
+        return Session(self, client)
 
     def error_message(self, response: httpx.Response) -> str | None:
         try:
@@ -375,7 +339,7 @@ class IBuildAppResource(VendorResource):
     @property
     def logins(self) -> int:
         auth = self.client.auth
-        return auth.logins if isinstance(auth, _Session) else 0
+        return auth.logins if isinstance(auth, Session) else 0
 
     # -- calls -----------------------------------------------------------------------------
     def call(
@@ -394,16 +358,18 @@ class IBuildAppResource(VendorResource):
         side_tables: Iterable[str],
         filters: Mapping[str, Any] | None = None,
     ) -> Iterator[SearchPage]:
-        """Page through a ``*/search`` endpoint with ``limit``/``offset`` until ``count``,
+        """One walk of a ``*/search`` endpoint with ``limit``/``offset`` until ``count``,
         yielding each page as it arrives (a long read never holds every record)."""
         side_tables = tuple(side_tables)
         offset = 0
         count_is_total = False
         while True:
-            body = {**(filters or {}), "limit": self.page_size, "offset": offset, "with": list(side_tables)}
+            body = {**(filters or {}), "limit": self.page_size, "offset": offset}
+            if side_tables:
+                body["with"] = list(side_tables)
             payload = self.call(endpoint, body, parse=page_parser(list_key, offset))
             data = payload.get("data")
-            rows = _records(data, list_key)
+            rows = page_records(data, list_key)
             reported = _count(payload, data)
             yield SearchPage(rows, {name: side_table(data, name) for name in side_tables}, reported, offset)
             offset += len(rows)
@@ -428,32 +394,36 @@ class IBuildAppResource(VendorResource):
         side_tables: Iterable[str],
         filters: Mapping[str, Any] | None = None,
     ) -> SearchResult:
-        """Every record of a paged search (see ``iter_search``), each id once, with the union
-        of the side tables of all pages."""
+        """Every record of a paged search, each id once (the latest copy), with the union of
+        the side tables of all pages; read again when the list moved under the offset."""
         side_tables = tuple(side_tables)
-        related: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in side_tables}
-        records: list[Any] = []
-        position_by_id: dict[str, int] = {}
-        duplicates = 0
         pages = 0
-        reported: int | None = None
-        for page in self.iter_search(endpoint, list_key, side_tables, filters):
-            pages += 1
-            for name in side_tables:
-                related[name].update(page.related[name])
-            reported = page.reported_count
-            for row in page.rows:
-                key = dedup_key(row)
-                if key is not None and key in position_by_id:
-                    # The list moved under the offset (a record was added or removed mid-read):
-                    # keep the newer copy once.
-                    records[position_by_id[key]] = row
-                    duplicates += 1
-                    continue
-                if key is not None:
-                    position_by_id[key] = len(records)
-                records.append(row)
-        return SearchResult(records, related, pages, reported, duplicates)
+
+        def read_once() -> tuple[SearchResult, ListRead, int]:
+            nonlocal pages
+            read = ListRead()
+            result = SearchResult([], {name: {} for name in side_tables}, 0, None)
+            position_by_id: dict[str, int] = {}
+            for page in self.iter_search(endpoint, list_key, side_tables, filters):
+                read.observe(page)
+                _absorb(result, position_by_id, page)
+            result.pages, result.reported_count = read.pages, read.last_count
+            pages += read.pages
+            return result, read, len(result.records)
+
+        outcome = read_until_clean(self, endpoint, read_once)
+        if outcome.clean:
+            result = outcome.kept[0]
+        else:
+            result = SearchResult([], {name: {} for name in side_tables}, 0, outcome.last.last_count)
+            position_by_id: dict[str, int] = {}
+            for walk in outcome.kept:  # oldest first: a later walk's copy wins
+                _absorb(result, position_by_id, SearchPage(walk.records, walk.related, None, 0))
+            result.duplicates_dropped = outcome.kept[-1].duplicates_dropped
+            require_complete_union(self, endpoint, outcome, len(result.records))
+        result.pages, result.reads = pages, outcome.reads
+        result.complete, result.problems = outcome.clean, outcome.problems
+        return result
 
     # -- entities ----------------------------------------------------------------------------
     def window_bounds(self, first: date, last: date) -> tuple[int, int]:
@@ -463,31 +433,66 @@ class IBuildAppResource(VendorResource):
         end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)
         return int(start.timestamp()), int(end.timestamp())
 
+    def search_window(self, first: date, last: date) -> dict[str, int]:
+        """The ``ts/search`` filter of a work-date window (see "Time window")."""
+        start, end = self.window_bounds(first, last)
+        return {"start_datetime": start, "end_datetime": end + round(self.window_end_margin_hours * 3600)}
+
     def work_date(self, moment: datetime) -> date:
         return moment.astimezone(self.zone).date()
 
     def search_time_entries(self, first: date, last: date) -> SearchResult:
-        """Time entries starting in the work-date window, with users, tasks and projects."""
-        start, end = self.window_bounds(first, last)
-        return self.search(
-            TIME_ENTRY_SEARCH,
-            "time_entries",
-            TIME_ENTRY_SIDE_TABLES,
-            {"start_datetime": start, "end_datetime": end},
-        )
+        """Time entries of the (widened) work-date window, with users, tasks and projects."""
+        return self.search(TIME_ENTRY_SEARCH, "time_entries", TIME_ENTRY_SIDE_TABLES, self.search_window(first, last))
 
     def iter_time_entry_pages(self, first: date, last: date) -> Iterator[SearchPage]:
-        """``search_time_entries`` page by page (duplicates not yet resolved)."""
-        start, end = self.window_bounds(first, last)
+        """One walk of ``search_time_entries`` page by page (duplicates not yet resolved)."""
         return self.iter_search(
-            TIME_ENTRY_SEARCH,
-            "time_entries",
-            TIME_ENTRY_SIDE_TABLES,
-            {"start_datetime": start, "end_datetime": end},
+            TIME_ENTRY_SEARCH, "time_entries", TIME_ENTRY_SIDE_TABLES, self.search_window(first, last)
         )
+
+    def time_entries_by_id(self, ids: Iterable[str]) -> list[Any]:
+        """The current entries of ``ids`` (``ts/search`` by ``time_entry_ids``, one search per
+        ``page_size`` ids); deleted ones are simply absent."""
+        wanted = sorted({str(i) for i in ids}, key=lambda i: (len(i), i))
+        records: list[Any] = []
+        for start in range(0, len(wanted), self.page_size):
+            chunk = [api_id(i) for i in wanted[start : start + self.page_size]]
+            records += self.search(TIME_ENTRY_SEARCH, "time_entries", (), {"time_entry_ids": chunk}).records
+        return records
 
     def search_projects(self) -> SearchResult:
         """Every project, with its tasks and clients."""
         return self.search(PROJECT_SEARCH, "projects", PROJECT_SIDE_TABLES)
 
+    def current_user(self) -> Mapping[str, Any]:
+        """``POST user`` without ``user_id``: the logged-in account ("current user's id is used")."""
+        data = unpacked_data(self.call(USER_INFO, {}))
+        return data if isinstance(data, Mapping) else {}
 
+    def search_users(self) -> SearchResult:
+        """Every user of the application (``user/search`` without filters)."""
+        return self.search(USER_SEARCH, "users", ())
+
+    def user_history(self, user_id: str, last_update: int) -> dict[str, Any]:
+        """``user/history`` of one user since ``last_update`` (epoch seconds); the body as served
+        (``status`` SUCCESS or NOT-MODIFIED, ``data.time_entries``, ``timestamp``)."""
+        body = self.call(USER_HISTORY, {"user_id": api_id(user_id), "last_update": int(last_update)})
+        body["data"] = unpacked_data(body)
+        return body
+
+
+def _absorb(result: SearchResult, position_by_id: dict[str, int], page: SearchPage) -> None:
+    """Add a page's records (each id once, a later copy replacing an earlier one in its place:
+    the list moved under the offset) and side tables to ``result``."""
+    for name, table in page.related.items():
+        result.related.setdefault(name, {}).update(table)
+    for row in page.rows:
+        key = dedup_key(row)
+        if key is not None and key in position_by_id:
+            result.records[position_by_id[key]] = row
+            result.duplicates_dropped += 1
+            continue
+        if key is not None:
+            position_by_id[key] = len(result.records)
+        result.records.append(row)
