@@ -24,8 +24,8 @@ from .vendors.registry import VendorPlugin
 REFRESH_ALL = "refresh_all"
 MAX_RUNTIME_TAG = "dagster/max_runtime"
 # A vendor's refresh reads at its documented rate in seconds to minutes (benchmarks/RESULTS.md;
-# 12-110 s per run in the deployment rehearsal, docs/operations.md): four hours is stuck, not
-# slow. A longer backfill sets its own tag.
+# at most about two minutes a run in the deployment rehearsal, docs/operations.md): four hours
+# is stuck, not slow. A longer backfill sets its own tag.
 REFRESH_MAX_RUNTIME_SECONDS = 4 * 3600
 
 

@@ -2,9 +2,8 @@
 warehouse's commit point."""
 
 from datetime import date, timedelta
-from types import SimpleNamespace
-
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import duckdb
