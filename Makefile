@@ -6,7 +6,11 @@ STAMP := $(VENV)/.installed
 PORT ?= 3000
 DAYS ?= 14
 
+<<<<<<< HEAD
 .PHONY: demo test dev bench sandbox clean lock
+=======
+.PHONY: demo test dev bench sandbox rehearse clean
+>>>>>>> production
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -39,6 +43,12 @@ bench: $(BENCH_STAMP)
 
 sandbox: $(STAMP)
 	$(BIN)/timesheet-assets sandbox --days $(DAYS)
+
+# The production deployment rehearsed on this machine with a run worker and the code server
+# killed (PostgreSQL, code server, webserver, dagster-daemon, vendor sandboxes): see
+# tests/reliability/rehearsal.py. Takes 5-10 minutes; prints what it measured.
+rehearse: $(STAMP)
+	$(BIN)/python -m tests.reliability.rehearsal
 
 clean:
 	rm -rf $(VENV) .dagster_home warehouse.duckdb
