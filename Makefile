@@ -6,11 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 3000
 DAYS ?= 14
 
-<<<<<<< HEAD
-.PHONY: demo test dev bench sandbox clean lock
-=======
-.PHONY: demo test dev bench sandbox rehearse clean
->>>>>>> production
+.PHONY: demo test dev bench sandbox rehearse clean lock
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
