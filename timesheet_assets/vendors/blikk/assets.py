@@ -38,7 +38,8 @@ from ...ingest import (
     quarantine_check_spec,
     raw_output,
 )
-from ...ingest.records import KEY_COLUMN
+from ...ingest.compact import build_raw_frame_by_chunks
+from ...ingest.records import KEY_COLUMN, QUARANTINE_COLUMN
 from ...schedules import DAYS_TO_REREAD
 from ...storage import PRIMARY_KEY
 from .change_scan import WATERMARK_KEY, parse_watermark, scan_changes, scan_metadata, stored_watermark
@@ -267,6 +268,31 @@ def lacks_user_name(record: Any) -> bool:
     return isinstance(user, Mapping) and not str(user.get("name") or "").strip()
 
 
+class _WindowFilter:
+    """``admit`` for ``build_raw_frame_by_chunks``: the records of a chunk inside the window
+    (``split_by_window``), counting those outside and noting whether a kept one lacks a user
+    name (the registry is then read once, after the last chunk)."""
+
+    def __init__(self, first: date, last: date) -> None:
+        self.first, self.last = first, last
+        self.outside = 0
+        self.lacks_user_name = False
+
+    def __call__(self, records: list[Any]) -> list[Any]:
+        kept, outside = split_by_window(records, self.first, self.last)
+        self.outside += outside
+        self.lacks_user_name = self.lacks_user_name or any(lacks_user_name(record) for record in kept)
+        return kept
+
+
+def fill_employee_names(frame: pd.DataFrame, user_names: Mapping[str, str]) -> None:
+    """Valid rows whose report carried no user name get it from the user registry: the
+    value ``time_report_rows`` gives when it is handed ``user_names``."""
+    missing = frame["employee_name"].isna() & frame[QUARANTINE_COLUMN].isna()
+    if missing.any():
+        frame.loc[missing, "employee_name"] = frame.loc[missing, "user_id"].map(dict(user_names)).astype("string")
+
+
 def _complete_check(key: dg.AssetKey, *listings: ListFetch) -> dg.AssetCheckResult:
     incomplete = [listing.path for listing in listings if not listing.complete]
     return dg.AssetCheckResult(
@@ -276,7 +302,7 @@ def _complete_check(key: dg.AssetKey, *listings: ListFetch) -> dg.AssetCheckResu
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "server_total": sum(listing.server_total or 0 for listing in listings),
-            "records_read": sum(len(listing.records) for listing in listings),
+            "records_read": sum(listing.records_read for listing in listings),
             "walks": max(listing.walks for listing in listings),
             "changed_mid_walk": any(listing.changed_mid_walk for listing in listings),
             "incomplete_lists": ", ".join(incomplete) or "none",
@@ -313,21 +339,24 @@ def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) 
     # the window read or above the scan's new watermark.
     scan = _change_scan(context, blikk, first, last)
     with permanent_errors_fail_fast():
-        listing = blikk.fetch_time_reports(first, last)
-    records, outside = split_by_window(listing.records, first, last)
+        # A year of reports is hundreds of pages: each kept as its JSON text until its rows
+        # are built, a chunk at a time (``ingest/compact.py``).
+        listing = blikk.fetch_time_reports(first, last, compact=True)
+    window = _WindowFilter(first, last)
+    raw = build_raw_frame_by_chunks(time_report_spec(), listing.take_records(), admit=window, default_date=first)
+    outside = window.outside
     if outside:
         context.log.warning(
             f"Blikk returned {outside} time report(s) dated outside {first}..{last}; left to "
             "the runs that own those days"
         )
-    user_names: dict[str, str] = {}
     names_looked_up = False
-    if any(lacks_user_name(record) for record in records):
+    if window.lacks_user_name:
         # Names are an enrichment: an API application without access to the user registry
         # still loads its time reports.
         with permanent_errors_fail_fast():
             try:
-                user_names = blikk.fetch_user_names()
+                fill_employee_names(raw.frame, blikk.fetch_user_names())
                 names_looked_up = True
             except VendorHTTPError as exc:
                 if exc.status not in OPTIONAL_READ_UNAVAILABLE:
@@ -336,7 +365,6 @@ def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) 
                     f"Blikk user registry not readable ({exc}); employee_name stays empty for "
                     "reports without a user name"
                 )
-    raw = build_raw_frame(time_report_spec(user_names), records, default_date=first)
     yield raw_output(
         raw,
         blikk.metrics.snapshot() - before,

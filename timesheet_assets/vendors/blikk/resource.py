@@ -40,7 +40,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import httpx
 from pydantic import Field, ValidationError
@@ -53,6 +53,7 @@ from ...http import (
     decode_json,
     default_error_message,
 )
+from ...ingest.compact import compact_record
 from ..base import VendorResource
 from .models import ErrorBody, ListEnvelope, TokenResponse, User
 
@@ -206,10 +207,11 @@ def _parse_page(
 # -- paged lists ------------------------------------------------------------------------------
 @dataclass
 class ListFetch:
-    """Everything one list read produced, and how the walk went (for metadata and checks)."""
+    """Everything one list read produced, and how the walk went (for metadata and checks).
+    ``records`` holds each record as the read kept it (parsed, or ``compact_record`` text)."""
 
     path: str
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
     page_requests: int = 0
     walks: int = 0
     server_total: int | None = None
@@ -217,6 +219,18 @@ class ListFetch:
     changed_mid_walk: bool = False
     page_cap_hit: bool = False
     complete: bool = True
+    records_taken: int = 0
+
+    @property
+    def records_read(self) -> int:
+        return len(self.records) + self.records_taken
+
+    def take_records(self) -> list[Any]:
+        """The records, handed over: the caller may consume (and free) them as it goes;
+        ``records_read`` still counts them."""
+        taken, self.records = self.records, []
+        self.records_taken += len(taken)
+        return taken
 
     def as_metadata(self, prefix: str = "list") -> dict[str, Any]:
         return {
@@ -325,15 +339,22 @@ class BlikkResource(VendorResource):
         )
 
     def fetch_list(
-        self, path: str, params: Mapping[str, Any] | None = None, *, key_field: str = "id"
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        key_field: str = "id",
+        keep: Callable[[Any], Any] | None = None,
     ) -> ListFetch:
-        """Every record of a list endpoint, each ``key_field`` once (see the module docstring)."""
+        """Every record of a list endpoint, each ``key_field`` once (see the module docstring).
+        ``keep`` turns each record into what the read holds until the end (``compact_record``
+        for long lists); by default the parsed record itself."""
         params = dict(params or {})
         result = ListFetch(path=path)
-        union: dict[str, dict[str, Any]] = {}
+        union: dict[str, Any] = {}
         walk = _Walk()
         for attempt in range(1, self.max_list_walks + 1):
-            walk = self._walk(path, params, key_field)
+            walk = self._walk(path, params, key_field, keep)
             union.update(walk.records)
             result.walks = attempt
             result.page_requests += walk.pages
@@ -358,8 +379,11 @@ class BlikkResource(VendorResource):
         result.complete = walk.complete
         return result
 
-    def _walk(self, path: str, params: Mapping[str, Any], key_field: str = "id") -> _Walk:
+    def _walk(
+        self, path: str, params: Mapping[str, Any], key_field: str = "id", keep: Callable[[Any], Any] | None = None
+    ) -> _Walk:
         walk = _Walk()
+        hold = keep or (lambda item: item)
 
         def absorb(envelope: ListEnvelope) -> int:
             walk.pages += 1
@@ -370,12 +394,12 @@ class BlikkResource(VendorResource):
             for item in envelope.items:
                 key = _record_id(item, key_field)
                 if key is None:
-                    walk.unkeyed.append(item)
+                    walk.unkeyed.append(hold(item))
                     fresh += 1
                 elif key in walk.records:
                     walk.duplicates += 1
                 else:
-                    walk.records[key] = item
+                    walk.records[key] = hold(item)
                     fresh += 1
             return fresh
 
@@ -428,9 +452,9 @@ class BlikkResource(VendorResource):
         return walk
 
     # -- endpoints ------------------------------------------------------------------------
-    def fetch_time_reports(self, first: date, last: date) -> ListFetch:
+    def fetch_time_reports(self, first: date, last: date, *, compact: bool = False) -> ListFetch:
         """Time reports whose work date is within ``first``..``last`` (both inclusive), in one
-        windowed list read."""
+        windowed list read; ``compact`` keeps each as its JSON text (``compact_record``)."""
         return self.fetch_list(
             TIME_REPORTS_PATH,
             {
@@ -439,6 +463,7 @@ class BlikkResource(VendorResource):
                 "sortBy": "createdDate",
                 "sortOrder": "ascending",
             },
+            keep=compact_record if compact else None,
         )
 
     def fetch_user_day_statistics(self, first: date, last: date) -> list[ListFetch]:

@@ -1,0 +1,144 @@
+"""Memory of a long Blikk backfill against the number of pages it reads.
+
+For each size, a Blikk sandbox holding ``records`` time reports of 200 users over 365 days runs
+in this process; a fresh child interpreter materializes ``raw/blikk/time_reports``,
+``raw/blikk/projects``, ``conformed/projects`` and ``conformed/timesheets`` over the whole year
+in one in-process run (as the run worker does for ``refresh_blikk``), on a DuckDB warehouse of
+its own. The child reports its peak RSS (``ru_maxrss``) and its RSS once everything was
+imported, so ``run peak - baseline`` is what the run itself added; with ``--tracemalloc`` it
+also reports the peak of Python allocations (slower).
+
+What this measures does not depend on CPU speed: the sandbox's rate limit is lifted and the
+client paced faster than Blikk allows (memory is about pages held, not time), requests are
+counted by the sandbox. ``python -m benchmarks.backfill_memory 10000 70000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+DAYS = 365
+EMPLOYEES = 200
+# Pacing for the measurement only: memory depends on the pages held, not on how fast they came.
+MEASURE_REQUESTS_PER_SECOND = 40.0
+CHILD_ENTRY = ["-m", "benchmarks.backfill_memory"]
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(url: str, first: date, last: date, warehouse: str, trace: bool) -> dict[str, Any]:
+    """One backfill in this process; its memory figures."""
+    import dagster as dg
+
+    from timesheet_assets.conformed.assets import build_conformed_projects, build_conformed_timesheets
+    from timesheet_assets.storage import WarehouseIOManager
+    from timesheet_assets.vendors.blikk import PLUGIN, BlikkResource
+    from timesheet_assets.vendors.blikk.assets import blikk_projects, blikk_time_reports
+    from timesheet_assets.vendors.blikk.sandbox import sandbox_env
+
+    assets = [
+        blikk_time_reports,
+        blikk_projects,
+        build_conformed_projects([PLUGIN]),
+        build_conformed_timesheets([PLUGIN]),
+    ]
+    resources = {
+        "io_manager": WarehouseIOManager(database=warehouse),
+        "blikk": BlikkResource.from_values(sandbox_env(url), requests_per_second=MEASURE_REQUESTS_PER_SECOND),
+    }
+    tags = {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }
+    baseline = _rss_mb()
+    if trace:
+        import tracemalloc
+
+        tracemalloc.start()
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(assets, resources=resources, instance=instance, tags=tags)
+    figures = {
+        "success": result.success,
+        "baseline_rss_mb": round(baseline, 1),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
+    if trace:
+        figures["traced_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
+    return figures
+
+
+def measure(records: int, trace: bool = False, anchor: date | None = None) -> dict[str, Any]:
+    """Serve a sandbox of ``records`` reports and run one backfill of it in a child process."""
+    from timesheet_assets.sandbox.data import SandboxConfig
+    from timesheet_assets.sandbox.server import SandboxServer
+    from timesheet_assets.vendors.blikk.sandbox import create_app
+
+    anchor = anchor or date(2026, 6, 30)
+    first = anchor - timedelta(days=DAYS - 1)
+    config = SandboxConfig(time_records=records, days=DAYS, employees=EMPLOYEES, anchor_date=anchor)
+    app = create_app(config)
+    with SandboxServer(app) as server, tempfile.TemporaryDirectory(prefix="backfill-memory-") as workdir:
+        server.sandbox.rate_rule = None  # see the module docstring: not a rate measurement
+        command = [
+            sys.executable, *CHILD_ENTRY, "--child", server.url,
+            "--first", first.isoformat(), "--last", anchor.isoformat(),
+            "--warehouse", str(Path(workdir) / "warehouse.duckdb"),
+        ] + (["--tracemalloc"] if trace else [])
+        env = {**os.environ, "DAGSTER_HOME": workdir}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"backfill child failed:\n{done.stderr[-4000:]}")
+        if os.environ.get("BACKFILL_MEMORY_SHOW_CHILD"):
+            print(done.stderr, file=sys.stderr)
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        requests = len(server.sandbox.stats.calls("/v1/Core/TimeReports"))
+    run_mb = figures["peak_rss_mb"] - figures["baseline_rss_mb"]
+    return {"records": records, "time_report_requests": requests, **figures, "run_added_mb": round(run_mb, 1)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 70_000])
+    parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--child")
+    parser.add_argument("--first")
+    parser.add_argument("--last")
+    parser.add_argument("--warehouse")
+    args = parser.parse_args(argv)
+    if args.child:
+        figures = child(
+            args.child, date.fromisoformat(args.first), date.fromisoformat(args.last), args.warehouse, args.tracemalloc
+        )
+        print(json.dumps(figures))
+        return
+    rows = [measure(size, args.tracemalloc) for size in args.sizes]
+    for row in rows:
+        print(json.dumps(row))
+    if len(rows) >= 2:
+        low, high = rows[0], rows[-1]
+        pages = high["time_report_requests"] - low["time_report_requests"]
+        growth = (high["run_added_mb"] - low["run_added_mb"]) / max(1, pages) * 100
+        print(f"growth: {growth:.1f} MB of peak RSS per 100 time-report pages")
+
+
+if __name__ == "__main__":
+    main()
