@@ -11,7 +11,8 @@ from pydantic import Field
 from ..ingest import DATE_WINDOW_BACKFILL, daily_partitions, frame_preview, partition_window
 from ..vendors.registry import VendorPlugin
 from .checks import CheckOutcome, project_checks, projects_known, row_count_not_dropping, timesheet_checks
-from ..storage import PRIMARY_KEY
+from ..ingest.records import PAYLOAD_COLUMN
+from ..storage import PRIMARY_KEY, SKIP_COLUMNS
 from .catalog import PROJECT_CHECK_DESCRIPTIONS, PROJECT_SCHEMA, TIMESHEET_CHECK_DESCRIPTIONS, TIMESHEET_SCHEMA
 from .schema import (
     PROJECT_KEY,
@@ -36,6 +37,12 @@ class ConformedConfig(dg.Config):
         default=0.5,
         description="Warn when a rewrite holds fewer rows than this fraction below the last run.",
     )
+
+
+def _raw_input(key: dg.AssetKey) -> dg.AssetIn:
+    """A raw table as a conform function reads it: without the payload column, which no
+    conform function reads and which holds most of a raw table's bytes."""
+    return dg.AssetIn(key=key, metadata={SKIP_COLUMNS: [PAYLOAD_COLUMN]})
 
 
 def _specs(asset_key: dg.AssetKey, descriptions: Mapping[str, str]) -> list[dg.AssetCheckSpec]:
@@ -114,7 +121,7 @@ def _kept_rows(context: dg.AssetExecutionContext, frame: pd.DataFrame, first, la
 
 def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefinition:
     feeding = {p.name: p.timesheets for p in plugins if p.timesheets is not None}
-    ins = {name: dg.AssetIn(key=key) for name, (key, _) in feeding.items()}
+    ins = {name: _raw_input(key) for name, (key, _) in feeding.items()}
     ins["conformed_projects"] = dg.AssetIn(key=PROJECTS_KEY)
     conformers = {name: fn for name, (_, fn) in feeding.items()}
 
@@ -173,7 +180,7 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
 
 def build_conformed_projects(plugins: list[VendorPlugin]) -> dg.AssetsDefinition:
     feeding = {p.name: p.projects for p in plugins if p.projects is not None}
-    ins = {name: dg.AssetIn(key=key) for name, (key, _) in feeding.items()}
+    ins = {name: _raw_input(key) for name, (key, _) in feeding.items()}
     conformers = {name: fn for name, (_, fn) in feeding.items()}
 
     @dg.asset(

@@ -1,9 +1,10 @@
 from .io_manager import WarehouseDbIOManager, WarehouseIOManager, warehouse_io_manager
 from .target import WarehouseTarget, parse_target, redact_url
-from .warehouse import PRIMARY_KEY, WRITE_MODE
+from .warehouse import PRIMARY_KEY, SKIP_COLUMNS, WRITE_MODE
 
 __all__ = [
     "PRIMARY_KEY",
+    "SKIP_COLUMNS",
     "WRITE_MODE",
     "WarehouseDbIOManager",
     "WarehouseIOManager",

@@ -31,6 +31,9 @@ from ..runs.status import refuse_write_unless_run_in_progress
 
 WRITE_MODE = "write_mode"
 PRIMARY_KEY = "primary_key"
+# Input metadata (``dg.AssetIn(metadata={SKIP_COLUMNS: [...]})``): stored columns the reading
+# step does not need and that are left in the table (a raw table's payload is most of its bytes).
+SKIP_COLUMNS = "skip_columns"
 
 
 def _plain(value: Any) -> Any:
@@ -157,6 +160,10 @@ class ByNamePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
 
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection: Session) -> pd.DataFrame:
         # An upstream that never produced rows (e.g. an empty first partition) reads as empty.
+        skipped = _plain((context.definition_metadata or {}).get(SKIP_COLUMNS))
+        if skipped and not table_slice.columns and connection.backend.table_exists(connection, table_slice):
+            stored = connection.backend.columns(connection, table_slice)
+            table_slice = table_slice._replace(columns=[name for name in stored if name not in set(skipped)])
         return read_slice(connection, table_slice)
 
     @property
