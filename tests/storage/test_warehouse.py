@@ -379,3 +379,27 @@ def test_a_downstream_asset_reads_back_what_was_written_with_the_same_types(ware
         expected["local_time"] = expected["local_time"].astype("datetime64[us]")
     loaded = STATE["loaded"].sort_values("record_key").reset_index(drop=True)
     pd.testing.assert_frame_equal(loaded, expected)
+
+
+def test_an_input_can_skip_stored_columns_it_does_not_need(warehouse, instance):
+    """``skip_columns`` input metadata: the reading step gets every other stored column (those
+    added later included), the table keeps them all."""
+    from timesheet_assets.storage import SKIP_COLUMNS
+
+    @dg.asset(key=["raw", "probe", "wide"])
+    def wide() -> pd.DataFrame:
+        return pd.DataFrame({"record_key": ["a", "b"], "payload": ['{"x":1}', '{"x":2}'], "hours": [1.0, 2.0]})
+
+    @dg.asset(
+        key=["raw", "probe", "narrow_reader"],
+        ins={"wide": dg.AssetIn(key=["raw", "probe", "wide"], metadata={SKIP_COLUMNS: ["payload"]})},
+    )
+    def narrow_reader(wide: pd.DataFrame) -> pd.DataFrame:
+        STATE["loaded"] = wide
+        return wide.head(0)
+
+    materialize([wide, narrow_reader], {}, warehouse, instance=instance)
+    loaded = STATE["loaded"].sort_values("record_key").reset_index(drop=True)
+    assert list(loaded.columns) == ["record_key", "hours"]
+    assert loaded["hours"].tolist() == [1.0, 2.0]
+    assert read_table(warehouse, "probe.wide")["payload"].notna().all()

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from timesheet_assets.http import SystemClock, VendorAuthError, VendorHTTPError
+from timesheet_assets.ingest.compact import expand_record
 from timesheet_assets.vendors.blikk.resource import TIME_REPORTS_PATH
 
 
@@ -219,3 +220,23 @@ def test_the_limit_is_per_access_token_unless_the_sandbox_is_told_otherwise(blik
     assert [len(listing.records) for listing in listings] == [300, 300]
     assert sandbox.stats.rate_exceeded > 0
     assert 429 in sandbox.statuses(TIME_REPORTS_PATH)
+
+
+def test_a_compact_read_holds_each_report_as_its_text_and_walks_the_same(blikk):
+    """A long window read keeps every report as its JSON text, not a parsed dict, through the
+    same walk: the same reports (a moved list re-read included), deduplicated the same way."""
+    sandbox = blikk(time_records=300)
+    day = sandbox.config.first_date
+    oldest = min(r["createdDate"] for r in sandbox.data.time_reports)
+    _after_page(sandbox, 1, lambda: sandbox.data.add_time_report(day, createdDate=oldest))
+    resource = sandbox.resource()
+    try:
+        listing = resource.fetch_time_reports(sandbox.config.first_date, sandbox.config.anchor_date, compact=True)
+        plain = resource.fetch_time_reports(sandbox.config.first_date, sandbox.config.anchor_date)
+    finally:
+        resource.close()
+    assert all(type(item) is str for item in listing.records)
+    assert [expand_record(item) for item in listing.records] == plain.records
+    assert len(plain.records) == 301 and listing.duplicates_skipped == 1 and listing.walks == 2
+    taken = listing.take_records()
+    assert len(taken) == listing.records_read == 301 and listing.records == []

@@ -51,11 +51,11 @@ from ...http import (
     VendorClient,
     VendorRejected,
     decode_json,
-    default_error_message,
 )
 from ...ingest.compact import compact_record
 from ..base import VendorResource
-from .models import ErrorBody, ListEnvelope, TokenResponse, User
+from .errors import blikk_error_message
+from .models import ListEnvelope, TokenResponse, User
 
 
 DEFAULT_BASE_URL = "https://publicapi.blikk.com/"
@@ -71,43 +71,6 @@ INTERNAL_PROJECTS_PATH = "/v1/Admin/InternalProjects"
 ABSENCE_PROJECTS_PATH = "/v1/Admin/AbsenceProjects"
 MAX_PAGE_SIZE = 100
 DOCUMENTED_REQUESTS_PER_SECOND = 4.0
-
-
-# -- error bodies -------------------------------------------------------------------------
-def blikk_error_message(response: httpx.Response) -> str | None:
-    """The vendor's message plus the details its error bodies carry: ``modelState`` (400),
-    ``permissionsRequired`` / ``ipAddressAllowed`` (403), ``requestId`` (500),
-    ``waitInSeconds`` (429)."""
-    try:
-        payload = decode_json(response) if response.content else None
-    except Exception:  # noqa: BLE001 - not JSON: fall back to the text
-        payload = None
-    if not isinstance(payload, dict):
-        if response.status_code == 404 and not response.content.strip():
-            return "no such resource URL"
-        return default_error_message(response)
-    try:
-        body = ErrorBody.model_validate(payload)
-    except ValidationError:
-        return default_error_message(response)
-    parts: list[str] = []
-    if body.message:
-        parts.append(body.message.rstrip())
-    if body.modelState:
-        problems = []
-        for name, messages in body.modelState.items():
-            text = " ".join(str(m) for m in messages) if isinstance(messages, list) else str(messages)
-            problems.append(f"{name}: {text}" if name else text)
-        parts.append("; ".join(problems))
-    if body.permissionsRequired:
-        parts.append("permissions required: " + ", ".join(body.permissionsRequired))
-    if body.ipAddressAllowed is False and not (body.message and "IP" in body.message):
-        parts.append("this IP address is not on the API application's allow list")
-    if body.requestId:
-        parts.append(f"request id {body.requestId}")
-    if body.waitInSeconds is not None and not parts:
-        parts.append(f"rate limited, wait {body.waitInSeconds:g} s")
-    return " — ".join(parts) or default_error_message(response)
 
 
 # -- token authentication ---------------------------------------------------------------------
