@@ -15,7 +15,6 @@ from pydantic import Field
 
 from ..settings import warehouse_password, warehouse_path
 from .backend import Session, WarehouseBackend, backend_for
-from .duckdb_backend import connection_settings
 from .sql import delete_slice_statement, select_statement, table_name
 from .target import parse_target
 from .warehouse import ByNamePandasTypeHandler, read_slice, write_mode
@@ -94,6 +93,9 @@ class WarehouseIOManager(ConfigurableIOManagerFactory):
     schema_: str | None = Field(default=None, alias="schema", description="Schema for every table.")
 
     def backend(self) -> WarehouseBackend:
+        # Here, not at module level: loading the code location does not need DuckDB.
+        from .duckdb_backend import connection_settings
+
         target = parse_target(self.database, self.password or warehouse_password())
         return backend_for(target, connection_settings({"connection_config": self.connection_config}))
 

@@ -9,8 +9,12 @@ with only nulls has the logical type ``NULL``: its first real values decide its 
 
 from __future__ import annotations
 
-import duckdb
+from typing import TYPE_CHECKING
+
 import pandas as pd
+
+if TYPE_CHECKING:
+    import duckdb
 
 NULL = "NULL"
 
@@ -21,6 +25,8 @@ def is_null_type(logical: str) -> bool:
 
 def frame_types(frame: pd.DataFrame, connection: duckdb.DuckDBPyConnection | None = None) -> dict[str, str]:
     """Logical type of each column of ``frame``, in column order."""
+    import duckdb  # on first use: loading the code location does not need DuckDB
+
     own = connection is None
     conn = duckdb.connect() if own else connection
     try:
@@ -37,6 +43,8 @@ def frame_types(frame: pd.DataFrame, connection: duckdb.DuckDBPyConnection | Non
 
 def common_type(stored: str, incoming: str) -> str:
     """The logical type that holds values of both ``stored`` and ``incoming``."""
+    import duckdb
+
     with duckdb.connect() as conn:
         row = conn.execute(
             f"SELECT typeof(v) FROM (SELECT CAST(NULL AS {stored}) AS v "

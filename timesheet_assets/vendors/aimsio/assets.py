@@ -33,7 +33,6 @@ from datetime import date, datetime, timezone
 from typing import Any, Callable, Mapping
 
 import dagster as dg
-import duckdb
 import pandas as pd
 from pydantic import Field
 
@@ -240,6 +239,8 @@ def read_stored(io_manager: Any, key: dg.AssetKey, date_column: str | None) -> S
             f"{key.to_user_string()} compares the listing with the stored table and needs the "
             "warehouse IO manager (read_table); the run's io_manager cannot read tables"
         )
+    import duckdb  # here: loading the code location does not need DuckDB
+
     try:
         frame = reader(key, stored_columns(date_column))
     except duckdb.Error:

@@ -19,7 +19,6 @@ from datetime import date, timedelta
 from typing import Any, Iterator
 
 import dagster as dg
-import duckdb
 import pandas as pd
 
 from ...ingest import (
@@ -71,6 +70,8 @@ def stored_rows(context: dg.AssetExecutionContext) -> pd.DataFrame | None:
     if reader is None:
         return None
     columns = [*STORED_COLUMNS, "regular_hours", "overtime_hours"]
+    import duckdb  # here: loading the code location does not need DuckDB
+
     try:
         return reader(TIMESHEETS_KEY, [*columns, TOTAL_COLUMN])
     except duckdb.Error:
