@@ -29,6 +29,8 @@ DAYS = 365
 EMPLOYEES = 200
 # Pacing for the measurement only: memory depends on the pages held, not on how fast they came.
 MEASURE_REQUESTS_PER_SECOND = 40.0
+# What the child runs; a wrapper script may stand in (e.g. one sampling RSS around each stage,
+# its stderr shown with BACKFILL_MEMORY_SHOW_CHILD=1).
 CHILD_ENTRY = ["-m", "benchmarks.backfill_memory"]
 
 
