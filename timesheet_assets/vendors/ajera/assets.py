@@ -93,7 +93,11 @@ def scan_window(scan_from: date | None, first: date) -> dict[str, Any]:
     why there was none."""
     if scan_from is None:
         return {"change_scan": "turned off (status_scan_days 0)"}
-    return {"change_scan_first": scan_from.isoformat(), "change_scan_last": (first - timedelta(days=1)).isoformat()}
+    return {
+        "change_scan": "scanned",
+        "change_scan_first": scan_from.isoformat(),
+        "change_scan_last": (first - timedelta(days=1)).isoformat(),
+    }
 
 
 COMMON = raw_asset_defaults(VENDOR)
