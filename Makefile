@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 3000
 DAYS ?= 14
 
-.PHONY: demo test dev bench sandbox clean
+.PHONY: demo test dev bench sandbox rehearse clean lock
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev,deploy]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,deploy,sandbox]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,7 +31,7 @@ dev: $(STAMP)
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev,deploy,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,deploy,sandbox,bench]'
 	@touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
@@ -40,5 +40,18 @@ bench: $(BENCH_STAMP)
 sandbox: $(STAMP)
 	$(BIN)/timesheet-assets sandbox --days $(DAYS)
 
+# The production deployment rehearsed on this machine with a run worker and the code server
+# killed (PostgreSQL, code server, webserver, dagster-daemon, vendor sandboxes): see
+# tests/reliability/rehearsal.py. Takes 5-10 minutes; prints what it measured.
+rehearse: $(STAMP)
+	$(BIN)/python -m tests.reliability.rehearsal
+
 clean:
 	rm -rf $(VENV) .dagster_home warehouse.duckdb
+
+# The production image's pinned dependency set (deploy/requirements.lock), from pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra deploy --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --annotation-style line --no-header \
+		-o deploy/requirements.lock

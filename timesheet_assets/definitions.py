@@ -23,7 +23,10 @@ def build_definitions(vendors: tuple[str, ...] | None = None) -> dg.Definitions:
 
     plugins = enabled_plugins(vendors)
     defs = dg.Definitions.merge(
-        dg.Definitions(resources={"io_manager": warehouse_io_manager()}),
+        # Runs launched from the asset graph execute their steps in the run worker too, as the
+        # named jobs do: no step process that outlives a killed worker, and no step process
+        # start-up (seconds each) between a vendor's steps, which run one at a time anyway.
+        dg.Definitions(resources={"io_manager": warehouse_io_manager()}, executor=dg.in_process_executor),
         *(plugin.definitions() for plugin in plugins),
         conformed_definitions(plugins),
         dg.Definitions(

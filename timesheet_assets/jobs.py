@@ -8,6 +8,10 @@ re-executed.
 
 Steps of one run execute in one process: a vendor's steps share its pool (one at a time
 anyway), and a step that runs in the run's own process cannot outlive it.
+
+Every refresh run carries ``dagster/max_runtime`` (``REFRESH_MAX_RUNTIME_SECONDS``): run
+monitoring terminates and fails a refresh still running after it, so no run holds its
+vendor's pool slot forever, even with a worker that is alive but stuck.
 """
 
 from __future__ import annotations
@@ -18,6 +22,15 @@ from .conformed.assets import PROJECTS_KEY, TIMESHEETS_KEY
 from .vendors.registry import VendorPlugin
 
 REFRESH_ALL = "refresh_all"
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+# A vendor's refresh reads at its documented rate in seconds to minutes (benchmarks/RESULTS.md;
+# at most about two minutes a run in the deployment rehearsal, docs/operations.md): four hours
+# is stuck, not slow. A longer backfill sets its own tag.
+REFRESH_MAX_RUNTIME_SECONDS = 4 * 3600
+
+
+def refresh_tags(**tags: str) -> dict[str, str]:
+    return {MAX_RUNTIME_TAG: str(REFRESH_MAX_RUNTIME_SECONDS), **tags}
 
 
 def refresh_job_name(vendor: str) -> str:
@@ -58,7 +71,7 @@ def build_jobs(plugins: list[VendorPlugin]) -> list[dg.UnresolvedAssetJobDefinit
             executor_def=dg.in_process_executor,
             description=f"Re-read {plugin.name}'s work dates (the run's partition range) and "
             "projects, and rebuild the conformed tables for the same dates.",
-            tags={"timesheet_assets/vendor": plugin.name},
+            tags=refresh_tags(**{"timesheet_assets/vendor": plugin.name}),
         )
         for plugin in plugins
         if (keys := vendor_refresh_keys(plugin))
@@ -70,6 +83,7 @@ def build_jobs(plugins: list[VendorPlugin]) -> list[dg.UnresolvedAssetJobDefinit
             executor_def=dg.in_process_executor,
             description="Every asset of every enabled vendor and the conformed tables, for the "
             "run's partition range. The schedules launch it one vendor at a time.",
+            tags=refresh_tags(),
         )
     )
     return jobs

@@ -97,7 +97,8 @@ def e2e_job():
     return defs.resolve_job_def("everything")
 
 
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+# The code location's default executor is the in-process one (no executor choice to make).
+IN_PROCESS = {"execution": {"config": {}}}
 
 
 def test_reexecution_from_failure_completes_without_duplicates(vendor_env, warehouse, instance, monkeypatch):

@@ -148,6 +148,21 @@ def test_changed_days_sensor_rereads_what_a_change_scan_found_once(instance):
         assert not sensor.evaluate_tick(context).run_requests
 
 
+def test_every_run_executes_its_steps_in_its_worker_and_refreshes_have_a_max_runtime(defs):
+    """No step process to outlive a killed worker or to start per step, whichever way a run is
+    launched; a stuck refresh is terminated by run monitoring."""
+    from timesheet_assets.jobs import MAX_RUNTIME_TAG, REFRESH_MAX_RUNTIME_SECONDS
+
+    asset_graph_job = defs.resolve_implicit_global_asset_job_def()
+    assert asset_graph_job.executor_def.name == "in_process"
+    refreshes = [job for job in defs.jobs if job.name.startswith("refresh_")]
+    assert {job.name for job in refreshes} >= {"refresh_all", *(f"refresh_{v}" for v in VENDOR_NAMES if v != "aims360")}
+    for job in refreshes:
+        resolved = defs.resolve_job_def(job.name)
+        assert resolved.executor_def.name == "in_process", job.name
+        assert resolved.tags[MAX_RUNTIME_TAG] == str(REFRESH_MAX_RUNTIME_SECONDS), job.name
+
+
 def test_refresh_ranges_never_start_before_the_first_partition(monkeypatch):
     monkeypatch.setenv("TIMESHEET_START_DATE", "2026-05-01")
     defs = build_definitions(("blikk",))

@@ -1,14 +1,19 @@
 """The scale-out instance configs validate against Dagster's own config schemas (no cluster or
 Docker engine needed)."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
 
 
 @pytest.mark.parametrize(
@@ -39,6 +44,48 @@ def test_launcher_config_errors_are_caught():
 def test_image_installs_the_package_and_serves_the_code_location():
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert "pip install" in dockerfile and "timesheet_assets.definitions" in dockerfile
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (DEPLOY / "requirements.lock").read_text().splitlines():
+        requirement = line.split("#", 1)[0].strip()
+        if requirement:
+            name, _, version = requirement.partition("==")
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_the_image_installs_exactly_the_locked_set_without_sandbox_or_ui_packages():
+    import tomllib
+
+    dockerfile = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    assert "-r requirements.lock" in dockerfile and "--no-deps ." in dockerfile
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = _pins()
+    for raw in [*project["dependencies"], *project["optional-dependencies"]["deploy"]]:
+        requirement = Requirement(raw)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not pinned in deploy/requirements.lock (run make lock)"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} does not satisfy {requirement}"
+    for raw in project["optional-dependencies"]["sandbox"]:
+        name = canonicalize_name(Requirement(raw).name)
+        if name in ("starlette", "uvicorn", "dagster-webserver", "xlwt"):
+            assert name not in pins, f"{name} (sandbox/UI only) is in the production image's lock"
+
+
+def test_the_code_location_loads_without_the_sandbox_and_ui_packages():
+    blocked = ("starlette", "uvicorn", "xlwt", "dagster_webserver")
+    script = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        "from timesheet_assets.definitions import build_definitions\n"
+        "defs = build_definitions()\n"
+        "print(len(defs.resolve_asset_graph().get_all_asset_keys()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert int(result.stdout.strip().splitlines()[-1]) >= 10
 
 
 def _dockerfile_env() -> dict[str, str]:
@@ -92,5 +139,6 @@ def test_every_run_writes_to_the_shared_postgres_warehouse_the_image_names():
 
     # The image installs the package with its PostgreSQL driver.
     project = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]
-    assert "pip install" in dockerfile and "'.[deploy]'" in dockerfile
+    assert "pip install" in dockerfile and "-r requirements.lock" in dockerfile
     assert any(dep.startswith("psycopg2") for dep in project["dependencies"])
+    assert "psycopg2-binary" in _pins()

@@ -82,3 +82,26 @@ def test_pool_default_limit_applies_to_vendor_pools(postgres, tmp_path, monkeypa
         assert instance.event_log_storage.supports_global_concurrency_limits
     finally:
         instance.dispose()
+
+
+def test_root_instance_supervises_runs(postgres, tmp_path, monkeypatch):
+    """The launcher run monitoring can rely on, the monitoring settings docs/operations.md
+    explains, and run retries for dead workers only."""
+    from timesheet_assets.runs.launcher import LocalProcessRunLauncher
+
+    instance = production_instance(postgres, tmp_path, monkeypatch)
+    try:
+        launcher = instance.run_launcher
+        assert isinstance(launcher, LocalProcessRunLauncher)
+        assert launcher.supports_check_run_worker_health and not launcher.supports_resume_run
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_max_resume_run_attempts == 0
+        assert instance.run_monitoring_poll_interval_seconds <= 30
+        assert instance.run_monitoring_max_runtime_seconds > 0
+        # A slot is freed only after any step of a failed run has stopped calling its vendor:
+        # the run-status check interval plus one request's timeout.
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] >= 5 + 30
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+        assert instance.run_retries_retry_on_asset_or_op_failure is False
+    finally:
+        instance.dispose()

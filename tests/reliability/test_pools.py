@@ -19,7 +19,9 @@ pytestmark = pytest.mark.xdist_group("pools")
 
 ROOT = Path(__file__).resolve().parents[2]
 ANCHOR = date(2026, 2, 28)
-CONFIG = SandboxConfig(seed=3, time_records=1500, days=30, anchor_date=ANCHOR, employees=8, projects=6)
+# Enough pages (about 30 per run) that the two request streams overlap even when a loaded
+# machine slows the second run's start by seconds.
+CONFIG = SandboxConfig(seed=3, time_records=6000, days=30, anchor_date=ANCHOR, employees=8, projects=6)
 
 
 def launch(

@@ -119,6 +119,7 @@ class VendorClient:
         verify: str | bool = True,
         seed: int | None = None,
         logger: Any = None,
+        between_requests: Callable[[], None] | None = None,
     ) -> None:
         if verify is False:
             raise InsecureURLError("TLS verification cannot be turned off; pass a CA bundle path")
@@ -133,6 +134,9 @@ class VendorClient:
         self.error_message = error_message
         self.allowed_token_hosts = tuple(h.lower() for h in allowed_token_hosts)
         self.log = logger or LOGGER
+        # Called before every attempt; raising stops the request before it is sent (a run
+        # that ended stops its steps here, see timesheet_assets.runs).
+        self.between_requests = between_requests
         self._rng = random.Random(seed)
         in_flight = limiter.max_in_flight or 10
         self._http = httpx.Client(
@@ -198,6 +202,8 @@ class VendorClient:
         attempt = 0
         while True:
             attempt += 1
+            if self.between_requests is not None:
+                self.between_requests()
             request_headers = dict(headers or {})
             attempt_body = json_body
             if authenticate and self.auth is not None:

@@ -31,6 +31,7 @@ from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
 from .backend import CONSTRAINED_SCHEMAS, Session, StoredColumn, WarehouseBackend
 from .sql import delete_matching_keys_statement, insert_by_name_statement, qualified, table_name, where
 from .types import common_type, frame_types, is_null_type
+from ..runs.status import refuse_write_unless_run_in_progress
 
 WRITE_MODE = "write_mode"
 PRIMARY_KEY = "primary_key"
@@ -145,6 +146,8 @@ def write_frame(context: dg.OutputContext, table_slice: TableSlice, frame: pd.Da
             f"{table_name(table_slice)}: column types widened to hold the new values: "
             f"{', '.join(f'{k} {v}' for k, v in widened.items())}"
         )
+    # Last statement before the transaction commits: a run that ended keeps the old data.
+    refuse_write_unless_run_in_progress(context)
     return meta
 
 

@@ -4,13 +4,14 @@ the lifecycle of the shared HTTP client."""
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import dagster as dg
 import httpx
 from pydantic import Field, PrivateAttr
 
 from ..http.retry import RETRYABLE_STATUSES
+from ..runs.status import guard_for
 from ..http import (
     SYSTEM_CLOCK,
     AuthHook,
@@ -111,6 +112,7 @@ class VendorResource(dg.ConfigurableResource):
         clock: Clock = SYSTEM_CLOCK,
         transport: httpx.BaseTransport | None = None,
         logger: Any = None,
+        between_requests: Callable[[], None] | None = None,
     ) -> VendorClient:
         limiter = RateLimiter(
             self.effective_rate, burst=1, max_in_flight=self.effective_in_flight, clock=clock
@@ -133,6 +135,7 @@ class VendorResource(dg.ConfigurableResource):
             transport=transport,
             verify=self.ca_bundle or True,
             logger=logger,
+            between_requests=between_requests,
         )
         client.auth = self.build_auth(client)
         return client
@@ -145,7 +148,9 @@ class VendorResource(dg.ConfigurableResource):
         return self._client
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._client = self.open_client(logger=context.log)
+        # Inside a run, every request first makes sure the run is still in progress: a step
+        # whose run was failed or canceled stops calling the vendor (timesheet_assets.runs).
+        self._client = self.open_client(logger=context.log, between_requests=guard_for(context))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self.close()

@@ -283,6 +283,40 @@ def test_a_report_moved_into_the_window_and_back(start, warehouse, instance):
     assert (table["record_key"] == key).sum() == 1 and stored_days(warehouse)[key] == home
 
 
+def test_a_second_edit_within_the_second_the_scan_saw_is_still_found(start, warehouse, instance, monkeypatch):
+    # Timestamps have whole seconds: a report edited, scanned and edited again within one
+    # second shows the mark's value and id both times; only its content tells the edit.
+    sandbox = start()
+    first, last = window(sandbox)
+    run(sandbox, warehouse, instance, sandbox.config.first_date, last)
+    mutations = BlikkMutations(sandbox.data)
+    home = old_day(sandbox, 15)
+    key = keys_on(sandbox, home)[0]
+    mutations.move(key, last - timedelta(days=1))
+    run(sandbox, warehouse, instance)
+    one_second = sandbox.data.time_report(int(key))["updatedDate"]
+    monkeypatch.setattr(sandbox.data, "stamp", lambda: one_second)
+
+    mutations.move(key, home)
+    assert sandbox.data.time_report(int(key))["updatedDate"] == one_second
+    back = metadata(run(sandbox, warehouse, instance))
+    assert back["days_to_reread"] == [home.isoformat()]
+
+
+def test_a_mark_covers_a_report_at_its_second_only_with_the_content_it_saw():
+    at = parse_blikk_datetime("2025-03-01T12:00:00Z")
+    seen = {"id": 7, "date": "2025-03-01", "minutes": 60}
+    mark = change_scan.Mark(at, {"7": change_scan.fingerprint(seen)})
+    assert mark.covers(at, "7", change_scan.fingerprint(seen))
+    assert not mark.covers(at, "7", change_scan.fingerprint({**seen, "date": "2025-02-01"}))
+    assert not mark.covers(at, "8", change_scan.fingerprint(seen))
+    assert mark.covers(at - timedelta(seconds=1), "8")
+    # A mark stored before fingerprints were kept trusts the id, as it did.
+    legacy = change_scan.Mark.from_json({"at": at.isoformat(), "ids": ["7"], "settled": False})
+    assert legacy is not None and legacy.covers(at, "7", "anything")
+    assert change_scan.Mark.from_json(mark.to_json()) == mark
+
+
 def test_a_deletion_is_not_seen_by_the_scan_and_waits_for_the_weekly_refresh(start, warehouse, instance):
     sandbox = start()
     run(sandbox, warehouse, instance, sandbox.config.first_date, sandbox.config.anchor_date)

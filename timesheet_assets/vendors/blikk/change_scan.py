@@ -11,9 +11,10 @@ sets (``GET /v1/Core/TimeReports?sortBy=…&sortOrder=descending``, no date filt
   attest and attested two hours after it was created and still has ``updatedDate: null``.
 
 Each field is read newest first, page by page, down to the previous scan's *mark*: the newest
-value that scan saw plus the ids holding exactly that value (timestamps have whole seconds;
-several reports can share one — a bulk attest). A report above the mark, or at it with
-another id, changed. A mark over an hour old by this machine's clock when it was taken is
+value that scan saw plus the ids holding exactly that value and a fingerprint of each
+(timestamps have whole seconds; several reports can share one — a bulk attest, or one report
+edited twice within a second, the second edit after the scan read the first). A report above
+the mark, at it with another id, or at it with the same id but different content, changed. A mark over an hour old by this machine's clock when it was taken is
 *settled*: nothing can be stamped with it any more, so the next scan stops at it at once
 instead of re-reading every report that shares its second.
 A scan with no previous mark (the very first run, or a field added later) reads until the
@@ -36,6 +37,8 @@ Deletions cannot be seen by any scan; the daily window and the weekly deep refre
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
@@ -63,16 +66,24 @@ class Mark:
     so no report can still be stamped with it and the ids are not needed."""
 
     at: datetime | None
-    ids: frozenset[str] = frozenset()
+    ids: Mapping[str, str] = field(default_factory=dict)
     settled: bool = False
 
-    def covers(self, value: datetime, ident: str | None) -> bool:
-        """Whether a report showing ``value`` was already there when this mark was taken."""
+    def covers(self, value: datetime, ident: str | None, fingerprint: str = "") -> bool:
+        """Whether a report showing ``value`` was already there, as it is now, when this mark
+        was taken. A mark written before fingerprints were kept (empty) trusts the id."""
         if self.at is None:
             return False
         if value < self.at:
             return True
-        return value == self.at and (self.settled or (ident is not None and ident in self.ids))
+        if value != self.at:
+            return False
+        if self.settled:
+            return True
+        if ident is None or ident not in self.ids:
+            return False
+        seen = self.ids[ident]
+        return not seen or seen == fingerprint
 
     def below(self, value: datetime) -> bool:
         """Whether everything after ``value`` in a newest-first list is covered."""
@@ -82,6 +93,7 @@ class Mark:
         return {
             "at": self.at.isoformat() if self.at is not None else None,
             "ids": [] if self.settled else sorted(self.ids, key=lambda i: (len(i), i)),
+            "fingerprints": {} if self.settled else dict(self.ids),
             "settled": self.settled,
         }
 
@@ -94,9 +106,20 @@ class Mark:
         except (TypeError, ValueError):
             return None
         ids = value.get("ids") or []
-        if not isinstance(ids, list):
+        fingerprints = value.get("fingerprints") or {}
+        if not isinstance(ids, list) or not isinstance(fingerprints, Mapping):
             return None
-        return cls(at=at, ids=frozenset(str(i) for i in ids), settled=value.get("settled") is True)
+        return cls(
+            at=at,
+            ids={str(i): str(fingerprints.get(str(i), "")) for i in ids},
+            settled=value.get("settled") is True,
+        )
+
+
+def fingerprint(item: Any) -> str:
+    """A short digest of a report's content, to tell an edit within the mark's second."""
+    text = json.dumps(item, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _value(item: Any, sort_field: str) -> tuple[datetime | None, bool]:
@@ -122,7 +145,7 @@ class _Walk:
     sort_field: str
     changed: dict[str, Any] = field(default_factory=dict)
     top: datetime | None = None
-    top_ids: set[str] = field(default_factory=set)
+    top_ids: dict[str, str] = field(default_factory=dict)
     head: tuple[Any, ...] | None = None
     start_page: int = 1
     walked_pages: int = 0
@@ -147,20 +170,21 @@ class _Walk:
                     return True
                 continue
             ident = _record_id(item)
+            digest = fingerprint(item)
             if self.last_value is not None and value > self.last_value:
                 self.out_of_order = True
             self.last_value = value
             self.seen_value = True
             if self.top is None or value > self.top:
-                self.top, self.top_ids = value, {ident} if ident else set()
+                self.top, self.top_ids = value, {ident: digest} if ident else {}
             elif value == self.top and ident:
-                self.top_ids.add(ident)
+                self.top_ids[ident] = digest
             if self.previous is None:
                 if value < self.top:
                     self.reached_mark = True
                     return True
                 continue
-            if self.previous.covers(value, ident):
+            if self.previous.covers(value, ident, digest):
                 if self.previous.below(value):
                     self.reached_mark = True
                     return True
@@ -170,7 +194,7 @@ class _Walk:
 
     def mark(self, now: datetime) -> Mark:
         settled = self.top is not None and now - self.top >= SETTLED_AFTER
-        return Mark(self.top, frozenset(self.top_ids), settled)
+        return Mark(self.top, dict(self.top_ids), settled)
 
 
 def _head(envelope: ListEnvelope, sort_field: str) -> tuple[Any, ...]:
