@@ -50,6 +50,8 @@ def test_the_password_comes_from_the_url_or_the_environment():
         (f"postgresql://etl:{SECRET}@db/", "one database"),
         (f"postgresql://etl:{SECRET}@db/a/b", "one database"),
         (f"mysql://etl:{SECRET}@db/w", "not supported"),
+        (f"snowflake://etl:{SECRET}@acct/db", "snowflake is not offered as a warehouse"),
+        (f"bigquery://project/dataset?credentials={SECRET}", "bigquery is not offered as a warehouse"),
         (f"postgresql://etl:{SECRET[:4]}@{SECRET[4:]}@db:x/w", "bad port"),  # an '@' in the password
         (f"postgresql://etl@db:x/w?password={SECRET}", "bad port"),
     ],

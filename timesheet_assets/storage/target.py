@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..settings import SettingError
 
+CLOUD_SCHEMES = ("snowflake", "bigquery")
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 MASK = "***"
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<rest>.*)$", re.DOTALL)
@@ -93,6 +94,16 @@ def parse_target(raw: str, password: str | None = None) -> WarehouseTarget:
         return WarehouseTarget(kind="duckdb", display=raw, path=raw)
     shown = redact_url(raw)
     scheme = match.group("scheme").lower()
+    if scheme not in POSTGRES_SCHEMES:
+        # Only the scheme is quoted: other URL forms carry secrets where we cannot know them.
+        shown = f"{scheme}://…"
+    if scheme in CLOUD_SCHEMES:
+        raise SettingError(
+            f"TIMESHEET_WAREHOUSE {shown}: {scheme} is not offered as a warehouse, because Dagster's "
+            f"{scheme.capitalize()} IO manager cannot replace a window, upsert or move a key in one "
+            "transaction (see docs/operations.md, 'What each backend guarantees'); use a DuckDB "
+            "file path or a postgresql:// URL"
+        )
     if scheme not in POSTGRES_SCHEMES:
         raise SettingError(
             f"TIMESHEET_WAREHOUSE must be a DuckDB file path or a postgresql:// URL, got {shown} "
