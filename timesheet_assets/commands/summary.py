@@ -44,10 +44,22 @@ class AssetLine:
     def incremental(self) -> bool:
         return self.metadata.get("write_mode") == "upsert"
 
+    def _first_number(self, *names: str) -> int | None:
+        for name in names:
+            value = self.metadata.get(name)
+            if isinstance(value, (int, float)):
+                return int(value)
+        return None
+
     @property
     def fetched(self) -> int | None:
-        value = self.metadata.get("records_served", self.metadata.get("rows"))
-        return int(value) if isinstance(value, (int, float)) else None
+        # A range run's partitions carry their own day's rows; the run's totals have names of
+        # their own (docs/operations.md, "one vocabulary").
+        return self._first_number("records_served", "rows_in_run", "rows")
+
+    @property
+    def quarantined(self) -> int | None:
+        return self._first_number("quarantined_in_run", "quarantined")
 
 
 @dataclass
@@ -165,7 +177,7 @@ def render(
         failed_checks += [f"{line.key.to_user_string()} {name}" for name, ok, _ in line.checks if not ok]
         fetched = line.fetched if line.layer == "raw" else None
         if line.layer == "raw":
-            for name, value in (("fetched", fetched), ("quarantined", line.metadata.get("quarantined")),
+            for name, value in (("fetched", fetched), ("quarantined", line.quarantined),
                                 ("requests", line.metadata.get("requests"))):
                 totals[name] += int(value or 0)
         step_seconds = facts.step_seconds.get(line.step_key or "", None)
@@ -175,7 +187,7 @@ def render(
             (_number(fetched) + (" *" if line.incremental else "")) if line.layer == "raw" else "",
             _number(line.in_window) if line.in_window is not None else "-",
             _number(line.in_table),
-            _number(line.metadata.get("quarantined")) if line.layer == "raw" else "",
+            _number(line.quarantined) if line.layer == "raw" else "",
             _number(line.metadata.get("requests")),
             f"{step_seconds:.1f}" if step_seconds is not None else "",
             f"{passed}/{len(line.checks)}" if line.checks else "",
