@@ -25,6 +25,14 @@ from ..http import (
 )
 
 
+def env_vars_if_set(environ: Mapping[str, str] | None = None, **fields: str) -> dict[str, dg.EnvVar]:
+    """``field=dg.EnvVar(variable)`` for each variable that is set (not blank) in ``environ``
+    (default: the process environment). For optional settings: Dagster refuses an ``EnvVar``
+    whose variable is unset, and the field's documented default applies instead."""
+    env = os.environ if environ is None else environ
+    return {field: dg.EnvVar(name) for field, name in fields.items() if env.get(name, "").strip()}
+
+
 class VendorResource(dg.ConfigurableResource):
     """Shared settings and client lifecycle. Subclasses set the class constants, declare their
     credentials as fields (filled from ``dg.EnvVar``) and implement ``build_auth``."""
@@ -55,12 +63,8 @@ class VendorResource(dg.ConfigurableResource):
     @classmethod
     def env_settings(cls, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Field values as ``dg.EnvVar``s: read when a run starts, never shown in the UI."""
-        env = os.environ if environ is None else environ
         values: dict[str, Any] = {field: dg.EnvVar(name) for field, name in cls.env_required.items()}
-        for field, name in cls.env_optional.items():
-            if env.get(name, "").strip():
-                values[field] = dg.EnvVar(name)
-        return values
+        return {**values, **env_vars_if_set(environ, **cls.env_optional)}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any):

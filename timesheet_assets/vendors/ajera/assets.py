@@ -172,10 +172,3 @@ def ajera_projects(context: dg.AssetExecutionContext, ajera: AjeraResource) -> I
         )
     yield raw_output(raw, delta, **stats)
     yield quarantine_check_result(PROJECTS_KEY, raw)
-
-
-def definitions() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[ajera_timesheets, ajera_projects],
-        resources={VENDOR: AjeraResource.from_env()},
-    )

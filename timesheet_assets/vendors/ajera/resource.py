@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 
+import dagster as dg
 import httpx
 from pydantic import Field, PrivateAttr, ValidationError, field_validator
 
@@ -116,6 +117,8 @@ class AjeraResource(VendorResource):
     @field_validator("timesheet_date", mode="before")
     @classmethod
     def _reading(cls, value: Any) -> Any:
+        if isinstance(value, dg.EnvVar):
+            return value  # checked here again with the variable's value when a run starts
         text = str(value).strip().lower() if value is not None else value
         if text not in READINGS:
             raise ValueError(f"AJERA_TIMESHEET_DATE must be one of {', '.join(READINGS)}, got {value!r}")

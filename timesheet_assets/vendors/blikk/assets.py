@@ -420,11 +420,3 @@ def blikk_projects(context: dg.AssetExecutionContext, blikk: BlikkResource) -> I
     )
     yield quarantine_check_result(PROJECTS_KEY, raw)
     yield _complete_check(PROJECTS_KEY, *listings)
-
-
-def definitions() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[blikk_time_reports, blikk_projects],
-        asset_checks=[reported_hours_match_blikk],
-        resources={RESOURCE_KEY: BlikkResource.from_env()},
-    )

@@ -292,7 +292,3 @@ def projects(
 
 
 ASSETS = (time_entries, projects)
-
-
-def definitions(resource_factory: Callable[[], IBuildAppResource] = IBuildAppResource.from_env) -> dg.Definitions:
-    return dg.Definitions(assets=list(ASSETS), resources={VENDOR: resource_factory()})
