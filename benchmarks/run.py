@@ -36,9 +36,10 @@ import sys
 import time
 import traceback
 import warnings
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -528,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         result["baseline"] = json.loads(BASELINE.read_text())
     if args.skip_processing and args.processing_from is not None:
         result["kept_processing_sections"], result["kept_processing_rows"] = kept_processing(args.processing_from)
-    result["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    result["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     result["took_s"] = time.perf_counter() - started
     output = args.output if args.output is not None else (None if args.quick else RESULTS)
     if output is not None:

@@ -2,7 +2,7 @@
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -79,7 +79,7 @@ def test_schedules_are_off_by_default_and_the_changed_days_sensor_is_on(defs):
 def test_daily_refresh_rereads_each_vendors_lookback_window(defs, monkeypatch):
     monkeypatch.setenv("BLIKK_LOOKBACK_DAYS", "30")
     schedule = defs.resolve_schedule_def("daily_refresh")
-    when = datetime(2026, 5, 20, 5, 0, tzinfo=timezone.utc)
+    when = datetime(2026, 5, 20, 5, 0, tzinfo=UTC)
     with dg.build_schedule_context(scheduled_execution_time=when) as context:
         requests = list(schedule.evaluate_tick(context).run_requests)
     by_vendor = {r.tags["timesheet_assets/vendor"]: r for r in requests}
@@ -116,7 +116,7 @@ def test_dagster_cli_validates_the_code_location(tmp_path):
 def test_deep_refresh_rereads_each_windowed_vendors_long_window(defs, monkeypatch):
     monkeypatch.setenv("IBUILDAPP_DEEP_REFRESH_DAYS", "30")
     schedule = defs.resolve_schedule_def("deep_refresh")
-    when = datetime(2026, 5, 24, 2, 0, tzinfo=timezone.utc)
+    when = datetime(2026, 5, 24, 2, 0, tzinfo=UTC)
     with dg.build_schedule_context(scheduled_execution_time=when) as context:
         requests = list(schedule.evaluate_tick(context).run_requests)
     by_vendor = {r.tags["timesheet_assets/vendor"]: r for r in requests}
@@ -166,7 +166,7 @@ def test_every_run_executes_its_steps_in_its_worker_and_refreshes_have_a_max_run
 def test_refresh_ranges_never_start_before_the_first_partition(monkeypatch):
     monkeypatch.setenv("TIMESHEET_START_DATE", "2026-05-01")
     defs = build_definitions(("blikk",))
-    when = datetime(2026, 5, 24, 2, 0, tzinfo=timezone.utc)
+    when = datetime(2026, 5, 24, 2, 0, tzinfo=UTC)
     for name in ("daily_refresh", "deep_refresh"):
         with dg.build_schedule_context(scheduled_execution_time=when) as context:
             (request,) = defs.resolve_schedule_def(name).evaluate_tick(context).run_requests

@@ -8,18 +8,19 @@ import asyncio
 import json
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from .mutations import apply as apply_mutation
 from .faults import HTTP_DATE, RESET, TIMEOUT, TRUNCATE, FaultKnobs
+from .mutations import apply as apply_mutation
 from .stats import RecordedRequest, SandboxStats
 from .tokens import TokenStore
 
@@ -100,7 +101,7 @@ class Sandbox:
         if mode == HTTP_DATE:
             # HTTP-dates have whole seconds: round up, so the date is never earlier than the
             # wait the sandbox means (truncating would let an honest client come back early).
-            when = datetime.now(timezone.utc) + timedelta(seconds=max(1.0, wait))
+            when = datetime.now(UTC) + timedelta(seconds=max(1.0, wait))
             when = when.replace(microsecond=0) + timedelta(seconds=1 if when.microsecond else 0)
             return format_datetime(when, usegmt=True)
         return mode
@@ -158,8 +159,9 @@ class SandboxMiddleware:
             await send(message)
 
         rule = sb.rate_rule
-        limited = rule is not None and not rule.exempt(path)
-        if limited and rule.max_in_flight is not None and stats.in_flight >= rule.max_in_flight:
+        if rule is not None and rule.exempt(path):
+            rule = None  # this path is not rate limited
+        if rule is not None and rule.max_in_flight is not None and stats.in_flight >= rule.max_in_flight:
             with stats.lock:
                 stats.refused_in_flight += 1
             await sb.error("refused", rule.refused_status, None, None)(scope, receive, send_recorded)
@@ -168,7 +170,7 @@ class SandboxMiddleware:
             stats.in_flight += 1
             stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
         try:
-            if limited:
+            if rule is not None:
                 response = await self._admit(rule, request, arrived)
                 if response is not None:
                     await response(scope, receive, send_recorded)

@@ -4,14 +4,13 @@ the lifecycle of the shared HTTP client."""
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, ClassVar, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import dagster as dg
 import httpx
 from pydantic import Field, PrivateAttr
 
-from ..http.retry import RETRYABLE_STATUSES
-from ..runs.status import guard_for
 from ..http import (
     SYSTEM_CLOCK,
     AuthHook,
@@ -23,9 +22,11 @@ from ..http import (
     VendorClient,
     default_error_message,
 )
+from ..http.retry import RETRYABLE_STATUSES
+from ..runs.status import guard_for
 
 
-def env_vars_if_set(environ: Mapping[str, str] | None = None, **fields: str) -> dict[str, dg.EnvVar]:
+def env_vars_if_set(environ: Mapping[str, str] | None = None, **fields: str) -> dict[str, Any]:
     """``field=dg.EnvVar(variable)`` for each variable that is set (not blank) in ``environ``
     (default: the process environment). For optional settings: Dagster refuses an ``EnvVar``
     whose variable is unset, and the field's documented default applies instead."""

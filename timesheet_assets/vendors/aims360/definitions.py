@@ -5,8 +5,8 @@ docs/contracts.md and docs/vendors/aims360.md."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Callable, Mapping
 
 import dagster as dg
 

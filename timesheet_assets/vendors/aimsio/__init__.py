@@ -2,8 +2,7 @@
 GET-single for what changed), at the documented 10 calls/s and 10 calls in flight."""
 
 from ..registry import VendorPlugin
-from . import assets
-from . import definitions
+from . import assets, definitions
 from .conform import conform_job_orders, conform_timecards
 
 PLUGIN = VendorPlugin(

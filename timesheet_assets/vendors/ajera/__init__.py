@@ -1,8 +1,8 @@
 """Ajera (Deltek): sessions over one RPC endpoint; weekly timesheets exploded into daily rows."""
 
 from ..registry import VendorPlugin
-from .assets import PROJECTS_KEY, TIMESHEETS_KEY
 from . import definitions
+from .assets import PROJECTS_KEY, TIMESHEETS_KEY
 from .conform import conform_projects, conform_timesheets
 
 PLUGIN = VendorPlugin(

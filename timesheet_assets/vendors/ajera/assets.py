@@ -44,7 +44,7 @@ from .scan import STORED_COLUMNS, TOTAL_COLUMN, changed_days
 __all__ = [
     "PROJECTS_KEY", "PROJECT_COLUMNS", "PROJECT_SPEC", "SECTIONS", "TIMESHEETS_KEY", "TIMESHEET_COLUMNS",
     "TOTALS_CHECK", "TimesheetRejected", "_validated_lines", "ajera_projects", "ajera_timesheets",
-    "build_timesheet_frame", "day_row_key", "definitions", "fetch_project_records", "line_records",
+    "build_timesheet_frame", "day_row_key", "fetch_project_records", "line_records",
 ]
 
 VENDOR = "ajera"

@@ -155,7 +155,7 @@ class AjeraResource(VendorResource):
 
     @property
     def session(self) -> AjeraSession:
-        self.client  # opens the client (and the session hook) when used outside a run
+        _ = self.client  # opens the client (and the session hook) when used outside a run
         assert self._session is not None
         return self._session
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..registry import VendorPlugin
-from .assets import PROJECTS_KEY, TIME_REPORTS_KEY
 from . import definitions
+from .assets import PROJECTS_KEY, TIME_REPORTS_KEY
 from .conform import conform_projects, conform_time_reports
 from .resource import BlikkResource
 

@@ -43,9 +43,8 @@ from ...schedules import DAYS_TO_REREAD
 from ...storage import PRIMARY_KEY
 from .change_scan import WATERMARK_KEY, parse_watermark, scan_changes, scan_metadata, stored_watermark
 from .conform import ABSENCE_PREFIX, INTERNAL_PREFIX
-from .keys import GROUP, PROJECTS_KEY, RESOURCE_KEY, TIME_REPORTS_KEY
+from .keys import GROUP, PROJECTS_KEY, TIME_REPORTS_KEY
 from .models import AbsenceProject, NameRef, Project, RegistryProject, TimeReport, parse_blikk_date
-from .reconcile import reported_hours_match_blikk
 from .resource import BlikkResource, ListFetch
 
 # Answers that mean an optional read (user names, the two registries) is not available to

@@ -3,7 +3,7 @@ resource they call, configured from the environment variables of docs/contracts.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import dagster as dg
 

@@ -1,8 +1,8 @@
 """iBuildApp Timesheets: time entries and projects (client, fake, models, assets, mapping)."""
 
 from ..registry import VendorPlugin
-from .assets import PROJECTS_KEY, SIDE_TABLES_KEY, TIME_ENTRIES_KEY
 from . import definitions
+from .assets import PROJECTS_KEY, SIDE_TABLES_KEY, TIME_ENTRIES_KEY
 from .conform import conform_projects, conform_timesheets
 from .resource import IBuildAppResource
 

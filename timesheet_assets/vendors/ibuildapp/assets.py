@@ -12,7 +12,7 @@ on one day only (``primary_key`` metadata: an entry whose start moved leaves its
 """
 
 from datetime import date
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import dagster as dg
 import pandas as pd

@@ -3,7 +3,7 @@ configured from the environment variables of docs/contracts.md."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import dagster as dg
 
