@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from .faults import HTTP_DATE, RESET, TIMEOUT, TRUNCATE, FaultKnobs
+from .gate import ArrivalGate
 from .mutations import apply as apply_mutation
 from .stats import RecordedRequest, SandboxStats
 from .tokens import TokenStore
@@ -88,6 +89,11 @@ class Sandbox:
     error: ErrorFactory = default_error
     stats: SandboxStats = field(default_factory=SandboxStats)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Tests only: holds chosen requests at the door until they may arrive together (gate.py).
+    gate: ArrivalGate | None = None
+    # The rate limit's clock (arrival stamps, queue slots); tests may freeze it to place
+    # arrivals in one window whatever the machine's speed.
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self.tokens = TokenStore(self.knobs)
@@ -133,10 +139,12 @@ class SandboxMiddleware:
         if path.startswith(CONTROL_PREFIX):
             await self._control(scope, receive, send, path)
             return
+        sb = self.sandbox
+        if sb.gate is not None:
+            await sb.gate.enter(Request(scope))
         # Stamped before anything else the sandbox does with the request: the limit is
         # counted on arrival times, as the vendor's front door would.
-        arrived = time.monotonic()
-        sb = self.sandbox
+        arrived = sb.clock()
         stats = sb.stats
         request = Request(scope)
         record = RecordedRequest(
@@ -198,11 +206,11 @@ class SandboxMiddleware:
 
     async def _admit(self, rule: RateRule, request: Request, arrived: float) -> Response | None:
         """Apply the sliding-window limit to a request that arrived at ``arrived``
-        (``time.monotonic()``); ``None`` admits the request."""
+        (``Sandbox.clock``); ``None`` admits the request."""
         sb = self.sandbox
         key = rule.key(request) if rule.key else "*"
         async with sb._window_lock:
-            now = time.monotonic()
+            now = sb.clock()
             window = sb._windows[key]
             slot = earliest_fit(window, rule, arrived)
             if slot is None:
