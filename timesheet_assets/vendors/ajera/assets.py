@@ -170,5 +170,5 @@ def ajera_projects(context: dg.AssetExecutionContext, ajera: AjeraResource) -> I
             f"Ajera: GetProjects did not return {stats['projects_missing_detail']} listed project(s); "
             "their list records were kept"
         )
-    yield raw_output(raw, delta, **stats)
+    yield raw_output(raw, delta, "result", **stats)
     yield quarantine_check_result(PROJECTS_KEY, raw)

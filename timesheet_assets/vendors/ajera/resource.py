@@ -209,7 +209,7 @@ class AjeraResource(VendorResource):
         reading = self.timesheet_date
         scan = scan_from is not None and scan_from < first
         fetch = TimesheetFetch(first=first, last=last, reading=reading, scan_from=scan_from if scan else None)
-        earliest, latest = listing_range(scan_from if scan else first, last)
+        earliest, latest = listing_range(scan_from if scan and scan_from is not None else first, last)
         listing = TimesheetListing(self)
         seen: set[int] = set()
         keys: list[int] = []
@@ -222,7 +222,7 @@ class AjeraResource(VendorResource):
             week = listed_week_date(record)
             try:
                 in_window = week is None or touches(week, first, last, reading)
-                in_scan = scan and week is not None and touches(week, scan_from, first - timedelta(days=1), reading)
+                in_scan = scan and scan_from is not None and week is not None and touches(week, scan_from, first - timedelta(days=1), reading)
             except OverflowError:  # a week at the end of the calendar: validation quarantines it
                 in_window, in_scan = True, False
             if in_scan and key is not None:
