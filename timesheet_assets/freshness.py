@@ -10,38 +10,24 @@ shows "warning" an hour before it turns overdue. Dagster's freshness daemon (par
 
 from __future__ import annotations
 
-import os
 import warnings
 from datetime import timedelta
 
 import dagster as dg
 
-from .settings import SettingError
+from .settings import first_number_setting
 
 DEFAULT_OVERDUE_HOURS = 26.0
 WARN_BEFORE_OVERDUE_HOURS = 1.0
-
-
-def _hours_setting(names: tuple[str, ...], default: float) -> float:
-    for name in names:
-        raw = os.environ.get(name)
-        if raw is None or not raw.strip():
-            continue
-        try:
-            hours = float(raw)
-        except ValueError:
-            raise SettingError(f"{name} must be a number of hours, got {raw!r}") from None
-        if hours < 1:
-            raise SettingError(f"{name} must be at least 1 hour, got {raw}")
-        return hours
-    return default
 
 
 def overdue_hours(vendor: str | None = None) -> float:
     """``<VENDOR>_OVERDUE_HOURS`` for a vendor's raw assets, else ``TIMESHEET_OVERDUE_HOURS``,
     else 26."""
     names = (f"{vendor.upper()}_OVERDUE_HOURS",) if vendor else ()
-    return _hours_setting((*names, "TIMESHEET_OVERDUE_HOURS"), DEFAULT_OVERDUE_HOURS)
+    return first_number_setting(
+        (*names, "TIMESHEET_OVERDUE_HOURS"), DEFAULT_OVERDUE_HOURS, whole=False, unit="hours"
+    )
 
 
 def freshness_policy(vendor: str | None = None) -> dg.FreshnessPolicy:

@@ -22,7 +22,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from .jobs import REFRESH_ALL, conformed_keys, vendor_refresh_keys
-from .settings import SettingError, partitions_start_date
+from .settings import first_number_setting, partitions_start_date
 from .vendors.registry import VendorPlugin
 
 DEFAULT_LOOKBACK_DAYS = 14
@@ -39,18 +39,7 @@ MERGE_GAP_DAYS = 7
 
 
 def _days_setting(names: tuple[str, ...], default: int) -> int:
-    for name in names:
-        raw = os.environ.get(name)
-        if raw is None:
-            continue
-        try:
-            days = int(raw)
-        except ValueError:
-            raise SettingError(f"{name} must be a whole number of days, got {raw!r}") from None
-        if days < 1:
-            raise SettingError(f"{name} must be at least 1, got {days}")
-        return days
-    return default
+    return int(first_number_setting(names, default, whole=True, unit="days"))
 
 
 def lookback_days(vendor: str) -> int:

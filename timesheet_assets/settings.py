@@ -13,6 +13,27 @@ class SettingError(ValueError):
     """A misconfigured environment variable; the message names the variable."""
 
 
+def first_number_setting(
+    names: tuple[str, ...], default: float, *, whole: bool, unit: str, minimum: float = 1
+) -> float:
+    """The first of ``names`` set in the environment (a vendor's own name before the
+    project-wide one), as a number of ``unit``; ``default`` when none is set."""
+    for name in names:
+        raw = os.environ.get(name)
+        if raw is None or not raw.strip():
+            continue
+        try:
+            value = int(raw) if whole else float(raw)
+        except ValueError:
+            kind = "a whole number of" if whole else "a number of"
+            raise SettingError(f"{name} must be {kind} {unit}, got {raw!r}") from None
+        if value < minimum:
+            least = unit[:-1] if minimum == 1 and unit.endswith("s") else unit
+            raise SettingError(f"{name} must be at least {minimum:g} {least}, got {raw}")
+        return value
+    return default
+
+
 def enabled_vendors(raw: str | None = None) -> tuple[str, ...]:
     """Vendors named in ``TIMESHEET_VENDORS`` (comma list; default all five), in canonical order."""
     raw = os.environ.get("TIMESHEET_VENDORS", "") if raw is None else raw

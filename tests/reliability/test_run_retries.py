@@ -29,7 +29,10 @@ def test_production_retries_dead_workers_twice_and_never_step_failures():
 
 
 @pytest.fixture
-def instance(tmp_path):
+def instance(tmp_path, monkeypatch):
+    # The worker process builds the code location from its environment, as the parent did:
+    # both must see one warehouse, and none in the working directory.
+    monkeypatch.setenv("TIMESHEET_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     extra = yaml.safe_dump({"run_retries": PRODUCTION["run_retries"], "run_monitoring": {"enabled": True}})
     home = write_instance_yaml(tmp_path / "home", extra=extra)
     with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -44,7 +44,10 @@ run_monitoring:
 
 
 @pytest.fixture
-def instance(tmp_path):
+def instance(tmp_path, monkeypatch):
+    # The worker process builds the code location from its environment, as the parent did:
+    # both must see one warehouse, and none in the working directory.
+    monkeypatch.setenv("TIMESHEET_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     home = write_instance_yaml(tmp_path / "home", grace=2, extra=MONITORING)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.upgrade()

@@ -2,25 +2,11 @@
 ``definitions.py``).
 
 One asset per configured view (``AIMS360_VIEWS``), ``raw/aims360/<source>_<view name>``.
-The sensor ``aims360_export_sensor`` owns the asynchronous part: it creates an export job per
-view, polls it (one status call per pending job per tick), and when the job completes asks
-for one run of the view's asset with the job id and publishlink in the run config. The asset
-then only downloads and parses the output. Materialized by hand (no run config) the asset
-does the whole flow itself: rerun the job of its last materialization (or create one), poll
-with a timeout, download.
-
-Sensor state lives in the sensor cursor (JSON, one entry per view). Per view and tick:
-
-* no job → create one;
-* job Queued / running → one status call; the skip reason shows status and percent;
-* job Completed → ``RunRequest`` with ``run_key = "<jobId>:<completedDate>"`` (never two runs
-  for one completion; later ticks make no calls until the data is due for refresh);
-* job Failed, unknown to the API (purged), or without progress for longer than the stall
-  timeout → a new job, at most ``AIMS360_MAX_ATTEMPTS`` jobs in a row; then the view is
-  marked failed and every tick errors (naming view, job and reason) until the failure
-  cool-down passes or the cursor is reset;
-* data older than the refresh interval → rerun the job (``/rerun``) when ``canReRun`` and its
-  output is not purged, else create a new job.
+The sensor ``aims360_export_sensor`` owns the asynchronous part (export jobs created, polled,
+rerun; its state machine is described in ``sensor``) and asks for one run of the view's asset
+per completed job. The asset then only downloads and parses the output. Materialized by hand
+(no run config) the asset does the whole flow itself: rerun the job of its last
+materialization (or create one), poll with a timeout, download.
 
 Settings (environment, read when the definitions load; see docs/vendors/aims360.md):
 ``AIMS360_SENSOR_INTERVAL_SECONDS`` (60), ``AIMS360_STALL_TIMEOUT_SECONDS`` (1800),
