@@ -4,13 +4,15 @@ conformed table, and the words a second run needs (an incremental 0 is not a fai
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import dagster as dg
 from dagster import DagsterEventType as E
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 from tabulate import tabulate
 
 from .progress import step_label
@@ -84,14 +86,16 @@ def collect(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunFacts:
         event = entry.dagster_event
         if event is None:
             continue
+        step_key = event.step_key or ""
         if event.event_type == E.STEP_START:
-            starts[event.step_key] = entry.timestamp
+            starts[step_key] = entry.timestamp
         elif event.event_type in (E.STEP_SUCCESS, E.STEP_FAILURE):
-            seconds[event.step_key] = entry.timestamp - starts.get(event.step_key, entry.timestamp)
+            seconds[step_key] = entry.timestamp - starts.get(step_key, entry.timestamp)
             if event.event_type == E.STEP_FAILURE:
-                failed[event.step_key] = event.message or "failed"
+                failed[step_key] = event.message or "failed"
         elif event.event_type == E.ASSET_MATERIALIZATION:
             materialization = entry.asset_materialization
+            assert materialization is not None  # every materialization event carries one
             line = lines.setdefault(materialization.asset_key, AssetLine(materialization.asset_key))
             if not line.partitions:
                 line.metadata = {k: _plain(v) for k, v in materialization.metadata.items()}
@@ -99,6 +103,7 @@ def collect(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunFacts:
             line.partitions += 1
         elif event.event_type == E.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
+            assert isinstance(evaluation, AssetCheckEvaluation)
             line = lines.setdefault(evaluation.asset_key, AssetLine(evaluation.asset_key))
             line.checks.append(
                 (evaluation.check_name, evaluation.passed, evaluation.severity == dg.AssetCheckSeverity.ERROR)
@@ -168,7 +173,7 @@ def render(
     totals = {"fetched": 0, "quarantined": 0, "requests": 0}
     checks_passed = checks_total = 0
     failed_checks: list[str] = []
-    ordered = sorted(facts.lines.values(), key=lambda l: (l.layer == CONFORMED, l.key.to_user_string()))
+    ordered = sorted(facts.lines.values(), key=lambda fact: (fact.layer == CONFORMED, fact.key.to_user_string()))
     last_vendor = None
     for line in ordered:
         passed = sum(1 for _, ok, _ in line.checks if ok)

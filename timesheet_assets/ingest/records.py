@@ -101,7 +101,7 @@ class FastPath:
 @lru_cache(maxsize=None)
 def _list_adapter(item: Any) -> TypeAdapter:
     """``TypeAdapter(list[item])``, built once per item type (building it takes milliseconds)."""
-    return TypeAdapter(list[item])  # type: ignore[valid-type]
+    return TypeAdapter(list[item])
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def is_null_type(logical: str) -> bool:
 def frame_types(frame: pd.DataFrame, connection: duckdb.DuckDBPyConnection | None = None) -> dict[str, str]:
     """Logical type of each column of ``frame``, in column order."""
     own = connection is None
-    conn = duckdb.connect() if own else connection
+    conn = duckdb.connect() if connection is None else connection
     try:
         conn.register("typed_frame", frame)
         try:

@@ -402,11 +402,3 @@ def build_assets(retry_policy: dg.RetryPolicy | None = HTTP_RETRY_POLICY) -> lis
 
 
 raw_timecards, raw_job_orders = build_assets()
-
-
-def definitions() -> dg.Definitions:
-    vanished_timecards()  # a misspelt setting fails when the code location loads, naming it
-    return dg.Definitions(
-        assets=[raw_timecards, raw_job_orders],
-        resources={RESOURCE_KEY: AimsioResource.from_env()},
-    )

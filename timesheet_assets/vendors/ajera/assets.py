@@ -54,7 +54,7 @@ from .scan import STORED_COLUMNS, TOTAL_COLUMN, changed_days
 __all__ = [
     "PROJECTS_KEY", "PROJECT_COLUMNS", "PROJECT_SPEC", "SECTIONS", "TIMESHEETS_KEY", "TIMESHEET_COLUMNS",
     "TOTALS_CHECK", "TimesheetRejected", "_validated_lines", "ajera_projects", "ajera_timesheets",
-    "build_timesheet_frame", "day_row_key", "definitions", "fetch_project_records", "line_records",
+    "build_timesheet_frame", "day_row_key", "fetch_project_records", "line_records",
 ]
 
 VENDOR = "ajera"
@@ -197,12 +197,5 @@ def ajera_projects(context: dg.AssetExecutionContext, ajera: AjeraResource) -> I
             f"Ajera: GetProjects did not return {stats['projects_missing_detail']} listed project(s); "
             "their list records were kept"
         )
-    yield raw_output(context, raw, delta, **stats)
+    yield raw_output(context, raw, delta, "result", **stats)
     yield quarantine_check_result(PROJECTS_KEY, raw)
-
-
-def definitions() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[ajera_timesheets, ajera_projects],
-        resources={VENDOR: AjeraResource.from_env()},
-    )

@@ -45,9 +45,8 @@ from ...storage import PRIMARY_KEY
 from .columns import PROJECT_COLUMNS, PROJECT_COLUMN_DESCRIPTIONS, TIME_REPORT_COLUMNS, TIME_REPORT_COLUMN_DESCRIPTIONS
 from .change_scan import WATERMARK_KEY, parse_watermark, scan_changes, scan_metadata, stored_watermark
 from .conform import ABSENCE_PREFIX, INTERNAL_PREFIX
-from .keys import GROUP, PROJECTS_KEY, RESOURCE_KEY, TIME_REPORTS_KEY
+from .keys import GROUP, PROJECTS_KEY, TIME_REPORTS_KEY
 from .models import AbsenceProject, NameRef, Project, RegistryProject, TimeReport, parse_blikk_date
-from .reconcile import reported_hours_match_blikk
 from .resource import BlikkResource, ListFetch
 
 # Answers that mean an optional read (user names, the two registries) is not available to
@@ -380,11 +379,3 @@ def blikk_projects(context: dg.AssetExecutionContext, blikk: BlikkResource) -> I
     )
     yield quarantine_check_result(PROJECTS_KEY, raw)
     yield _complete_check(PROJECTS_KEY, *listings)
-
-
-def definitions() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[blikk_time_reports, blikk_projects],
-        asset_checks=[reported_hours_match_blikk],
-        resources={RESOURCE_KEY: BlikkResource.from_env()},
-    )

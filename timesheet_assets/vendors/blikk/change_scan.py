@@ -385,7 +385,7 @@ def stored_watermark(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str
         return None
     value = event.asset_materialization.metadata.get(WATERMARK_KEY)
     value = getattr(value, "value", value)
-    return value if isinstance(value, Mapping) else None
+    return dict(value) if isinstance(value, Mapping) else None
 
 
 def changed_days(records: Iterable[Any]) -> tuple[set[date], int]:

@@ -12,7 +12,7 @@ on one day only (``primary_key`` metadata: an entry whose start moved leaves its
 """
 
 from datetime import date
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import dagster as dg
 import pandas as pd
@@ -304,7 +304,3 @@ def projects(
 
 
 ASSETS = (time_entries, projects)
-
-
-def definitions(resource_factory: Callable[[], IBuildAppResource] = IBuildAppResource.from_env) -> dg.Definitions:
-    return dg.Definitions(assets=list(ASSETS), resources={VENDOR: resource_factory()})
