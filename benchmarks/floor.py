@@ -40,8 +40,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from benchmarks.processing import PageStore, record_pages
 
@@ -279,11 +280,14 @@ def measure(store: PageStore, repeat: int) -> dict[str, Any]:
             for stage in (*STAGES, ELT):
                 database = os.path.join(tmp, f"{stage}-{attempt}.duckdb")
                 if stage == ELT:
-                    elapsed, result = _timed(lambda: run_elt(pages, database))
+                    elapsed, result = _timed(lambda database=database: run_elt(pages, database))
                 else:
                     # The reference is bare json.loads as the processing table times it; every
                     # stage of the floor gets the pipeline's paused collector.
-                    elapsed, result = _timed(lambda: run_stage(pages, stage, database), stage != "json_loads")
+                    elapsed, result = _timed(
+                        lambda stage=stage, database=database: run_stage(pages, stage, database),
+                        stage != "json_loads",
+                    )
                 if result["records"] != store.records:
                     raise RuntimeError(f"{stage} read {result['records']} records of {store.records}")
                 seconds[stage] = min(seconds.get(stage, elapsed), elapsed)

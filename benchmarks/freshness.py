@@ -28,12 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from benchmarks.launch import CodeLocation, RunTiming, refresh_tags
+from benchmarks.launch import CodeLocation, refresh_tags
 from benchmarks.machine_load import WorkerPeakMemory, cpu_hogs
 
 DOCUMENTED_RPS = {"blikk": 4.0, "aimsio": 10.0}

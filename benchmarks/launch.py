@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE = REPO_ROOT / "workspace.yaml"
@@ -122,7 +123,7 @@ class CodeLocation:
         }
         self._stack: list[Any] = []
 
-    def __enter__(self) -> "CodeLocation":
+    def __enter__(self) -> CodeLocation:
         import dagster as dg
         from dagster._core.workspace.context import WorkspaceProcessContext
         from dagster._core.workspace.load_target import WorkspaceFileTarget

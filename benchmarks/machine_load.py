@@ -13,9 +13,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 HOG_LIFETIME_S = 1800
 
@@ -102,7 +102,7 @@ class WorkerPeakMemory:
                         self.peak_kb[pid] = max(self.peak_kb.get(pid, 0), peak)
             self._stop.wait(self.interval_s)
 
-    def __enter__(self) -> "WorkerPeakMemory":
+    def __enter__(self) -> WorkerPeakMemory:
         self._thread.start()
         return self
 

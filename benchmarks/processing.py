@@ -22,7 +22,8 @@ Every measurement runs in a fresh subprocess, so each one's peak RSS
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is its own; a pipeline process first runs a
 2,000-record warm-up (one-time imports and schema builds), then the measured run. Reading the
 pre-recorded pages from their file (the network's stand-in) is timed apart and left out. The
-code-location load time is ``import timesheet_assets.definitions`` in a fresh interpreter.
+code-location load time is ``import timesheet_assets.definitions`` and ``defs()`` (what Dagster
+calls) in a fresh interpreter.
 
     python -m benchmarks.processing --records 100000 1000000 --repeat 3
 """
@@ -39,11 +40,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 ANCHOR = date(2025, 3, 31)
 SEED = 10
@@ -321,7 +323,9 @@ def measure_json_loads(store: PageStore) -> dict[str, Any]:
 
 def measure_import() -> dict[str, Any]:
     started = time.perf_counter()
-    import timesheet_assets.definitions  # noqa: F401
+    import timesheet_assets.definitions
+
+    timesheet_assets.definitions.defs()  # built when Dagster loads them, not on import
 
     return {"kind": "import", "seconds": round(time.perf_counter() - started, 4), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
@@ -650,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         print(processing_table(result))
         print()
         print(stages_table(result))
-        print(f"\nimport timesheet_assets.definitions: best {result['import_seconds_best']} s "
+        print(f"\nload timesheet_assets.definitions: best {result['import_seconds_best']} s "
               f"of {result['import_seconds_all']}")
     return 0
 

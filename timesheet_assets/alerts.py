@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import dagster as dg
 import httpx
@@ -142,6 +142,7 @@ def alert_on_overdue_assets(context: dg.SensorEvaluationContext):
     # Cursor: asset -> its freshness state when last seen. Only a change of state is news
     # (a state that flips and flips back between two ticks is not).
     seen: dict[str, str] = json.loads(context.cursor or "{}")
+    assert context.repository_def is not None  # a sensor's context always has its code location
     keys = list(context.repository_def.asset_graph.get_all_asset_keys())
     records = context.instance.get_freshness_state_records(keys)
     changes: list[tuple[dg.AssetKey, str, str]] = []

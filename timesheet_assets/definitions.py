@@ -1,5 +1,11 @@
-"""The code location: ``defs`` is what ``dagster dev`` / ``dagster definitions validate`` load
-(location name ``timesheet_assets`` everywhere: ``workspace.yaml``, ``location.py``)."""
+"""The code location: ``defs`` (``@dg.definitions``) is what ``dg check defs``, ``dagster dev``,
+the code server and ``dagster definitions validate`` load (location name ``timesheet_assets``
+everywhere: ``pyproject.toml``, ``workspace.yaml``, ``deploy/``, ``location.py``).
+
+The definitions are built when Dagster loads them, not when this module is imported. Each
+vendor folder's ``definitions.py`` gathers its assets, checks, sensors and the resource built
+from its environment variables; ``build_definitions`` merges them with the conformed layer,
+the jobs, schedules and sensors that span vendors."""
 
 from __future__ import annotations
 
@@ -39,4 +45,8 @@ def build_definitions(vendors: tuple[str, ...] | None = None) -> dg.Definitions:
     return with_freshness(defs)
 
 
-defs = build_definitions()
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The vendors ``TIMESHEET_VENDORS`` enables (default: all five)."""
+    return build_definitions()

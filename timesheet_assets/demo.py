@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-from .storage import redact_url
 from .commands.local import (
     DEFAULT_DAYS,
     DEFAULT_RECORDS,
@@ -26,6 +25,7 @@ from .commands.local import (
     ensure_port_free,
     prepare_home,
 )
+from .storage import redact_url
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -52,7 +52,7 @@ def run_demo(days: int = DEFAULT_DAYS, records: int = DEFAULT_RECORDS, home: Pat
     from .commands.progress import RunFollower
     from .commands.summary import collect, count_rows, render
     from .jobs import REFRESH_ALL
-    from .location import launch, create_run, open_workspace
+    from .location import create_run, launch, open_workspace
 
     started = time.monotonic()
     window = LocalWindow.ending_today(days, records)

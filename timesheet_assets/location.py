@@ -12,9 +12,10 @@ these commands all call it ``timesheet_assets``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.selector import JobSubsetSelector

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import Iterable
 
 import dagster as dg
 

@@ -69,6 +69,7 @@ def test_max_in_flight_is_never_exceeded_across_threads():
     active = 0
     peak = 0
     lock = threading.Lock()
+    three_inside = threading.Event()
 
     def work():
         nonlocal active, peak
@@ -76,6 +77,11 @@ def test_max_in_flight_is_never_exceeded_across_threads():
             with lock:
                 active += 1
                 peak = max(peak, active)
+                if active == 3:
+                    three_inside.set()
+            # The first ones in stay until three are: the limit is reached however slowly
+            # this machine starts the threads (and a fourth would have to get in beside them).
+            three_inside.wait(timeout=60)
             time.sleep(0.02)
             with lock:
                 active -= 1

@@ -170,4 +170,4 @@ def test_an_asset_turning_late_then_overdue_then_fresh_is_posted(receiver, insta
         # The new materialization is stamped with the real time: evaluate half an hour after it.
         fresh = tick(0.5)
         assert len(fresh) == 1 and "• raw/blikk/time_reports: fresh again" in fresh[0]
-    assert FRESHNESS_SENSOR == alert_on_overdue_assets.name
+    assert alert_on_overdue_assets.name == FRESHNESS_SENSOR

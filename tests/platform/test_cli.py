@@ -68,7 +68,7 @@ def test_list_shows_assets_jobs_schedules_and_sensors(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "raw/blikk/time_reports" in out and "refresh_all" in out and "daily_refresh" in out
-    line = next(l for l in out.splitlines() if l.startswith("raw/blikk/time_reports "))
+    line = next(row for row in out.splitlines() if row.startswith("raw/blikk/time_reports "))
     key = dg.AssetKey(["raw", "blikk", "time_reports"])
     checks = sum(1 for check in build_definitions().resolve_asset_graph().asset_check_keys if check.asset_key == key)
     assert line.split()[1:] == ["blikk", "daily", str(checks), "26", "h"]

@@ -19,7 +19,8 @@ from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.registry import serve_sandboxes
 from timesheet_assets.settings import SettingError
 from timesheet_assets.vendors.blikk import BlikkResource
-from timesheet_assets.vendors.blikk.assets import TIME_REPORTS_KEY, definitions as blikk_definitions
+from timesheet_assets.vendors.blikk.assets import TIME_REPORTS_KEY
+from timesheet_assets.vendors.blikk.definitions import definitions as blikk_definitions
 
 Status = dg.DagsterRunStatus
 

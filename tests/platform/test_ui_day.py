@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -120,7 +120,7 @@ def day(tmp_path):
 
 def test_a_day_in_the_ui(day):
     cwd, env, hook = day
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     first = today - timedelta(days=DAYS - 1)
 
     # -- make demo: progress while it runs, a summary a newcomer reads right --------------------
@@ -133,7 +133,7 @@ def test_a_day_in_the_ui(day):
     assert f"partitions from {first}" in out
     assert re.search(r"\[\s*\d+ s\]   started  raw/blikk/time_reports", out)
     assert re.search(rf"\[\s*\d+ s\]   done     raw/blikk/time_reports in [\d.]+ s \({DAYS} days written", out)
-    assert f"of refresh_all succeeded in" in out and f"work dates {first} .. {today} ({DAYS} days)" in out
+    assert "of refresh_all succeeded in" in out and f"work dates {first} .. {today} ({DAYS} days)" in out
     projects = int(re.search(r"raw/blikk/projects\s+(\d+)", out).group(1))
     assert re.search(r"raw/blikk/time_reports\s+30\s+30\s+30\s+0\s", out)  # fetched, window, table, quarantined
     assert f"Totals: {30 + projects} records fetched from the vendors, 0 quarantined" in out

@@ -11,10 +11,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import httpx
 
@@ -51,8 +51,8 @@ class Service:
     env: Mapping[str, str]
     process: subprocess.Popen | None = None
 
-    def start(self) -> "Service":
-        handle = open(self.log, "ab")
+    def start(self) -> Service:
+        handle = open(self.log, "ab")  # noqa: SIM115 - the service writes to it until stopped
         self.process = subprocess.Popen(
             self.command, cwd=ROOT, env=dict(self.env), stdout=handle, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,

@@ -1,7 +1,10 @@
 """Subprocess for the cross-run concurrency test: one run of a vendor's date-windowed raw
-asset against a sandbox, on the Dagster instance in DAGSTER_HOME."""
+asset against a sandbox, on the Dagster instance in DAGSTER_HOME. The vendor's resource is
+the deployed one (its environment variables) with ``IN_FLIGHT`` calls at once, and a read
+timeout long enough for a sandbox that holds requests at its door (sandbox/gate.py)."""
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,15 +27,18 @@ def wait_for_go(barrier: Path, index: str) -> None:
 
 
 def main() -> None:
-    vendor, asset_path, first, last, warehouse, barrier, index = sys.argv[1:8]
+    vendor, asset_path, first, last, warehouse, barrier, index, in_flight = sys.argv[1:9]
     defs = build_definitions((vendor,))
+    resource = type(defs.resources[vendor]).from_values(
+        os.environ, max_in_flight=int(in_flight), timeout_seconds=150.0
+    )
     key = dg.AssetKey(asset_path.split("/"))
     asset = next(a for a in defs.assets if key in a.keys)
     wait_for_go(Path(barrier), index)
     started = time.time()
     result = dg.materialize(
         [asset],
-        resources={**dict(defs.resources), "io_manager": WarehouseIOManager(database=warehouse)},
+        resources={**dict(defs.resources), vendor: resource, "io_manager": WarehouseIOManager(database=warehouse)},
         instance=dg.DagsterInstance.get(),
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
         raise_on_error=False,

@@ -30,13 +30,13 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import WILL_RETRY_TAG
 import duckdb
 import pandas as pd
+from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from tests.reliability.call_streams import CallLog, overlapping_streams
 from tests.reliability.deployment_processes import Deployment, patched_environ, wait_for
@@ -160,7 +160,7 @@ def _s(value: float | None) -> str:
 
 def rehearse(plan: Plan, workdir: Path, say=print) -> Findings:
     findings = Findings(plan)
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     span = plan.lookback_days * (plan.extra_windows + 1) + 2
     calls = CallLog()
     with postgres_server() as postgres, ExitStack() as stack:

@@ -5,9 +5,11 @@ launched into worker processes of their own, and waits on conditions with deadli
 from __future__ import annotations
 
 import logging
+import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableRepository
@@ -55,6 +57,11 @@ def launch(
 ) -> dg.DagsterRun:
     """Create a run of ``job_name`` from the probe location and hand it to the instance's run
     launcher, as the run queue does."""
+    # Built afresh in the environment the run is launched with, as its worker will build it:
+    # a copy imported by an earlier test (say with TIMESHEET_WAREHOUSE set, which makes the
+    # IO manager read that variable) would hand the worker a configuration its environment
+    # cannot satisfy.
+    sys.modules.pop(LOCATION_MODULE, None)
     repository = ReconstructableRepository.for_module(LOCATION_MODULE, "defs", working_directory=str(ROOT))
     job = repository.get_reconstructable_job(job_name)
     run = instance.create_run_for_job(

@@ -16,6 +16,7 @@ import os
 import signal
 from datetime import timedelta
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -27,8 +28,6 @@ from timesheet_assets.runs.processes import WorkerProcess, process_start_ticks
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.blikk import sandbox as blikk_sandbox
-
-import dagster as dg
 
 pytestmark = pytest.mark.xdist_group("run_supervision")
 
@@ -46,7 +45,8 @@ def _alive(pid: int, start_ticks: int) -> bool:
 
 def _state(pid: int) -> str | None:
     try:
-        text = open(f"/proc/{pid}/stat").read()
+        with open(f"/proc/{pid}/stat") as stat:
+            text = stat.read()
     except FileNotFoundError:
         return None
     return text[text.rindex(")") + 2]

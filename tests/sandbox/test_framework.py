@@ -3,6 +3,7 @@ shared client coping with both."""
 
 import asyncio
 import threading
+from collections import deque
 
 import httpx
 import pytest
@@ -11,8 +12,6 @@ from starlette.routing import Route
 
 from timesheet_assets.http import RateLimiter, RetryPolicy, VendorClient, VendorTransportError
 from timesheet_assets.sandbox.faults import FaultKnobs
-from collections import deque
-
 from timesheet_assets.sandbox.framework import RateRule, Sandbox, build_app, earliest_fit
 from timesheet_assets.sandbox.stats import busiest_window, tightest_span
 

@@ -5,7 +5,7 @@ job, assets, partition range and tags), one after another."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 import dagster as dg
 
@@ -19,7 +19,7 @@ class Deployment:
 
     def tick_schedule(self, name: str, day: date, hour: int = 5) -> list[dg.ExecuteInProcessResult]:
         schedule = self.defs.get_schedule_def(name)
-        when = datetime.combine(day, time(hour), tzinfo=timezone.utc)
+        when = datetime.combine(day, time(hour), tzinfo=UTC)
         with dg.build_schedule_context(instance=self.instance, scheduled_execution_time=when) as context:
             data = schedule.evaluate_tick(context)
         return [self.launch(request, schedule.job_name) for request in data.run_requests or []]

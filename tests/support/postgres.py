@@ -6,14 +6,14 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import threading
 import socket
 import subprocess
 import tempfile
+import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 
 def _bindir() -> Path:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 class WebhookReceiver:
@@ -49,7 +50,7 @@ class WebhookReceiver:
         with self._changed:
             return [str((post["body"] or {}).get("text", "")) for post in self.posts]
 
-    def __enter__(self) -> "WebhookReceiver":
+    def __enter__(self) -> WebhookReceiver:
         self._thread.start()
         return self
 

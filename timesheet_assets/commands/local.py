@@ -8,7 +8,7 @@ import fcntl
 import os
 import socket
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -54,10 +54,10 @@ class LocalWindow:
     records: int = DEFAULT_RECORDS
 
     @classmethod
-    def ending_today(cls, days: int = DEFAULT_DAYS, records: int = DEFAULT_RECORDS) -> "LocalWindow":
+    def ending_today(cls, days: int = DEFAULT_DAYS, records: int = DEFAULT_RECORDS) -> LocalWindow:
         if days < 1:
             raise LocalSetupError(f"--days must be at least 1, got {days}")
-        last = datetime.now(timezone.utc).date()
+        last = datetime.now(UTC).date()
         return cls(first=last - timedelta(days=days - 1), last=last, records=records)
 
     @property
@@ -73,7 +73,7 @@ class LocalWindow:
         os.environ.setdefault("TIMESHEET_START_DATE", self.first.isoformat())
         os.environ.setdefault("TIMESHEET_WAREHOUSE", "warehouse.duckdb")
 
-    def clamped_to_partitions(self) -> "LocalWindow":
+    def clamped_to_partitions(self) -> LocalWindow:
         """The window without the days before ``TIMESHEET_START_DATE`` (no such partitions)."""
         start = date.fromisoformat(os.environ.get("TIMESHEET_START_DATE", self.first.isoformat()))
         if start > self.last:
@@ -97,8 +97,8 @@ class DevLock:
         self.path = home / "dev.lock"
         self._file: IO[str] | None = None
 
-    def acquire(self, port: int) -> "DevLock":
-        handle = open(self.path, "a+")
+    def acquire(self, port: int) -> DevLock:
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open as long as the lock
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -125,7 +125,7 @@ class DevLock:
             self._file.close()  # closing drops the flock
             self._file = None
 
-    def __enter__(self) -> "DevLock":
+    def __enter__(self) -> DevLock:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -81,7 +82,7 @@ def refresh(
     from ..schedules import lookback_days
 
     path = resolve_home(home)
-    last = last or datetime.now(timezone.utc).date()
+    last = last or datetime.now(UTC).date()
     first = first or last - timedelta(days=lookback_days(vendor if vendor != "all" else "timesheet") - 1)
     date_range(first, last)
     job = REFRESH_ALL if vendor == "all" else refresh_job_name(vendor)
@@ -156,7 +157,7 @@ def backfill(
         )
         instance.add_backfill(record)
         write(f"instance {path}: backfill {record.backfill_id} of "
-              f"{', '.join(k.to_user_string() for k in record.asset_selection)} for {first} .. {last}")
+              f"{', '.join(k.to_user_string() for k in record.asset_selection or ())} for {first} .. {last}")
         if skipped:
             write(f"not partitioned, so not in the backfill (re-read them with refresh): {', '.join(skipped)}")
         if not daemon_running(instance):
@@ -176,7 +177,7 @@ def list_definitions(what: str, write: Callable[[str], None] = print) -> int:
     repository = defs.get_repository_def()
     if what in ("assets", "all"):
         graph = repository.asset_graph
-        rows = []
+        rows: list[list[Any]] = []
         for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
             node = graph.get(key)
             policy = node.freshness_policy

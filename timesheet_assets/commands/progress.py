@@ -4,7 +4,7 @@ while a long step is still working, so a run is never silent for long."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import dagster as dg
 from dagster import DagsterEventType as E
@@ -85,7 +85,7 @@ class RunFollower:
             self.running.pop(step, None)
             self._say(f"  FAILED   {step_label(step)}: {_headline(event)}")
 
-    def poll(self) -> dg.DagsterRun:
+    def poll(self) -> dg.DagsterRun | None:
         """Print what happened since the last poll; the run as it is now."""
         run = self.instance.get_run_by_id(self.run_id)
         while True:
@@ -105,5 +105,5 @@ class RunFollower:
         while True:
             run = self.poll()
             if run is not None and run.is_finished:
-                return self.poll()
+                return self.poll() or run
             sleep(poll_seconds)

@@ -4,13 +4,15 @@ conformed table, and the words a second run needs (an incremental 0 is not a fai
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import dagster as dg
 from dagster import DagsterEventType as E
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 from tabulate import tabulate
 
 from .progress import step_label
@@ -44,10 +46,22 @@ class AssetLine:
     def incremental(self) -> bool:
         return self.metadata.get("write_mode") == "upsert"
 
+    def _first_number(self, *names: str) -> int | None:
+        for name in names:
+            value = self.metadata.get(name)
+            if isinstance(value, (int, float)):
+                return int(value)
+        return None
+
     @property
     def fetched(self) -> int | None:
-        value = self.metadata.get("records_served", self.metadata.get("rows"))
-        return int(value) if isinstance(value, (int, float)) else None
+        # A range run's partitions carry their own day's rows; the run's totals have names of
+        # their own (docs/operations.md, "one vocabulary").
+        return self._first_number("records_served", "rows_in_run", "rows")
+
+    @property
+    def quarantined(self) -> int | None:
+        return self._first_number("quarantined_in_run", "quarantined")
 
 
 @dataclass
@@ -72,14 +86,16 @@ def collect(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunFacts:
         event = entry.dagster_event
         if event is None:
             continue
+        step_key = event.step_key or ""
         if event.event_type == E.STEP_START:
-            starts[event.step_key] = entry.timestamp
+            starts[step_key] = entry.timestamp
         elif event.event_type in (E.STEP_SUCCESS, E.STEP_FAILURE):
-            seconds[event.step_key] = entry.timestamp - starts.get(event.step_key, entry.timestamp)
+            seconds[step_key] = entry.timestamp - starts.get(step_key, entry.timestamp)
             if event.event_type == E.STEP_FAILURE:
-                failed[event.step_key] = event.message or "failed"
+                failed[step_key] = event.message or "failed"
         elif event.event_type == E.ASSET_MATERIALIZATION:
             materialization = entry.asset_materialization
+            assert materialization is not None  # every materialization event carries one
             line = lines.setdefault(materialization.asset_key, AssetLine(materialization.asset_key))
             if not line.partitions:
                 line.metadata = {k: _plain(v) for k, v in materialization.metadata.items()}
@@ -87,6 +103,7 @@ def collect(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunFacts:
             line.partitions += 1
         elif event.event_type == E.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
+            assert isinstance(evaluation, AssetCheckEvaluation)
             line = lines.setdefault(evaluation.asset_key, AssetLine(evaluation.asset_key))
             line.checks.append(
                 (evaluation.check_name, evaluation.passed, evaluation.severity == dg.AssetCheckSeverity.ERROR)
@@ -156,7 +173,7 @@ def render(
     totals = {"fetched": 0, "quarantined": 0, "requests": 0}
     checks_passed = checks_total = 0
     failed_checks: list[str] = []
-    ordered = sorted(facts.lines.values(), key=lambda l: (l.layer == CONFORMED, l.key.to_user_string()))
+    ordered = sorted(facts.lines.values(), key=lambda fact: (fact.layer == CONFORMED, fact.key.to_user_string()))
     last_vendor = None
     for line in ordered:
         passed = sum(1 for _, ok, _ in line.checks if ok)
@@ -165,7 +182,7 @@ def render(
         failed_checks += [f"{line.key.to_user_string()} {name}" for name, ok, _ in line.checks if not ok]
         fetched = line.fetched if line.layer == "raw" else None
         if line.layer == "raw":
-            for name, value in (("fetched", fetched), ("quarantined", line.metadata.get("quarantined")),
+            for name, value in (("fetched", fetched), ("quarantined", line.quarantined),
                                 ("requests", line.metadata.get("requests"))):
                 totals[name] += int(value or 0)
         step_seconds = facts.step_seconds.get(line.step_key or "", None)
@@ -175,7 +192,7 @@ def render(
             (_number(fetched) + (" *" if line.incremental else "")) if line.layer == "raw" else "",
             _number(line.in_window) if line.in_window is not None else "-",
             _number(line.in_table),
-            _number(line.metadata.get("quarantined")) if line.layer == "raw" else "",
+            _number(line.quarantined) if line.layer == "raw" else "",
             _number(line.metadata.get("requests")),
             f"{step_seconds:.1f}" if step_seconds is not None else "",
             f"{passed}/{len(line.checks)}" if line.checks else "",

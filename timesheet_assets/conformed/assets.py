@@ -9,6 +9,7 @@ import pandas as pd
 from pydantic import Field
 
 from ..ingest import DATE_WINDOW_BACKFILL, daily_partitions, frame_preview, partition_window
+from ..ingest.metadata import add_partition_metadata, row_partitions_of
 from ..vendors.registry import VendorPlugin
 from .checks import CheckOutcome, project_checks, projects_known, row_count_not_dropping, timesheet_checks
 from ..ingest.records import PAYLOAD_COLUMN
@@ -119,6 +120,24 @@ def _kept_rows(context: dg.AssetExecutionContext, frame: pd.DataFrame, first, la
     return stored[kept].reset_index(drop=True)
 
 
+def _day_summary(frame: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "rows": len(frame),
+        "rows_by_vendor": {str(k): int(v) for k, v in frame.groupby("source_system").size().items()},
+        "hours_by_vendor": {
+            str(k): round(float(v), 2) for k, v in frame.groupby("source_system")["total_hours"].sum().items()
+        },
+    }
+
+
+def _per_day(context: dg.AssetExecutionContext, frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each partition's own rows and rows and hours per vendor, so every day of a range run
+    says how complete it is."""
+    keys = row_partitions_of(context, TIMESHEETS_KEY, frame)
+    assert keys is not None  # partitioned on work_date, a column of the frame
+    return {str(key): _day_summary(part) for key, part in frame.groupby(keys, dropna=True)}
+
+
 def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefinition:
     feeding = {p.name: p.timesheets for p in plugins if p.timesheets is not None}
     ins = {name: _raw_input(key) for name, (key, _) in feeding.items()}
@@ -162,12 +181,8 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
                 config.max_row_drop_fraction,
             )
         )
+        add_partition_metadata(context, TIMESHEETS_KEY, _per_day(context, frame), _day_summary(frame.head(0)))
         metadata = {
-            "rows": len(frame),
-            "rows_by_vendor": {str(k): int(v) for k, v in frame.groupby("source_system").size().items()},
-            "hours_by_vendor": {
-                str(k): round(float(v), 2) for k, v in frame.groupby("source_system")["total_hours"].sum().items()
-            },
             "rows_by_work_date": by_day,
             "window_first": first.isoformat(),
             "window_last": last.isoformat(),

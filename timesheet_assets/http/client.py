@@ -10,7 +10,8 @@ import json
 import logging
 import random
 import time
-from typing import Any, Callable, Mapping, Protocol, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import pydantic_core
@@ -21,8 +22,8 @@ from .errors import (
     InsecureURLError,
     VendorAuthError,
     VendorHTTPError,
-    VendorRejected,
     VendorOutageError,
+    VendorRejected,
     VendorTransportError,
 )
 from .limiter import RateLimiter
@@ -152,7 +153,7 @@ class VendorClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "VendorClient":
+    def __enter__(self) -> VendorClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

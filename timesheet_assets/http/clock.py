@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -25,7 +25,7 @@ class SystemClock:
             time.sleep(seconds)
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class FakeClock:
@@ -37,7 +37,7 @@ class FakeClock:
 
     def __init__(self, start: float = 1000.0, wall: datetime | None = None) -> None:
         self._t = start
-        self._wall0 = wall or datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self._wall0 = wall or datetime(2026, 1, 1, tzinfo=UTC)
         self._start = start
         self._lock = threading.Lock()
         self.sleeps: list[float] = []

@@ -8,8 +8,8 @@ inside the vendor's documented limits together, not each on its own.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from .clock import SYSTEM_CLOCK, Clock
 

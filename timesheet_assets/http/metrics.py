@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import threading
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 # Waits are wall time: the seconds during which at least one request was held. Four threads
 # held together for 8 s waited 8 s, not 32 — so the number compares with the step's duration.
@@ -23,12 +24,12 @@ class MetricsSnapshot:
     seconds_waited_backoff: float = 0.0
     bytes_received: int = 0
 
-    def __sub__(self, other: "MetricsSnapshot") -> "MetricsSnapshot":
+    def __sub__(self, other: MetricsSnapshot) -> MetricsSnapshot:
         return MetricsSnapshot(
             **{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)}
         )
 
-    def __add__(self, other: "MetricsSnapshot") -> "MetricsSnapshot":
+    def __add__(self, other: MetricsSnapshot) -> MetricsSnapshot:
         return MetricsSnapshot(
             **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
         )
@@ -71,7 +72,7 @@ class RequestMetrics:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values = {f.name: 0 for f in fields(MetricsSnapshot) if f.name not in WAIT_FIELDS}
+        self._values: dict[str, Any] = {f.name: 0 for f in fields(MetricsSnapshot) if f.name not in WAIT_FIELDS}
         self._waits = {name: _WallTime() for name in WAIT_FIELDS}
 
     def add(self, name: str, amount: float = 1) -> None:
@@ -86,4 +87,5 @@ class RequestMetrics:
 
     def snapshot(self) -> MetricsSnapshot:
         with self._lock:
-            return MetricsSnapshot(**self._values, **{n: w.total for n, w in self._waits.items()})
+            waits: dict[str, Any] = {n: w.total for n, w in self._waits.items()}
+            return MetricsSnapshot(**self._values, **waits)

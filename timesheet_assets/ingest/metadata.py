@@ -1,16 +1,25 @@
-"""Materialization metadata every raw asset reports."""
+"""Materialization metadata every raw asset reports.
+
+On a partitioned asset each partition of the run gets its own ``rows`` and ``quarantined``
+(the rows of that day), so a range run's partitions answer "how complete is each day"; what
+the run as a whole did (records served, requests, waits) is the same on each of them. The
+names are the vocabulary of docs/operations.md, "Materialization metadata".
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import dagster as dg
 import pandas as pd
 
 from ..http import MetricsSnapshot
-from .records import PAYLOAD_COLUMN, RawFrame
+from ..storage.types import frame_types
+from .partitions import row_partitions
+from .records import INGESTED_COLUMN, PAYLOAD_COLUMN, QUARANTINE_COLUMN, SHARED_COLUMN_DESCRIPTIONS, RawFrame, typed_frame
 
 PREVIEW_ROWS = 10
+COLUMN_SCHEMA = "dagster/column_schema"
 
 
 def frame_preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
@@ -18,26 +27,143 @@ def frame_preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataV
     return dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "_no rows_")
 
 
-def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
+def column_schema(frame: pd.DataFrame, descriptions: Mapping[str, str]) -> dg.TableSchema:
+    """Each column with its description and the type the storage layer gives it
+    (``storage/types.py``); the warehouse IO manager replaces the types with those of the
+    stored table after the write."""
+    described = {**SHARED_COLUMN_DESCRIPTIONS, **descriptions}
+    types = frame_types(frame)
     return dg.TableSchema(
-        columns=[dg.TableColumn(name=str(name), type=str(dtype)) for name, dtype in frame.dtypes.items()]
+        columns=[
+            dg.TableColumn(name=str(name), type=types.get(str(name), "NULL"), description=described.get(str(name)))
+            for name in frame.columns
+        ]
     )
 
 
-def raw_output(raw: RawFrame, metrics: MetricsSnapshot, output_name: str = "result", **extra: Any) -> dg.Output:
+def declared_schema(
+    columns: Mapping[str, str], descriptions: Mapping[str, str], without: tuple[str, ...] = ()
+) -> dg.TableSchema:
+    """The schema of a raw table built from ``columns`` (parsed column -> pandas dtype, as in
+    ``RawSpec.columns``): the shared columns around them, each with its description and the
+    type the warehouse stores it as. Declared on the asset, so the catalog shows it before
+    the first materialization. ``without``: shared columns the table does not have."""
+    frame = typed_frame([], columns)
+    frame[INGESTED_COLUMN] = pd.Series(dtype="datetime64[ns, UTC]")
+    frame = frame.drop(columns=list(without))
+    schema = column_schema(frame, descriptions)
+    # An empty column of Python dates has no type of its own yet; the warehouse stores DATE.
+    dates = {name for name, dtype in columns.items() if dtype == "date"}
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=c.name, type="DATE", description=c.description) if c.name in dates else c
+            for c in schema.columns
+        ]
+    )
+
+
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def partition_column(context: dg.AssetExecutionContext, asset_key: dg.AssetKey) -> str | None:
+    """The column a partitioned asset's rows are partitioned by (its ``partition_expr``);
+    None for an asset without partitions."""
+    spec = context.assets_def.specs_by_key[asset_key]
+    column = _plain(spec.metadata.get("partition_expr"))
+    return str(column) if spec.partitions_def is not None and column else None
+
+
+def row_partitions_of(context: dg.AssetExecutionContext, asset_key: dg.AssetKey, frame: pd.DataFrame) -> pd.Series | None:
+    """Each row's partition key in this run (null outside it), or None when the asset is
+    not partitioned by a column of the frame."""
+    column = partition_column(context, asset_key)
+    if column is None or column not in frame.columns:
+        return None
+    partitions_def = context.assets_def.specs_by_key[asset_key].partitions_def
+    assert partitions_def is not None
+    return row_partitions(partitions_def, context.partition_keys, frame[column])
+
+
+def add_partition_metadata(
+    context: dg.AssetExecutionContext, asset_key: dg.AssetKey, by_partition: Mapping[str, Mapping[str, Any]], empty: Mapping[str, Any]
+) -> None:
+    """Metadata for each partition of the run (``empty`` for a partition without rows); it
+    takes precedence over the output's and the IO manager's metadata of the same name."""
+    for key in context.partition_keys:
+        context.add_asset_metadata(dict(by_partition.get(key, empty)), asset_key=asset_key, partition_key=key)
+
+
+def _counts(keys: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in keys.value_counts(dropna=True).items()}
+
+
+def table_output(
+    context: dg.AssetExecutionContext,
+    frame: pd.DataFrame,
+    descriptions: Mapping[str, str],
+    output_name: str = "result",
+    **metadata: Any,
+) -> dg.Output:
+    """The ``Output`` of a raw table: ``rows`` (and ``quarantined`` when the frame has a
+    quarantine column) per partition on a partitioned asset, with the run's totals as
+    ``rows_in_run`` / ``quarantined_in_run``, else for the table; a preview; the column schema
+    with descriptions. ``metadata`` is the asset's own (run-level)."""
+    asset_key = context.assets_def.keys_by_output_name[output_name]
+    quarantined = frame[QUARANTINE_COLUMN].notna() if QUARANTINE_COLUMN in frame.columns else None
+    keys = row_partitions_of(context, asset_key, frame)
+    counts: dict[str, Any] = {}
+    if keys is None:
+        counts["rows"] = len(frame)
+        if quarantined is not None:
+            counts["quarantined"] = int(quarantined.sum())
+    else:
+        counts["rows_in_run"] = len(frame)
+        rows = _counts(keys)
+        bad = _counts(keys[quarantined]) if quarantined is not None else {}
+        if quarantined is not None:
+            counts["quarantined_in_run"] = int(quarantined.sum())
+        per_day = {
+            key: {"rows": rows.get(key, 0), **({"quarantined": bad.get(key, 0)} if quarantined is not None else {})}
+            for key in context.partition_keys
+        }
+        add_partition_metadata(context, asset_key, per_day, {})
+    return dg.Output(
+        frame,
+        output_name=output_name,
+        metadata={
+            **counts,
+            **metadata,
+            "preview": frame_preview(frame),
+            COLUMN_SCHEMA: column_schema(frame, descriptions),
+        },
+    )
+
+
+def raw_output(
+    context: dg.AssetExecutionContext,
+    raw: RawFrame,
+    metrics: MetricsSnapshot,
+    output_name: str = "result",
+    **extra: Any,
+) -> dg.Output:
     """The ``Output`` of a raw asset: the frame plus rows, request and quarantine metadata
-    (``output_name``: the asset's output in a multi-asset)."""
-    frame = raw.frame
-    metadata: dict[str, Any] = {
-        "rows": len(frame),
+    (``output_name``: the asset's output in a multi-asset). A partitioned asset's ``rows``
+    and ``quarantined`` are each partition's own (``table_output``); ``quarantined`` /
+    ``quarantined_in_run`` count served records that failed validation."""
+    asset_key = context.assets_def.keys_by_output_name[output_name]
+    partitioned = row_partitions_of(context, asset_key, raw.frame.head(0)) is not None
+    run_level: dict[str, Any] = {
         "records_served": raw.records_served,
-        "quarantined": raw.quarantined,
-        **{key: value for key, value in metrics.as_metadata().items()},
-        "preview": frame_preview(frame),
-        "dagster/column_schema": column_schema(frame),
+        ("quarantined_in_run" if partitioned else "quarantined"): raw.quarantined,
     }
-    metadata.update(extra)
-    return dg.Output(frame, output_name=output_name, metadata=metadata)
+    return table_output(
+        context,
+        raw.frame,
+        raw.descriptions,
+        output_name,
+        **{**run_level, **metrics.as_metadata(), **extra},
+    )
 
 
 QUARANTINE_CHECK = "no_quarantined_records"

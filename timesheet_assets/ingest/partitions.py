@@ -5,8 +5,10 @@ from __future__ import annotations
 import warnings
 from datetime import date, timedelta
 from functools import lru_cache
+from typing import Any, Sequence
 
 import dagster as dg
+import pandas as pd
 
 from ..settings import partitions_start_date
 
@@ -29,3 +31,26 @@ def partition_window(context: dg.AssetExecutionContext) -> tuple[date, date]:
     first = window.start.date()
     last = (window.end - timedelta(microseconds=1)).date()
     return first, last
+
+
+def row_partitions(
+    partitions_def: dg.PartitionsDefinition, partition_keys: Sequence[str], days: pd.Series
+) -> pd.Series:
+    """The partition key (among ``partition_keys``) of each row's day in ``days``; null for a
+    row whose day is none of them (no date, or outside the run)."""
+    if not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        raise TypeError(f"per-partition counts need time-window partitions, not {type(partitions_def).__name__}")
+    windows = [
+        (key, window.start.date(), window.end.date())
+        for key in partition_keys
+        for window in [partitions_def.time_window_for_partition_key(key)]
+    ]
+    if pd.api.types.is_datetime64_any_dtype(days):
+        days = days.dt.date.astype(object)
+    # Thousands of rows share a few days: map each distinct day once.
+    distinct = pd.unique(days.dropna())
+    owner: dict[Any, str] = {}
+    for value in distinct:
+        day = pd.Timestamp(value).date()
+        owner[value] = next((key for key, start, end in windows if start <= day < end), None)  # type: ignore[assignment]
+    return days.map(owner, na_action="ignore").astype(object)

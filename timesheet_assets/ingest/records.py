@@ -30,6 +30,17 @@ PAYLOAD_COLUMN = "payload"
 QUARANTINE_COLUMN = "quarantine_reason"
 INGESTED_COLUMN = "ingested_at"
 
+# What the columns every raw table has mean (a vendor may describe ``record_key`` more
+# precisely in its own descriptions).
+SHARED_COLUMN_DESCRIPTIONS: Mapping[str, str] = {
+    KEY_COLUMN: "The record's key at the vendor (unkeyed:<digest of the payload> for a record "
+    "without one); a key lives on one day of a partitioned table.",
+    PAYLOAD_COLUMN: "The record exactly as the vendor served it (JSON text), valid or not.",
+    QUARANTINE_COLUMN: "Why the record failed validation (its parsed columns are then empty); "
+    "empty for a valid record.",
+    INGESTED_COLUMN: "When this pipeline fetched the record from the vendor (UTC).",
+}
+
 
 @contextmanager
 def cyclic_gc_paused() -> Iterator[None]:
@@ -90,14 +101,15 @@ class FastPath:
 @lru_cache(maxsize=None)
 def _list_adapter(item: Any) -> TypeAdapter:
     """``TypeAdapter(list[item])``, built once per item type (building it takes milliseconds)."""
-    return TypeAdapter(list[item])  # type: ignore[valid-type]
+    return TypeAdapter(list[item])
 
 
 @dataclass(frozen=True)
 class RawSpec(Generic[M]):
     """How one vendor entity becomes raw rows.
 
-    ``columns`` maps each parsed column to its pandas dtype; ``to_rows`` turns one validated
+    ``columns`` maps each parsed column to its pandas dtype and ``descriptions`` each column
+    to what it means (shown in the catalog with the type the warehouse stores); ``to_rows`` turns one validated
     record into one or more rows (Ajera explodes a week into days); ``key_of`` and
     ``date_of`` read the key and partition date leniently from the raw dict so that even a
     quarantined record lands in the right partition and can be traced. ``fast`` (optional)
@@ -111,6 +123,7 @@ class RawSpec(Generic[M]):
     date_column: str | None = None
     date_of: Callable[[Mapping[str, Any]], date | None] | None = None
     fast: FastPath | None = None
+    descriptions: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,6 +132,8 @@ class RawFrame:
     records_served: int
     quarantined: int
     models: list[Any] = field(default_factory=list)
+    # Column -> what it means (``RawSpec.descriptions``; the shared columns need none).
+    descriptions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def valid_rows(self) -> int:
@@ -217,7 +232,9 @@ def build_raw_frame(
     frame[INGESTED_COLUMN] = pd.Timestamp(ingested_at).tz_convert("UTC") if len(frame) else pd.Series(
         dtype="datetime64[ns, UTC]"
     )
-    return RawFrame(frame=frame, records_served=len(records), quarantined=quarantined, models=models)
+    return RawFrame(
+        frame=frame, records_served=len(records), quarantined=quarantined, models=models, descriptions=spec.descriptions
+    )
 
 
 def _record_rows(

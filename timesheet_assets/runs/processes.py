@@ -58,7 +58,7 @@ class WorkerProcess:
     start_ticks: int
 
     @classmethod
-    def of(cls, pid: int) -> "WorkerProcess":
+    def of(cls, pid: int) -> WorkerProcess:
         return cls(socket.gethostname(), boot_id(), pid, process_start_ticks(pid) or 0)
 
     def to_tag(self) -> str:
@@ -68,7 +68,7 @@ class WorkerProcess:
         )
 
     @classmethod
-    def from_tag(cls, value: str) -> "WorkerProcess":
+    def from_tag(cls, value: str) -> WorkerProcess:
         raw = json.loads(value)
         return cls(str(raw["host"]), str(raw.get("boot", "")), int(raw["pid"]), int(raw["start_ticks"]))
 

@@ -8,18 +8,20 @@ import asyncio
 import json
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from .mutations import apply as apply_mutation
 from .faults import HTTP_DATE, RESET, TIMEOUT, TRUNCATE, FaultKnobs
+from .gate import ArrivalGate
+from .mutations import apply as apply_mutation
 from .stats import RecordedRequest, SandboxStats
 from .tokens import TokenStore
 
@@ -87,6 +89,11 @@ class Sandbox:
     error: ErrorFactory = default_error
     stats: SandboxStats = field(default_factory=SandboxStats)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Tests only: holds chosen requests at the door until they may arrive together (gate.py).
+    gate: ArrivalGate | None = None
+    # The rate limit's clock (arrival stamps, queue slots); tests may freeze it to place
+    # arrivals in one window whatever the machine's speed.
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self.tokens = TokenStore(self.knobs)
@@ -100,7 +107,7 @@ class Sandbox:
         if mode == HTTP_DATE:
             # HTTP-dates have whole seconds: round up, so the date is never earlier than the
             # wait the sandbox means (truncating would let an honest client come back early).
-            when = datetime.now(timezone.utc) + timedelta(seconds=max(1.0, wait))
+            when = datetime.now(UTC) + timedelta(seconds=max(1.0, wait))
             when = when.replace(microsecond=0) + timedelta(seconds=1 if when.microsecond else 0)
             return format_datetime(when, usegmt=True)
         return mode
@@ -132,10 +139,12 @@ class SandboxMiddleware:
         if path.startswith(CONTROL_PREFIX):
             await self._control(scope, receive, send, path)
             return
+        sb = self.sandbox
+        if sb.gate is not None:
+            await sb.gate.enter(Request(scope))
         # Stamped before anything else the sandbox does with the request: the limit is
         # counted on arrival times, as the vendor's front door would.
-        arrived = time.monotonic()
-        sb = self.sandbox
+        arrived = sb.clock()
         stats = sb.stats
         request = Request(scope)
         record = RecordedRequest(
@@ -158,8 +167,9 @@ class SandboxMiddleware:
             await send(message)
 
         rule = sb.rate_rule
-        limited = rule is not None and not rule.exempt(path)
-        if limited and rule.max_in_flight is not None and stats.in_flight >= rule.max_in_flight:
+        if rule is not None and rule.exempt(path):
+            rule = None  # this path is not rate limited
+        if rule is not None and rule.max_in_flight is not None and stats.in_flight >= rule.max_in_flight:
             with stats.lock:
                 stats.refused_in_flight += 1
             await sb.error("refused", rule.refused_status, None, None)(scope, receive, send_recorded)
@@ -168,7 +178,7 @@ class SandboxMiddleware:
             stats.in_flight += 1
             stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
         try:
-            if limited:
+            if rule is not None:
                 response = await self._admit(rule, request, arrived)
                 if response is not None:
                     await response(scope, receive, send_recorded)
@@ -196,11 +206,11 @@ class SandboxMiddleware:
 
     async def _admit(self, rule: RateRule, request: Request, arrived: float) -> Response | None:
         """Apply the sliding-window limit to a request that arrived at ``arrived``
-        (``time.monotonic()``); ``None`` admits the request."""
+        (``Sandbox.clock``); ``None`` admits the request."""
         sb = self.sandbox
         key = rule.key(request) if rule.key else "*"
         async with sb._window_lock:
-            now = time.monotonic()
+            now = sb.clock()
             window = sb._windows[key]
             slot = earliest_fit(window, rule, arrived)
             if slot is None:

@@ -45,7 +45,7 @@ class SandboxServer:
     def sandbox(self) -> Any:
         return self.app.state.sandbox
 
-    def start(self, timeout: float = 10.0) -> "SandboxServer":
+    def start(self, timeout: float = 10.0) -> SandboxServer:
         self._thread = threading.Thread(target=self._server.run, name="sandbox-server", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
@@ -60,7 +60,7 @@ class SandboxServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

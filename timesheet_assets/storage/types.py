@@ -28,7 +28,7 @@ def frame_types(frame: pd.DataFrame, connection: duckdb.DuckDBPyConnection | Non
     import duckdb  # on first use: loading the code location does not need DuckDB
 
     own = connection is None
-    conn = duckdb.connect() if own else connection
+    conn = duckdb.connect() if connection is None else connection
     try:
         conn.register("typed_frame", frame)
         try:

@@ -9,7 +9,10 @@
   ``primary_key`` metadata) for incremental loads: rows with the same key are replaced, all
   others kept;
 * a key lives on one day: on a partitioned write of an asset that declares a primary key,
-  stored rows with an incoming key are removed from the other days in the same transaction.
+  stored rows with an incoming key are removed from the other days in the same transaction;
+* the metadata says what the table holds after the write: each partition of a range write
+  its own ``dagster/partition_row_count``, and ``dagster/column_schema`` lists the stored
+  columns with the types the warehouse gives them and the descriptions the asset declares.
 
 Partition replacement uses the asset's ``partition_expr`` and the run's whole partition
 range, so a single-run backfill of 30 days replaces exactly those 30 days. The backends
@@ -18,19 +21,22 @@ range, so a single-run backfill of 30 days replaces exactly those 30 days. The b
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Mapping, Sequence
 
 import dagster as dg
 import pandas as pd
 from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
 
-from .backend import CONSTRAINED_SCHEMAS, Session, WarehouseBackend
-from .sql import delete_matching_keys_statement, insert_by_name_statement, qualified, table_name
+from .backend import CONSTRAINED_SCHEMAS, Session, StoredColumn, WarehouseBackend
+from .sql import delete_matching_keys_statement, insert_by_name_statement, qualified, table_name, where
 from .types import common_type, frame_types, is_null_type
 from ..runs.status import refuse_write_unless_run_in_progress
 
 WRITE_MODE = "write_mode"
 PRIMARY_KEY = "primary_key"
+PARTITION_ROW_COUNT = "dagster/partition_row_count"
+COLUMN_SCHEMA = "dagster/column_schema"
 # Input metadata (``dg.AssetIn(metadata={SKIP_COLUMNS: [...]})``): stored columns the reading
 # step does not need and that are left in the table (a raw table's payload is most of its bytes).
 SKIP_COLUMNS = "skip_columns"
@@ -128,10 +134,13 @@ def write_frame(context: dg.OutputContext, table_slice: TableSlice, frame: pd.Da
     total = session.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
     meta: dict[str, Any] = {"dagster/table_name": table_name(table_slice)}
     if context.has_asset_partitions:
-        meta["dagster/partition_row_count"] = len(frame)
+        counts = partition_row_counts(context, session, table_slice)
+        if not add_partition_metadata(context, {key: {PARTITION_ROW_COUNT: n} for key, n in counts.items()}):
+            meta[PARTITION_ROW_COUNT] = sum(counts.values())
     else:
         meta["dagster/row_count"] = int(total)
     meta["table_rows_after_write"] = int(total)
+    meta[COLUMN_SCHEMA] = stored_column_schema(context, backend.columns(session, table_slice))
     if context.has_asset_partitions and declares_primary_key(context):
         meta["rows_moved_from_other_days"] = int(moved_away)
     if widened:
@@ -143,6 +152,62 @@ def write_frame(context: dg.OutputContext, table_slice: TableSlice, frame: pd.Da
     # Last statement before the transaction commits: a run that ended keeps the old data.
     refuse_write_unless_run_in_progress(context)
     return meta
+
+
+def partition_row_counts(context: dg.OutputContext, session: Session, table_slice: TableSlice) -> dict[str, int]:
+    """Rows the table holds in each partition of the write, after it (daily or coarser time
+    windows on the ``partition_expr``)."""
+    dimension = table_slice.partition_dimensions[0]
+    rows = session.execute(
+        f"SELECT CAST({dimension.partition_expr} AS DATE), count(*) FROM {qualified(table_slice)} "
+        f"WHERE {where(table_slice)} GROUP BY 1"
+    ).fetchall()
+    partitions = context.asset_partitions_def
+    counts: dict[str, int] = {}
+    for key in context.asset_partition_keys:
+        window = partitions.time_window_for_partition_key(key)  # type: ignore[attr-defined]
+        start, end = window.start.date(), window.end.date()
+        counts[key] = sum(int(n) for day, n in rows if day is not None and start <= _day(day) < end)
+    return counts
+
+
+def _day(value: Any) -> date:
+    return value if type(value) is date else pd.Timestamp(value).date()
+
+
+def add_partition_metadata(context: dg.OutputContext, by_partition: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Give each partition of the write its own metadata (Dagster otherwise copies the IO
+    manager's metadata onto every partition of a range run). False when the context belongs
+    to no step (an output context built outside a run)."""
+    try:
+        step = context.step_context
+    except dg.DagsterInvariantViolationError:
+        return False
+    for key, metadata in by_partition.items():
+        step.add_asset_metadata(dict(metadata), asset_key=context.asset_key, partition_key=key)
+    return True
+
+
+def stored_column_schema(context: dg.OutputContext, stored: Mapping[str, StoredColumn]) -> dg.TableSchema:
+    """The table's columns with the types the warehouse stores them as, and the descriptions
+    and constraints the asset declares (in its output's or its definition's column schema)."""
+    declared: dict[str, dg.TableColumn] = {}
+    for source in (context.definition_metadata or {}, context.output_metadata or {}):
+        schema = _plain(source.get(COLUMN_SCHEMA))
+        if isinstance(schema, dg.TableSchema):
+            declared.update({column.name: column for column in schema.columns})
+    columns = []
+    for name, column in stored.items():
+        known = declared.get(name)
+        columns.append(
+            dg.TableColumn(
+                name=name,
+                type=column.physical,
+                description=known.description if known else None,
+                constraints=known.constraints if known else None,
+            )
+        )
+    return dg.TableSchema(columns=columns)
 
 
 def read_slice(session: Session, table_slice: TableSlice, columns: Sequence[str] | None = None) -> pd.DataFrame:

@@ -4,14 +4,13 @@ the lifecycle of the shared HTTP client."""
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, ClassVar, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import dagster as dg
 import httpx
 from pydantic import Field, PrivateAttr
 
-from ..http.retry import RETRYABLE_STATUSES
-from ..runs.status import guard_for
 from ..http import (
     SYSTEM_CLOCK,
     AuthHook,
@@ -23,6 +22,16 @@ from ..http import (
     VendorClient,
     default_error_message,
 )
+from ..http.retry import RETRYABLE_STATUSES
+from ..runs.status import guard_for
+
+
+def env_vars_if_set(environ: Mapping[str, str] | None = None, **fields: str) -> dict[str, Any]:
+    """``field=dg.EnvVar(variable)`` for each variable that is set (not blank) in ``environ``
+    (default: the process environment). For optional settings: Dagster refuses an ``EnvVar``
+    whose variable is unset, and the field's documented default applies instead."""
+    env = os.environ if environ is None else environ
+    return {field: dg.EnvVar(name) for field, name in fields.items() if env.get(name, "").strip()}
 
 
 class VendorResource(dg.ConfigurableResource):
@@ -55,12 +64,8 @@ class VendorResource(dg.ConfigurableResource):
     @classmethod
     def env_settings(cls, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Field values as ``dg.EnvVar``s: read when a run starts, never shown in the UI."""
-        env = os.environ if environ is None else environ
         values: dict[str, Any] = {field: dg.EnvVar(name) for field, name in cls.env_required.items()}
-        for field, name in cls.env_optional.items():
-            if env.get(name, "").strip():
-                values[field] = dg.EnvVar(name)
-        return values
+        return {**values, **env_vars_if_set(environ, **cls.env_optional)}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any):

@@ -19,7 +19,9 @@ from .conftest import OP, ROWS, calls, make_resource, make_settings
 KEY = ["raw", "aims360", "orders_open_orders"]
 TABLE = "aims360.orders_open_orders"
 ORDERS = ViewSpec("Orders", "Open Orders")
-QUICK = {"ops": {OP: {"config": {"first_poll_seconds": 0.01, "poll_timeout_seconds": 5}}}}
+# Polls start at once; the timeout is generous, since a loaded machine can take seconds to get
+# a job through the sandbox and a timed-out poll leads to a new export job.
+QUICK = {"ops": {OP: {"config": {"first_poll_seconds": 0.01, "poll_timeout_seconds": 60}}}}
 
 
 def view_assets():

@@ -8,7 +8,8 @@ import json
 import dagster as dg
 import pytest
 
-from timesheet_assets.vendors.aims360.assets import Aims360ExportFailed, definitions, load_cursor
+from timesheet_assets.vendors.aims360.assets import Aims360ExportFailed, load_cursor
+from timesheet_assets.vendors.aims360.definitions import definitions
 from timesheet_assets.vendors.aims360.resource import Aims360Resource
 from timesheet_assets.vendors.aims360.sandbox import JobLifecycle
 

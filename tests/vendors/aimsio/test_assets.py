@@ -102,7 +102,7 @@ def test_500_timecards_then_20_changes_then_none(serve_app, warehouse, instance)
     assert stats["by_status"] == {"200": 501}
     assert stats["peak_in_flight"] <= 10
     meta = materialization_metadata(first, TIMECARDS_KEY)
-    assert (meta["rows"], meta["requests"], meta["details_fetched"]) == (500, 501, 500)
+    assert (meta["rows"], meta["requests"], meta["detail_requests"]) == (500, 501, 500)
     assert meta["newest_updated_at"] == max(store.timecard_updated.values())
     assert stored_versions(warehouse) == store.timecard_updated
     assert len(read_table(warehouse, TIMECARDS_TABLE)) == 500

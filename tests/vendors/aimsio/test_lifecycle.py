@@ -98,5 +98,5 @@ def test_cards_that_leave_the_list_late_forms_and_slow_clocks_reach_conformed_as
     runs = lc.refresh("daily_refresh")
     assert len(runs) == 1
     meta = materialization_metadata(runs[0], ["raw", "aimsio", "timecards"])
-    assert (meta["details_fetched"], meta["asked_after_vanishing"], meta["days_to_reread"]) == (0, 0, [])
+    assert (meta["detail_requests"], meta["asked_after_vanishing"], meta["days_to_reread"]) == (0, 0, [])
     assert lc.differences(*EVERYTHING).empty

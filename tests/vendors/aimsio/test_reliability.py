@@ -161,7 +161,7 @@ def test_faults_spread_over_the_ten_detail_threads_neither_duplicate_nor_skip_re
     assert len(fetched) == 40 + injected and set(fetched) == set(store.timecards)
     assert server.sandbox.stats.summary()["peak_in_flight"] <= 10
     meta = node_metadata(result, TIMECARDS_KEY)
-    assert (meta["rows"], meta["retries"], meta["details_fetched"]) == (40, injected, 40)
+    assert (meta["rows"], meta["retries"], meta["detail_requests"]) == (40, injected, 40)
     assert stored_versions(warehouse) == store.timecard_updated
     raw = read_table(warehouse, TIMECARDS_TABLE)
     assert len(raw) == 40 and raw["record_key"].is_unique
@@ -256,7 +256,7 @@ def test_faults_that_outlast_the_retries_fail_clearly_and_change_nothing(
     assert len(raw) == 12 and raw.index.is_unique
     for guid in changed_total:
         assert raw.loc[guid, "description"] == store.timecard(guid)["timeCarddescription"]
-    assert node_metadata(recovered, TIMECARDS_KEY)["details_fetched"] == len(changed_total)
+    assert node_metadata(recovered, TIMECARDS_KEY)["detail_requests"] == len(changed_total)
     assert stored_versions(warehouse) == store.timecard_updated
 
 

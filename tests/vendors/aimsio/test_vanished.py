@@ -53,7 +53,7 @@ def test_a_card_synced_late_and_an_edit_from_a_slow_clock_are_fetched_though_old
     result = run_raw(server, warehouse, instance, resource=fast)
     assert list_calls(server) == 1 and sorted(detail_calls(server)) == sorted([late, skewed])
     meta = materialization_metadata(result, TIMECARDS_KEY)
-    assert (meta["details_fetched"], meta["unchanged_skipped"]) == (2, 11)
+    assert (meta["detail_requests"], meta["unchanged_skipped"]) == (2, 11)
     raw = _raw(warehouse)
     assert raw.loc[late, "description"] == "Synced late" and bool(raw.loc[late, "listed"])
     assert raw.loc[skewed, "regular_hours"] == before + 1.0

@@ -108,11 +108,13 @@ def test_status_scan_reports_the_days_of_changed_weeks_before_the_run(ajera_serv
         | gone_days
     )
     assert meta["days_to_reread"] == expected
-    assert (meta["scan_weeks_changed"], meta["scan_weeks_new"], meta["scan_weeks_gone"]) == (2, 1, 1)
-    assert meta["status_scan"] == f"{SCAN_WINDOW[0].isoformat()}..{SCAN_WINDOW[1].isoformat()}"
+    assert (meta["change_scan_weeks_changed"], meta["change_scan_weeks_new"], meta["change_scan_weeks_gone"]) == (2, 1, 1)
+    assert (meta["change_scan"], meta["change_scan_first"], meta["change_scan_last"]) == (
+        "scanned", SCAN_WINDOW[0].isoformat(), SCAN_WINDOW[1].isoformat()
+    )
     # The scan costs list calls only: one ListTimesheets for the run and the scan together.
-    assert state.calls("ListTimesheets") == meta["list_timesheets_calls"] == 1
-    assert state.calls("GetTimesheets") == meta["get_timesheets_calls"]
+    assert state.calls("ListTimesheets") == meta["list_requests"] == 1
+    assert state.calls("GetTimesheets") == meta["detail_requests"]
 
     # Re-reading the reported days (what the sensor runs) brings those weeks in; the week whose
     # hours only moved between its days is left to the weekly deep refresh.
@@ -143,7 +145,8 @@ def test_a_run_whose_range_covers_the_scan_window_scans_nothing(ajera_server, wa
     result = materialize([ajera_timesheets], {"ajera": resource_for(server, status_scan_days=21)}, warehouse,
                          first=config.first_date, last=ANCHOR, instance=instance)
     meta = materialization_metadata(result, TIMESHEETS)
-    assert meta["status_scan"] == "none" and "days_to_reread" not in meta
+    assert meta["change_scan"].startswith("turned off") and "days_to_reread" not in meta
+    assert "change_scan_first" not in meta
 
 
 def test_reconciliation_names_the_week_day_and_employee_the_warehouse_got_wrong(ajera_server, warehouse, instance, reading):

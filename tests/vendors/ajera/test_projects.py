@@ -30,7 +30,7 @@ def test_projects_are_paged_batched_and_conformed(ajera_server, warehouse, insta
     assert len(raw) == expected_projects(config) == 23
     assert raw["quarantine_reason"].isna().all()
     meta = materialization_metadata(result, ["raw", "ajera", "projects"])
-    assert (meta["rows"], meta["list_pages"], meta["get_projects_calls"], meta["projects_missing_detail"]) == (23, 3, 3, 0)
+    assert (meta["rows"], meta["list_requests"], meta["detail_requests"], meta["projects_missing_detail"]) == (23, 3, 3, 0)
 
     conformed = conform_projects(raw).set_index("project_id")
     source = {p["ProjectKey"]: p for p in state.dataset.projects}

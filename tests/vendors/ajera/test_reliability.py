@@ -481,10 +481,10 @@ def test_wrong_types_and_impossible_values_are_quarantined_and_counted(
     assert set(good["record_key"]) == valid_cells and good["record_key"].is_unique
     served = len(dataset.timesheets) + 1
     meta = materialization_metadata(result, TIMESHEETS)
-    assert (meta["records_served"], meta["quarantined"]) == (served, 4)
+    assert (meta["records_served"], meta["quarantined_in_run"]) == (served, 4)
     weeks_with_rows = {int(k.split(":")[0]) for k in valid_cells}
     weeks_without_hours = set(dataset.timesheets) - corrupted - weeks_with_rows
-    assert good["timesheet_key"].nunique() + len(weeks_without_hours) + meta["quarantined"] == served
+    assert good["timesheet_key"].nunique() + len(weeks_without_hours) + meta["quarantined_in_run"] == served
     assert set(conform_timesheets(timesheets)["entry_id"]) == valid_cells
 
     projects = read_table(warehouse, "ajera.projects").set_index("record_key")

@@ -53,15 +53,17 @@ def test_session_rejected_again_after_recreation_fails_without_looping(ajera_ser
 
 
 def test_session_is_reused_until_its_expiration_then_renewed(ajera_server):
-    server = ajera_server(session_lifetime_seconds=3)
+    # The three calls before the pause have 3 s to finish before the renewal margin begins:
+    # ample on a loaded machine.
+    server = ajera_server(session_lifetime_seconds=6)
     state = ajera_state(server)
-    resource = resource_for(server, session_renew_margin_seconds=1.5)
+    resource = resource_for(server, session_renew_margin_seconds=3)
     config = small_config()
     try:
         for _ in range(3):
             resource.list_timesheets(config.first_date, config.first_date)
         assert state.calls("CreateAPISession") == 1
-        time.sleep(1.8)  # inside the renewal margin before SessionExpiration
+        time.sleep(3.3)  # inside the renewal margin before SessionExpiration
         resource.list_timesheets(config.first_date, config.first_date)
         assert state.calls("CreateAPISession") == 2
         assert resource.metrics.snapshot().reauthentications == 0  # renewed before the API refused it

@@ -98,11 +98,11 @@ def test_twelve_week_backfill_lands_each_day_row_once_with_minimal_calls(ajera_s
     }
 
     meta = materialization_metadata(result, ["raw", "ajera", "timesheets"])
-    assert meta["rows"] == len(cells)
+    assert meta["rows_in_run"] == len(cells)
     assert meta["records_served"] == timesheets
     assert meta["quarantined"] == 0
     assert meta["requests"] == server.sandbox.stats.count() - 1  # EndAPISession runs at teardown
-    assert (meta["list_timesheets_calls"], meta["get_timesheets_calls"]) == (1, math.ceil(timesheets / batch))
+    assert (meta["list_requests"], meta["detail_requests"]) == (1, math.ceil(timesheets / batch))
     assert meta["timesheet_date_reading"] == reading
 
 
@@ -195,7 +195,7 @@ def test_invalid_or_missing_timesheets_are_quarantined_whole(ajera_server, wareh
     conformed = conform_timesheets(raw)
     assert set(conformed["entry_id"]) == set(expected)
     meta = materialization_metadata(result, ["raw", "ajera", "timesheets"])
-    assert meta["quarantined"] == 2
+    assert meta["quarantined_in_run"] == 2
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert not checks[QUARANTINE_CHECK].passed
     assert checks[QUARANTINE_CHECK].metadata["quarantined"].value == 2

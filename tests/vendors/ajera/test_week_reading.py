@@ -84,3 +84,20 @@ def test_both_readings_land_the_same_hours_through_dagster(ajera_server, warehou
     assert meta["timesheet_date_reading"] == reading
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks["timesheet_totals_reconcile"] is True
+
+
+def test_the_code_location_loads_with_the_setting_and_checks_it_when_a_run_starts(monkeypatch):
+    from timesheet_assets.vendors.ajera.definitions import ajera_resource
+
+    for name, value in sandbox_env("http://127.0.0.1:9").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AJERA_TIMESHEET_DATE", " Week_Starting ")
+    with dg.build_resources({"ajera": ajera_resource()}) as built:
+        assert built.ajera.timesheet_date == WEEK_STARTING
+    monkeypatch.setenv("AJERA_TIMESHEET_DATE", "sunday")
+    resource = ajera_resource()  # loads: the variable is read when a run starts
+    with pytest.raises(Exception) as raised, dg.build_resources({"ajera": resource}):
+        pass
+    assert "AJERA_TIMESHEET_DATE must be one of week_ending, week_starting, got 'sunday'" in "".join(
+        repr(e) for e in (raised.value, raised.value.__cause__)
+    )

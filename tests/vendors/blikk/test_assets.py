@@ -60,12 +60,12 @@ def test_thirty_day_backfill_lands_every_report_once_at_the_documented_rate(blik
     assert sandbox.stats.count("/v1/Auth/Token") == 1 and sandbox.stats.count(USERS_PATH) == 1
 
     metadata = materialization_metadata(first_run, TIME_REPORTS)
-    assert metadata["rows"] == 2100 and metadata["quarantined"] == 0
+    assert metadata["rows_in_run"] == 2100 and metadata["quarantined_in_run"] == 0
     assert metadata["requests"] == 23 and metadata["retries"] == 0
     assert metadata["rate_limited"] == 0
     # Spacing 23 requests under 4/s means waiting on the limiter for most of 5+ seconds.
     assert metadata["seconds_waited_rate_limit"] > 4.0
-    assert metadata["list_page_requests"] == 21 and metadata["list_complete"] is True
+    assert metadata["list_requests"] == 21 and metadata["list_complete"] is True
     assert _check(first_run, "list_read_complete").passed
 
     second_run = _run_time_reports(sandbox, warehouse)
@@ -201,7 +201,7 @@ def test_invalid_records_are_quarantined_with_the_reason_and_counted(blikk, ware
     assert table.drop(index=["90001", "90002"])["quarantine_reason"].isna().all()
 
     metadata = materialization_metadata(result, TIME_REPORTS)
-    assert metadata["quarantined"] == 2 and metadata["rows"] == 302 and metadata["records_served"] == 302
+    assert metadata["quarantined_in_run"] == 2 and metadata["rows_in_run"] == 302 and metadata["records_served"] == 302
     check = _check(result, "no_quarantined_records")
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert len(conform_time_reports(table.reset_index())) == 300

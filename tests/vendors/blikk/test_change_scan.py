@@ -116,9 +116,9 @@ def test_first_run_sets_the_watermark_from_one_page_per_field_and_names_no_day(s
     meta = metadata(result)
     assert meta["days_to_reread"] == []
     assert meta["change_scan_first_run"] == sorted(SCAN_FIELDS)
-    assert meta["change_scan_changed_reports"] == 0
+    assert meta["change_scan_changed_records"] == 0
     # One page of each sort, newest first, at the largest page size, on any work date.
-    assert meta["change_scan_page_requests"] == 4
+    assert meta["change_scan_requests"] == 4
     assert meta["change_scan_requests_by_field"] == {name: 1 for name in SCAN_FIELDS}
     calls = scan_calls(sandbox)
     assert sorted(c.query for c in calls) == sorted(
@@ -149,7 +149,7 @@ def test_changes_beyond_the_window_become_days_to_reread(start, warehouse, insta
     result = run(sandbox, warehouse, instance)
     meta = metadata(result)
     assert meta["days_to_reread"] == sorted(old_day(sandbox, n).isoformat() for n in (20, 18, 16, 12))
-    assert meta["change_scan_changed_reports"] == 5 and meta["change_scan_changed_in_window"] == 1
+    assert meta["change_scan_changed_records"] == 5 and meta["change_scan_changed_in_window"] == 1
     assert meta["change_scan_first_run"] == [] and meta["change_scan_complete"] is True
     # Few changes: each sort stops on its first page, at the watermark.
     assert meta["change_scan_requests_by_field"] == {name: 1 for name in SCAN_FIELDS}
@@ -158,8 +158,8 @@ def test_changes_beyond_the_window_become_days_to_reread(start, warehouse, insta
     assert moved_out not in stored_days(warehouse)
 
     again = metadata(run(sandbox, warehouse, instance))
-    assert again["days_to_reread"] == [] and again["change_scan_changed_reports"] == 0
-    assert again["change_scan_page_requests"] == 4
+    assert again["days_to_reread"] == [] and again["change_scan_changed_records"] == 0
+    assert again["change_scan_requests"] == 4
 
 
 def test_paging_stops_at_the_watermark(start, warehouse, instance):
@@ -171,7 +171,7 @@ def test_paging_stops_at_the_watermark(start, warehouse, instance):
     sandbox.stats.reset()
 
     meta = metadata(run(sandbox, warehouse, instance))
-    assert meta["change_scan_changed_reports"] == 250
+    assert meta["change_scan_changed_records"] == 250
     # 250 changes: pages 1-3 of the updatedDate sort (page 3 reaches the watermark) and one
     # re-read of page 1 to see that the list held still; the list has 9 pages.
     updated = [c for c in scan_calls(sandbox) if "sortBy=updatedDate" in c.query]
@@ -180,7 +180,7 @@ def test_paging_stops_at_the_watermark(start, warehouse, instance):
     assert meta["change_scan_requests_by_field"] == {
         "updatedDate": 4, "createdDate": 1, "attestedDate": 1, "sentToAttestDate": 1,
     }
-    assert meta["change_scan_page_requests"] == 7
+    assert meta["change_scan_requests"] == 7
     expected_days = {sandbox.data.time_report(int(k))["date"] for k in outside[:250]}
     assert set(meta["days_to_reread"]) == expected_days
 
@@ -191,7 +191,7 @@ def test_reports_sharing_the_newest_second_are_told_apart_by_id_until_it_settles
     first, _ = window(sandbox)
     bulk = [int(r["id"]) for r in sandbox.data.time_reports if r["date"] < first.isoformat()][:250]
     sandbox.data.edit_time_reports(bulk)  # one second, as a bulk change is stamped
-    assert metadata(run(sandbox, warehouse, instance))["change_scan_changed_reports"] == 250
+    assert metadata(run(sandbox, warehouse, instance))["change_scan_changed_records"] == 250
 
     # A fresh mark keeps the 250 ids of its second: one more report edited in that same second
     # would be new. So the next scan reads the whole second (pages 1-3 and page 1 again) to
@@ -199,16 +199,16 @@ def test_reports_sharing_the_newest_second_are_told_apart_by_id_until_it_settles
     mark = stored_watermark(instance, TIME_REPORTS_KEY)["fields"]["updatedDate"]
     assert mark["settled"] is False and sorted(mark["ids"]) == sorted(str(k) for k in bulk)
     fresh = metadata(run(sandbox, warehouse, instance))
-    assert fresh["change_scan_changed_reports"] == 0
+    assert fresh["change_scan_changed_records"] == 0
     assert fresh["change_scan_requests_by_field"]["updatedDate"] == 4
 
     # Once the mark's second is older than SETTLED_AFTER by this machine's clock, it is final.
     monkeypatch.setattr(change_scan, "SETTLED_AFTER", timedelta(0))
     settling = metadata(run(sandbox, warehouse, instance))
-    assert settling["change_scan_changed_reports"] == 0
+    assert settling["change_scan_changed_records"] == 0
     assert stored_watermark(instance, TIME_REPORTS_KEY)["fields"]["updatedDate"]["settled"] is True
     settled = metadata(run(sandbox, warehouse, instance))
-    assert settled["change_scan_changed_reports"] == 0
+    assert settled["change_scan_changed_records"] == 0
     assert settled["change_scan_requests_by_field"]["updatedDate"] == 1
 
 
@@ -325,7 +325,7 @@ def test_a_deletion_is_not_seen_by_the_scan_and_waits_for_the_weekly_refresh(sta
     BlikkMutations(sandbox.data).delete(key)
 
     daily = metadata(run(sandbox, warehouse, instance))
-    assert daily["days_to_reread"] == [] and daily["change_scan_changed_reports"] == 0
+    assert daily["days_to_reread"] == [] and daily["change_scan_changed_records"] == 0
     assert key in stored_days(warehouse)
     # The deep refresh re-reads the long window, the deleted report's day with it.
     run(sandbox, warehouse, instance, sandbox.config.first_date, sandbox.config.anchor_date)
@@ -385,17 +385,17 @@ def test_a_deletion_during_a_multi_page_scan_is_caught_by_walking_again(start, w
         # Pages 1-3, page 1 again (its count moved), pages 1-3 again, page 1 again: every
         # edited report found (the deleted one was read on page 1 before it went).
         assert by_field["updatedDate"] == 8
-        assert meta["change_scan_changed_reports"] == 250
+        assert meta["change_scan_changed_records"] == 250
         assert meta["change_scan_complete"] is True
     else:
         # One walk allowed: the slipped report is missed, so the mark stays where it was and
         # the next run walks the same stretch again and finds it.
         assert by_field["updatedDate"] == 4
-        assert meta["change_scan_changed_reports"] == 249
+        assert meta["change_scan_changed_records"] == 249
         assert meta["change_scan_complete"] is False
         slipped_day = sandbox.data.time_report(slipping)["date"]
         others = {sandbox.data.time_report(k)["date"] for k in outside if k not in (victim, slipping)}
         again = metadata(run(sandbox, warehouse, instance, max_list_walks=walks))
-        assert again["change_scan_changed_reports"] == 249 and again["change_scan_complete"] is True
+        assert again["change_scan_changed_records"] == 249 and again["change_scan_complete"] is True
         assert slipped_day in again["days_to_reread"]
         assert set(again["days_to_reread"]) == others | {slipped_day}

@@ -165,7 +165,7 @@ def test_transient_fault_run_completes_with_every_row_once(start, warehouse, fau
     injected = sum(sandbox.stats.faults_injected.values())
     assert injected >= 2
     reports_meta = materialization_metadata(result, TIME_REPORTS)
-    assert reports_meta["rows"] == 300 and reports_meta["list_complete"] is True
+    assert reports_meta["rows_in_run"] == 300 and reports_meta["list_complete"] is True
     assert reports_meta["list_duplicates_skipped"] == 0
     # Each injected fault cost exactly one retry, and no page was read twice.
     assert both(result, "retries") == injected
@@ -453,8 +453,8 @@ def test_wrong_types_and_impossible_values_are_quarantined_and_counted(start, wa
     assert sorted(valid["record_key"]) == sorted(str(r["id"]) for r in reports if str(r["id"]) not in expected)
 
     metadata = materialization_metadata(result, TIME_REPORTS)
-    assert metadata["records_served"] == metadata["rows"] == served
-    assert metadata["quarantined"] == len(bad) == len(expected) + 3
+    assert metadata["records_served"] == metadata["rows_in_run"] == served
+    assert metadata["quarantined_in_run"] == len(bad) == len(expected) + 3
     project_rows = read_table(warehouse, PROJECTS_TABLE).set_index("record_key")
     project_bad = project_rows[project_rows["quarantine_reason"].notna()]
     assert set(project_bad.index) == set(bad_projects)

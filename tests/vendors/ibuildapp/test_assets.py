@@ -88,7 +88,7 @@ def test_invalid_records_are_quarantined_not_dropped(start_sandbox, warehouse, i
     assert '"duration":"n/a"' in raw.loc["5", "payload"]
     assert config.first_date <= raw.loc["5", "work_date"].date() <= config.anchor_date
     metadata = materialization_metadata(result, ["raw", "ibuildapp", "time_entries"])
-    assert metadata["quarantined"] == 2 and metadata["records_served"] == 60 and metadata["rows"] == 60
+    assert metadata["quarantined_in_run"] == 2 and metadata["records_served"] == 60 and metadata["rows_in_run"] == 60
     checks = {(c.asset_key, c.check_name): c for c in result.get_asset_check_evaluations()}
     assert checks[(TIME_ENTRIES_KEY, QUARANTINE_CHECK)].passed is False
     assert checks[(TIME_ENTRIES_KEY, QUARANTINE_CHECK)].severity == dg.AssetCheckSeverity.WARN

@@ -76,11 +76,11 @@ def test_thirty_day_backfill_lands_each_entry_once_with_minimal_calls(
     assert_side_tables_match_entries(warehouse, server)
 
     metadata = materialization_metadata(result, TIME_ENTRIES)
-    assert metadata["rows"] == ENTRIES
-    assert metadata["search_pages"] == entry_pages
+    assert metadata["rows_in_run"] == ENTRIES
+    assert metadata["list_requests"] == entry_pages
     assert metadata["requests"] == entry_pages + 1  # and the account check
     assert metadata["quarantined"] == 0
-    assert metadata["outside_window_dropped"] == 0
+    assert metadata["outside_window_skipped"] == 0
 
     conformed = conform_timesheets(raw)
     expected = expected_timesheets(backfill_config, first, last)
@@ -196,7 +196,7 @@ def test_window_edges_use_start_day_and_drop_neighbours(start_sandbox, warehouse
     raw = read_table(warehouse, "ibuildapp.time_entries")
     assert sorted(raw["record_key"]) == ["901", "902"]
     assert set(raw["work_date"].dt.date) == {day}
-    assert materialization_metadata(result, TIME_ENTRIES)["outside_window_dropped"] == 1
+    assert materialization_metadata(result, TIME_ENTRIES)["outside_window_skipped"] == 1
 
 
 def test_timezone_setting_moves_the_work_day(start_sandbox):

@@ -98,7 +98,7 @@ def test_old_changes_become_days_to_reread(start_sandbox, warehouse, instance, r
     metadata = materialization_metadata(second, TIME_ENTRIES)
     assert metadata["change_scan"] == "scanned" and metadata["change_scan_since"] == watermark
     assert metadata["change_scan_users"] == CONFIG.employees + 1  # the employees and the account
-    assert metadata["change_scan_changed_entries"] == 4  # the deleted entry is in no history
+    assert metadata["change_scan_changed_records"] == 4  # the deleted entry is in no history
     assert metadata[WATERMARK] > watermark
     stats = server.sandbox.stats
     assert stats.count("/user/search") == 1 and stats.count("/user/history") == CONFIG.employees + 1

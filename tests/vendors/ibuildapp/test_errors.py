@@ -83,7 +83,7 @@ def test_expired_token_triggers_exactly_one_relogin(start_sandbox, warehouse, in
     metadata = materialization_metadata(result, TIME_ENTRIES)
     assert metadata["reauthentications"] == 1
     assert metadata["logins"] == 2
-    assert metadata["rows"] == 150
+    assert metadata["rows_in_run"] == 150
 
 
 def test_token_rejected_after_relogin_fails(start_sandbox):

@@ -88,10 +88,10 @@ def test_a_list_that_moved_mid_walk_is_read_again_and_lands_exactly(start_sandbo
     assert sorted(raw["record_key"]) == window_keys(server)  # what the vendor holds now, once each
     assert seen["walks"] == 2
     metadata = materialization_metadata(result, TIME_ENTRIES)
-    assert metadata["search_reads"] == 2
+    assert metadata["list_walks"] == 2
     evaluation = check(result)
     assert evaluation.passed
-    assert evaluation.metadata["vendor_count"].value == len(raw) + metadata["outside_window_dropped"]
+    assert evaluation.metadata["list_server_total"].value == len(raw) + metadata["outside_window_skipped"]
 
 
 def test_a_walk_that_missed_a_record_would_have_lost_it(start_sandbox):
@@ -128,11 +128,11 @@ def test_a_list_that_keeps_moving_keeps_the_union_and_the_check_names_what_diffe
     assert set(window_keys(server)) <= set(raw["record_key"])
     assert set(deleted) <= set(raw["record_key"])
     metadata = materialization_metadata(result, TIME_ENTRIES)
-    assert metadata["search_reads"] == 3
+    assert metadata["list_walks"] == 3
     evaluation = check(result)
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
-    assert evaluation.metadata["difference"].value == len(raw) + metadata["outside_window_dropped"] - (
-        evaluation.metadata["vendor_count"].value
+    assert evaluation.metadata["difference"].value == len(raw) + metadata["outside_window_skipped"] - (
+        evaluation.metadata["list_server_total"].value
     ) > 0
     named = {row["record_key"] for row in evaluation.metadata["not_in_last_read"].value}
     assert set(deleted[:2]) <= named

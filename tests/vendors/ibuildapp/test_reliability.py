@@ -136,10 +136,10 @@ def test_transient_fault_run_completes_with_every_row_once(start_sandbox, wareho
     page = options.get("page_size", PAGE)
     entries_meta = materialization_metadata(result, TIME_ENTRIES)
     projects_meta = materialization_metadata(result, PROJECTS)
-    assert entries_meta["rows"] == 120 and projects_meta["rows"] == 5
+    assert entries_meta["rows_in_run"] == 120 and projects_meta["rows"] == 5
     # Each injected fault cost exactly one retry, nothing more (no duplicate pages either).
     assert entries_meta["retries"] + projects_meta["retries"] == injected
-    assert entries_meta["duplicates_dropped"] == 0
+    assert entries_meta["list_duplicates_skipped"] == 0
     logical_calls = 1 + 1 + math.ceil(120 / page) + 1  # login + account check + entry pages + project page
     assert sandbox.stats.requests == logical_calls + injected
     if fault.startswith("429"):
@@ -407,8 +407,8 @@ def test_wrong_types_and_impossible_values_are_quarantined_and_counted(start_san
     )
 
     metadata = materialization_metadata(result, TIME_ENTRIES)
-    assert metadata["records_served"] == served and metadata["rows"] == served
-    assert metadata["quarantined"] == len(bad) == len(expected_reasons) + 1
+    assert metadata["records_served"] == served and metadata["rows_in_run"] == served
+    assert metadata["quarantined_in_run"] == len(bad) == len(expected_reasons) + 1
     project_meta = materialization_metadata(result, PROJECTS)
     assert project_meta["quarantined"] == 3 and project_meta["rows"] == 5
     project_rows = read_table(warehouse, PROJECTS_TABLE).set_index("record_key")

@@ -4,8 +4,8 @@ No timesheets or projects (an apparel ERP): its views land as raw tables only.
 """
 
 from ..registry import VendorPlugin
-from .assets import definitions
+from . import definitions
 
-PLUGIN = VendorPlugin(name="aims360", definitions=definitions, timesheets=None, projects=None)
+PLUGIN = VendorPlugin(name="aims360", definitions=definitions.definitions, timesheets=None, projects=None)
 
 __all__ = ["PLUGIN"]

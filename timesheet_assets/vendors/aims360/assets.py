@@ -1,4 +1,5 @@
-"""AIMS360 Aqua views as sensor-driven raw assets: the vendor's definitions.
+"""AIMS360 Aqua views as sensor-driven raw assets (gathered with the sensor and the resource in
+``definitions.py``).
 
 One asset per configured view (``AIMS360_VIEWS``), ``raw/aims360/<source>_<view name>``.
 The sensor ``aims360_export_sensor`` owns the asynchronous part (export jobs created, polled,
@@ -17,11 +18,6 @@ The parts live in their own modules: ``settings`` (environment), ``frames`` (typ
 export), ``view_asset`` (the asset and its export flow), ``sensor`` (the state machine).
 Their public names are importable from here too.
 """
-
-from datetime import datetime
-from typing import Callable, Mapping
-
-import dagster as dg
 
 from .frames import column_names, infer_kind, view_frame
 from .sensor import (
@@ -46,20 +42,6 @@ from .view_asset import (
     view_asset_key,
 )
 
-
-def definitions(
-    environ: Mapping[str, str] | None = None,
-    now: Callable[[], datetime] | None = None,
-) -> dg.Definitions:
-    settings = Aims360Settings.from_env(environ)
-    assets = [build_view_asset(view, settings) for view in settings.views]
-    return dg.Definitions(
-        assets=assets,
-        sensors=[build_export_sensor(settings, now)],
-        resources={GROUP: resource_from_env(environ)},
-    )
-
-
 __all__ = [
     "Aims360ExportConfig",
     "Aims360ExportFailed",
@@ -73,7 +55,6 @@ __all__ = [
     "build_export_sensor",
     "build_view_asset",
     "column_names",
-    "definitions",
     "dump_cursor",
     "export_view",
     "failure_report",

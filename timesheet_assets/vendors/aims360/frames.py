@@ -161,6 +161,10 @@ def column_names(headers: list[str]) -> dict[str, str]:
     return names
 
 
+# Columns every view table has; the view's own columns are known once it is exported.
+VIEW_FIXED_COLUMN_DESCRIPTIONS = {KEY_COLUMN: "The row's position in the export (1 for the first row)."}
+
+
 def view_frame(records: list[Any]):
     """Raw frame of an exported view: one row per exported row, typed columns inferred from
     the values (so JSON, CSV and Excel exports of the same data give equal frames), the
@@ -181,7 +185,12 @@ def view_frame(records: list[Any]):
         values = model.model_extra or {}
         yield {names[h]: _convert(kinds[h], values.get(h)) for h in headers}
 
-    spec = RawSpec(model=ViewRow, columns=columns, to_rows=to_rows, key_of=lambda _: None)
+    # Views have no fixed schema: each column says which exported column it holds.
+    descriptions = {
+        **VIEW_FIXED_COLUMN_DESCRIPTIONS,
+        **{names[h]: f"The view's column {h!r} as exported (typed from its values)." for h in headers},
+    }
+    spec = RawSpec(model=ViewRow, columns=columns, to_rows=to_rows, key_of=lambda _: None, descriptions=descriptions)
     raw = build_raw_frame(spec, records)
     raw.frame[KEY_COLUMN] = pd.array([str(i) for i in range(1, len(raw.frame) + 1)], dtype="string")
     return raw, names

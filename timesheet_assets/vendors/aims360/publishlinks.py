@@ -66,7 +66,7 @@ def download(
     except VendorHTTPError as exc:
         # The link's path is a capability for Public links: keep it out of messages.
         masked = type(exc)(exc.vendor, exc.method, MASKED_PATH, exc.status, exc.attempts, exc.vendor_message)
-        if isinstance(exc, VendorOutageError):
+        if isinstance(exc, VendorOutageError) and isinstance(masked, VendorOutageError):
             masked.retry_after_seconds = exc.retry_after_seconds
         if exc.status in GONE_STATUSES:
             raise PublishlinkGone(

@@ -1,7 +1,7 @@
 """AIMS360 settings read from the environment when the definitions load.
 
 ``AIMS360_VIEWS`` (views.py), the sensor's timings and bounds (``Aims360Settings``), and the
-resource as the environment configures it (``resource_from_env``). See
+resource's plain settings (``resource_options``). See
 docs/vendors/aims360.md for every variable.
 """
 
@@ -64,13 +64,12 @@ _CHOICES = {
 }
 
 
-def resource_from_env(environ: Mapping[str, str] | None = None) -> Aims360Resource:
-    """The resource as configured by the environment. Credentials are ``dg.EnvVar``s (read
-    at run time, never shown in the UI); only the variables that are set are referenced, so
-    a token-only or credentials-only setup loads, and a missing one fails with a message
-    naming the variables when the resource is first used."""
+def resource_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The resource's plain settings (export format, publishlink scope and hosts, status
+    method), checked when the definitions load: a value outside the documented ones fails there,
+    naming the variable."""
     env = os.environ if environ is None else environ
-    kwargs: dict[str, Any] = Aims360Resource.env_settings(env)
+    options: dict[str, Any] = {}
     for field_name, (variable, allowed) in _CHOICES.items():
         raw = env.get(variable, "").strip()
         if raw:
@@ -79,9 +78,15 @@ def resource_from_env(environ: Mapping[str, str] | None = None) -> Aims360Resour
                 raise Aims360ConfigError(
                     f"{variable} must be one of {', '.join(allowed.values())}, got {raw!r}"
                 )
-            kwargs[field_name] = allowed[key]
+            options[field_name] = allowed[key]
     hosts = [h.strip() for h in env.get("AIMS360_PUBLISHLINK_HOSTS", "").split(",") if h.strip()]
     if hosts:
-        kwargs["publishlink_hosts"] = hosts
-    return Aims360Resource(**kwargs)
+        options["publishlink_hosts"] = hosts
+    return options
 
+
+def resource_from_env(environ: Mapping[str, str] | None = None) -> Aims360Resource:
+    """The resource as the code location configures it (``definitions.aims360_resource``)."""
+    from .definitions import aims360_resource
+
+    return aims360_resource(environ)

@@ -23,9 +23,10 @@ from ...ingest import (
     raw_asset_defaults,
     raw_output,
 )
+from ...ingest.metadata import COLUMN_SCHEMA, declared_schema
 from .errors import Aims360ConfigError, ExportJobFailed, PublishlinkGone
 from .exports import ExportFile, output_format_name
-from .frames import view_frame
+from .frames import VIEW_FIXED_COLUMN_DESCRIPTIONS, view_frame
 from .models import BackgroundJob, normalise_scope
 from .resource import Aims360Resource
 from .settings import Aims360Settings
@@ -154,6 +155,7 @@ def export_view(
         export = aims360.download_publishlink(link, scope, job_id=job_id, output_format=job_format)
     raw, names = view_frame(export.records)
     output = raw_output(
+        context,
         raw,
         aims360.metrics.snapshot() - before,
         job_id=job_id or "",
@@ -187,7 +189,12 @@ def build_view_asset(
             f"columns, the row as served in `payload`. Fed by the sensor {SENSOR_NAME}; each "
             "materialization replaces the table."
         ),
-        metadata={"aims360/source": view.source, "aims360/view": view.view_name},
+        metadata={
+            "aims360/source": view.source,
+            "aims360/view": view.view_name,
+            # The view's own columns join these in each materialization's schema.
+            COLUMN_SCHEMA: declared_schema({}, VIEW_FIXED_COLUMN_DESCRIPTIONS),
+        },
     )
     def _view_asset(
         context: dg.AssetExecutionContext, config: Aims360ExportConfig, aims360: Aims360Resource

@@ -48,10 +48,14 @@ from ...ingest import (
     quarantine_check_spec,
     raw_output,
 )
+from ...ingest.metadata import COLUMN_SCHEMA, declared_schema
 from ...ingest.records import INGESTED_COLUMN, KEY_COLUMN, PAYLOAD_COLUMN, QUARANTINE_COLUMN, typed_frame
 from ...schedules import DAYS_TO_REREAD, RANGE_END, RANGE_START
+from .columns import JOB_ORDER_COLUMNS, JOB_ORDER_COLUMN_DESCRIPTIONS, TIMECARD_COLUMNS, TIMECARD_COLUMN_DESCRIPTIONS
 from .listing_state import (
     LISTED,
+    LISTING_COLUMN_DESCRIPTIONS,
+    LISTING_COLUMNS,
     PENDING,
     UPDATED_MS,
     StoredState,
@@ -75,49 +79,6 @@ JOB_ORDERS_KEY = dg.AssetKey(["raw", "aimsio", "job_orders"])
 # When this run's list call was made (ISO text): the next run's "last listed" for records
 # that are gone from its own listing.
 LISTED_AT_KEY = "listed_at"
-
-# Stub-derived columns, filled after validation: the detail body has no ``updatedAt``.
-STUB_COLUMNS = {"source_updated_at": "datetime64[ns, UTC]", "source_updated_at_ms": "Int64"}
-
-TIMECARD_COLUMNS: dict[str, str] = {
-    "time_card_guid": "string",
-    "work_date": "date",
-    "work_date_time_zone": "string",
-    "record_date": "datetime64[ns, UTC]",
-    "employee_guid": "string",
-    "employee_code": "string",
-    "job_guid": "string",
-    "job_number": "string",
-    "phase_code": "string",
-    "pay_code": "string",
-    "regular_hours": "Float64",
-    "overtime_hours": "Float64",
-    "double_time_hours": "Float64",
-    "travel_hours": "Float64",
-    "is_billable": "boolean",
-    "is_exported": "boolean",
-    "is_deleted": "boolean",
-    "payroll_period_name": "string",
-    "payroll_period_status": "string",
-    "description": "string",
-    "created_at": "datetime64[ns, UTC]",
-    **STUB_COLUMNS,
-}
-
-JOB_ORDER_COLUMNS: dict[str, str] = {
-    "job_order_guid": "string",
-    "job_order_number": "string",
-    "name": "string",
-    "status": "string",
-    "customer_guid": "string",
-    "customer_name": "string",
-    "start_date": "date",
-    "end_date": "date",
-    "manager_name": "string",
-    "is_deleted": "boolean",
-    **STUB_COLUMNS,
-}
-
 
 def _timecard_rows(card: TimeCard) -> list[dict[str, Any]]:
     assert card.record_date is not None  # the model refuses records without one
@@ -179,12 +140,14 @@ TIMECARD_SPEC = RawSpec(
     columns=TIMECARD_COLUMNS,
     to_rows=_timecard_rows,
     key_of=_get("timeCardGuid"),
+    descriptions=TIMECARD_COLUMN_DESCRIPTIONS,
 )
 JOB_ORDER_SPEC = RawSpec(
     model=JobOrder,
     columns=JOB_ORDER_COLUMNS,
     to_rows=_job_order_rows,
     key_of=_get("jobOrderGuid"),
+    descriptions=JOB_ORDER_COLUMN_DESCRIPTIONS,
 )
 
 
@@ -228,6 +191,7 @@ def build_incremental_frame(spec: RawSpec, fetched: ChangedRecords) -> RawFrame:
         frame=frame,
         records_served=raw.records_served + len(fetched.listing.unusable),
         quarantined=quarantined,
+        descriptions=spec.descriptions,
     )
 
 
@@ -328,7 +292,12 @@ def _incremental_asset(
         key=key,
         **raw_asset_defaults(GROUP, retry_policy),
         description=description,
-        metadata={"primary_key": KEY_COLUMN},
+        metadata={
+            "primary_key": KEY_COLUMN,
+            COLUMN_SCHEMA: declared_schema(
+                {**spec.columns, **LISTING_COLUMNS}, {**spec.descriptions, **LISTING_COLUMN_DESCRIPTIONS}
+            ),
+        },
         check_specs=[quarantine_check_spec(key)],
         # The warehouse is read back (the stored updatedAt per GUID), so both resources come
         # by key: Dagster takes resources either all by key or all as parameters.
@@ -365,14 +334,15 @@ def _incremental_asset(
             frame=frame,
             records_served=changed.records_served + served.records_served,
             quarantined=changed.quarantined + served.quarantined,
+            descriptions={**spec.descriptions, **LISTING_COLUMN_DESCRIPTIONS},
         )
         was_gone = set(stored.frame.index[~stored.frame[LISTED]])
         answered = Counter(answer_text(a) for a in answers)
         extra: dict[str, Any] = {
             "write_mode": "upsert",
             "full_refresh": config.full_refresh,
-            "stubs_listed": len(fetched.listing.stubs),
-            "details_fetched": len(fetched.changed),
+            "records_listed": len(fetched.listing.stubs),
+            "detail_requests": len(fetched.changed),
             "unchanged_skipped": fetched.unchanged,
             "flagged_deleted": int(frame["is_deleted"].astype("boolean").fillna(False).sum()),
             LISTED_AT_KEY: listed_at.isoformat(),
@@ -399,7 +369,7 @@ def _incremental_asset(
             f"new or changed, {len(plan.left)} left the listing, {len(answers)} asked after "
             f"leaving it, {raw.quarantined} quarantined"
         )
-        yield raw_output(raw, aimsio.metrics.snapshot() - before, **extra)
+        yield raw_output(context, raw, aimsio.metrics.snapshot() - before, **extra)
         yield quarantine_check_result(key, raw)
 
     return raw_incremental
@@ -433,11 +403,3 @@ def build_assets(retry_policy: dg.RetryPolicy | None = HTTP_RETRY_POLICY) -> lis
 
 
 raw_timecards, raw_job_orders = build_assets()
-
-
-def definitions() -> dg.Definitions:
-    vanished_timecards()  # a misspelt setting fails when the code location loads, naming it
-    return dg.Definitions(
-        assets=[raw_timecards, raw_job_orders],
-        resources={RESOURCE_KEY: AimsioResource.from_env()},
-    )

@@ -36,6 +36,15 @@ LISTING_COLUMNS: dict[str, str] = {
     VANISHED_AT: "datetime64[ns, UTC]",
     VANISHED_ANSWER: "string",
 }
+LISTING_COLUMN_DESCRIPTIONS: dict[str, str] = {
+    LISTED: "The record was in the GET-all listing of the last run (false: it has left it).",
+    LAST_LISTED_AT: "When a listing last named the record (UTC): the list call of the last run "
+    "that saw it, or of the run that last wrote its row.",
+    VANISHED_AT: "The list call of the first run that no longer saw the record (UTC); empty "
+    "while it is listed.",
+    VANISHED_ANSWER: "What GET-single answered once the record had left the listing: served "
+    "(the row holds that body), http <status>, or pending; empty while it is listed.",
+}
 PENDING = "pending"
 SERVED = "served"
 UPDATED_MS = "source_updated_at_ms"

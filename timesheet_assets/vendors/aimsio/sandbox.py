@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from datetime import date, datetime, time as dtime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
@@ -45,6 +45,9 @@ from starlette.routing import Route
 from ...sandbox.data import SandboxConfig, person_name, project_name, quarter_hours
 from ...sandbox.framework import RateRule, Sandbox, build_app
 from .resource import API_PATH, JOB_ORDER_ENDPOINT, TIMECARD_ENDPOINT
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SANDBOX_USERNAME = "integration@sandbox.aimsio.test"
 SANDBOX_PASSWORD = "aimsio-sandbox-password"

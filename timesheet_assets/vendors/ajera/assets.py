@@ -32,10 +32,20 @@ from ...ingest import (
     raw_asset_defaults,
     raw_output,
 )
+from ...ingest.metadata import COLUMN_SCHEMA, declared_schema
 from ...ingest.records import KEY_COLUMN
 from ...storage import PRIMARY_KEY
-from .frame import SECTIONS, TIMESHEET_COLUMNS, TimesheetRejected, _validated_lines, build_timesheet_frame, day_row_key, line_records
-from .projects import PROJECT_COLUMNS, PROJECT_SPEC, fetch_project_records
+from .frame import (
+    SECTIONS,
+    TIMESHEET_COLUMN_DESCRIPTIONS,
+    TIMESHEET_COLUMNS,
+    TimesheetRejected,
+    _validated_lines,
+    build_timesheet_frame,
+    day_row_key,
+    line_records,
+)
+from .projects import PROJECT_COLUMN_DESCRIPTIONS, PROJECT_COLUMNS, PROJECT_SPEC, fetch_project_records
 from .reconcile import reconcile
 from .resource import AjeraResource
 from .scan import STORED_COLUMNS, TOTAL_COLUMN, changed_days
@@ -43,7 +53,7 @@ from .scan import STORED_COLUMNS, TOTAL_COLUMN, changed_days
 __all__ = [
     "PROJECTS_KEY", "PROJECT_COLUMNS", "PROJECT_SPEC", "SECTIONS", "TIMESHEETS_KEY", "TIMESHEET_COLUMNS",
     "TOTALS_CHECK", "TimesheetRejected", "_validated_lines", "ajera_projects", "ajera_timesheets",
-    "build_timesheet_frame", "day_row_key", "definitions", "fetch_project_records", "line_records",
+    "build_timesheet_frame", "day_row_key", "fetch_project_records", "line_records",
 ]
 
 VENDOR = "ajera"
@@ -79,6 +89,18 @@ def stored_rows(context: dg.AssetExecutionContext) -> pd.DataFrame | None:
         return reader(TIMESHEETS_KEY, columns)
 
 
+def scan_window(scan_from: date | None, first: date) -> dict[str, Any]:
+    """The status scan's days (the change scan of Ajera: the days before the run's own), or
+    why there was none."""
+    if scan_from is None:
+        return {"change_scan": "turned off (status_scan_days 0)"}
+    return {
+        "change_scan": "scanned",
+        "change_scan_first": scan_from.isoformat(),
+        "change_scan_last": (first - timedelta(days=1)).isoformat(),
+    }
+
+
 COMMON = raw_asset_defaults(VENDOR)
 
 
@@ -90,7 +112,11 @@ COMMON = raw_asset_defaults(VENDOR)
     "a range backfill is one run. Reports older changed days as days_to_reread.",
     partitions_def=daily_partitions(),
     backfill_policy=DATE_WINDOW_BACKFILL,
-    metadata={"partition_expr": "work_date", PRIMARY_KEY: KEY_COLUMN},
+    metadata={
+        "partition_expr": "work_date",
+        PRIMARY_KEY: KEY_COLUMN,
+        COLUMN_SCHEMA: declared_schema(TIMESHEET_COLUMNS, TIMESHEET_COLUMN_DESCRIPTIONS),
+    },
     required_resource_keys={VENDOR, "io_manager"},
     check_specs=[
         dg.AssetCheckSpec(
@@ -127,19 +153,19 @@ def ajera_timesheets(context: dg.AssetExecutionContext) -> Iterator[Any]:
     if raw.quarantined:
         context.log.warning(f"Ajera: {raw.quarantined} timesheet(s) quarantined in {first}..{last}")
     yield raw_output(
+        context,
         raw,
         delta,
-        window=f"{first.isoformat()}..{last.isoformat()}",
+        window_first=first.isoformat(),
+        window_last=last.isoformat(),
         timesheet_date_reading=fetch.reading,
-        timesheets_listed=len(fetch.listed),
-        list_timesheets_calls=fetch.list_calls,
-        list_timesheets_truncated=fetch.truncated_lists,
-        get_timesheets_calls=fetch.get_calls,
+        records_listed=len(fetch.listed),
+        list_requests=fetch.list_calls,
+        list_truncated_answers=fetch.truncated_lists,
+        detail_requests=fetch.get_calls,
         unrequested_details=fetch.unrequested_details,
-        listed_outside_window=fetch.outside_window,
-        status_scan=f"{fetch.scan_from.isoformat()}..{(first - timedelta(days=1)).isoformat()}"
-        if fetch.scan_from is not None
-        else "none",
+        outside_window_skipped=fetch.outside_window,
+        **scan_window(fetch.scan_from, first),
         **extra,
     )
     reconciliation = reconcile(weeks, raw.frame, stored, first, last)
@@ -157,6 +183,7 @@ def ajera_timesheets(context: dg.AssetExecutionContext) -> Iterator[Any]:
     key=PROJECTS_KEY,
     description="Ajera projects (ListProjects pages, then GetProjects in batches); full refresh "
     "each run; payload = the GetProjects project (with its invoice groups).",
+    metadata={COLUMN_SCHEMA: declared_schema(PROJECT_COLUMNS, PROJECT_COLUMN_DESCRIPTIONS)},
     check_specs=[quarantine_check_spec(PROJECTS_KEY)],
     **COMMON,
 )
@@ -171,12 +198,5 @@ def ajera_projects(context: dg.AssetExecutionContext, ajera: AjeraResource) -> I
             f"Ajera: GetProjects did not return {stats['projects_missing_detail']} listed project(s); "
             "their list records were kept"
         )
-    yield raw_output(raw, delta, **stats)
+    yield raw_output(context, raw, delta, "result", **stats)
     yield quarantine_check_result(PROJECTS_KEY, raw)
-
-
-def definitions() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[ajera_timesheets, ajera_projects],
-        resources={VENDOR: AjeraResource.from_env()},
-    )

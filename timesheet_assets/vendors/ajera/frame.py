@@ -69,6 +69,42 @@ TIMESHEET_COLUMNS: Mapping[str, str] = {
     "timesheet_total": "float64",
 }
 
+TIMESHEET_COLUMN_DESCRIPTIONS: Mapping[str, str] = {
+    KEY_COLUMN: "{Timesheet Key}:{P|O}{line key}:{work date}, e.g. 147:P2:2012-09-11: one "
+    "detail line on one day (P: Timesheet Project Key, O: Timesheet Overhead Group Detail Key).",
+    "timesheet_key": "Timesheet Key: the weekly timesheet the line belongs to.",
+    "section": "project or overhead: the GetTimesheets section of the line.",
+    "line_key": "Timesheet Project Key (project lines) or Timesheet Overhead Group Detail Key "
+    "(overhead lines).",
+    "work_date": "The day of the D1..D7 cell, counted from TimesheetDate as AJERA_TIMESHEET_DATE "
+    "says (the partition key).",
+    "day_number": "Which cell of the week the row comes from: 1 for D1 .. 7 for D7.",
+    "timesheet_date": "TimesheetDate: the date Ajera gives the week (its ending or starting day).",
+    "employee_key": "Employee Key.",
+    "employee_name": "The employee's name from the ListTimesheets record.",
+    "company_key": "Company Key.",
+    "project_key": "Project Key of a project line.",
+    "phase_key": "Phase Key of a project line.",
+    "activity_key": "Activity Key of a project line.",
+    "employee_type_key": "Employee Type Key of a project line.",
+    "project_description": "Project Description of a project line.",
+    "phase_description": "Phase Description of a project line.",
+    "activity": "Activity of a project line.",
+    "overhead_group": "Timesheet Overhead Group Detail: the overhead category of an overhead line.",
+    "regular_hours": "Dn Regular: regular hours of the line on this day.",
+    "overtime_hours": "Dn Overtime: overtime hours of the line on this day.",
+    "notes": "Dn Notes.",
+    "overtime_notes": "Dn OT Notes.",
+    "submitted": "Submitted flag of the week, as listed when the row was read.",
+    "supervisor_approved": "Supervisor Approved flag of the week.",
+    "accounting_approved": "Accounting Approved flag of the week.",
+    "project_manager_approved": "Project Manager Approved flag of the week.",
+    "rejected": "Rejected flag of the week.",
+    "paid": "Paid flag of the week.",
+    "timesheet_total": "Timesheet Total of the week as listed (compared with the day rows by "
+    "the timesheet_totals_reconcile check).",
+}
+
 
 # -- timesheets: week → day-rows --------------------------------------------------------------
 def day_row_key(timesheet_key: int, section: str, line_key: int, work_date: date) -> str:
@@ -296,4 +332,7 @@ def build_timesheet_frame(
     frame = typed_frame(rows, TIMESHEET_COLUMNS)
     stamp = pd.Timestamp(ingested_at or datetime.now(timezone.utc))
     frame[INGESTED_COLUMN] = pd.Series([stamp] * len(frame), index=frame.index, dtype="datetime64[ns, UTC]")
-    return RawFrame(frame=frame, records_served=len(fetch.listed), quarantined=quarantined), weeks
+    raw = RawFrame(
+        frame=frame, records_served=len(fetch.listed), quarantined=quarantined, descriptions=TIMESHEET_COLUMN_DESCRIPTIONS
+    )
+    return raw, weeks

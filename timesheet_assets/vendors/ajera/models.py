@@ -221,7 +221,7 @@ class DayCell(BaseModel):
         return self.regular == 0 and self.overtime == 0 and not self.notes and not self.overtime_notes
 
 
-class DetailLine(_DayCells):  # type: ignore[misc, valid-type]
+class DetailLine(_DayCells):
     def day(self, n: int) -> DayCell:
         regular = getattr(self, f"d{n}_regular")
         overtime = getattr(self, f"d{n}_overtime") or 0.0

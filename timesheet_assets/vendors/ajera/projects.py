@@ -26,6 +26,20 @@ PROJECT_COLUMNS: Mapping[str, str] = {
     "last_modified_at": "datetime64[ns, UTC]",
 }
 
+PROJECT_COLUMN_DESCRIPTIONS: Mapping[str, str] = {
+    KEY_COLUMN: "ProjectKey.",
+    "project_key": "ProjectKey.",
+    "project_number": "ID: the project number as shown in Ajera.",
+    "description": "Description: the project's name.",
+    "status": "The project's Status as Ajera sends it.",
+    "client_key": "ClientKey of the project's client (else of its first invoice group's client).",
+    "client_name": "The client's name.",
+    "project_manager": "The project manager's name.",
+    "start_date": "ActualStartDate, else EstimatedStartDate.",
+    "end_date": "ActualCompletionDate, else EstimatedCompletionDate.",
+    "last_modified_at": "LastModifiedDate (UTC).",
+}
+
 
 def _project_row(project: Project) -> list[dict[str, Any]]:
     return [
@@ -50,6 +64,7 @@ PROJECT_SPEC: RawSpec[Project] = RawSpec(
     columns=PROJECT_COLUMNS,
     to_rows=_project_row,
     key_of=lambda record: record.get("ProjectKey", record.get("Project Key")),
+    descriptions=PROJECT_COLUMN_DESCRIPTIONS,
 )
 
 
@@ -75,9 +90,9 @@ def fetch_project_records(ajera: AjeraResource) -> tuple[list[Any], dict[str, in
             missing += key is not None
             records.append(record)
     stats = {
-        "projects_listed": len(listed),
-        "list_pages": pages,
-        "get_projects_calls": len(batches),
+        "records_listed": len(listed),
+        "list_requests": pages,
+        "detail_requests": len(batches),
         "projects_missing_detail": missing,
     }
     return records, stats

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 
+import dagster as dg
 import httpx
 from pydantic import Field, PrivateAttr, ValidationError, field_validator
 
@@ -116,6 +117,8 @@ class AjeraResource(VendorResource):
     @field_validator("timesheet_date", mode="before")
     @classmethod
     def _reading(cls, value: Any) -> Any:
+        if isinstance(value, dg.EnvVar):
+            return value  # checked here again with the variable's value when a run starts
         text = str(value).strip().lower() if value is not None else value
         if text not in READINGS:
             raise ValueError(f"AJERA_TIMESHEET_DATE must be one of {', '.join(READINGS)}, got {value!r}")
@@ -152,7 +155,7 @@ class AjeraResource(VendorResource):
 
     @property
     def session(self) -> AjeraSession:
-        self.client  # opens the client (and the session hook) when used outside a run
+        _ = self.client  # opens the client (and the session hook) when used outside a run
         assert self._session is not None
         return self._session
 
@@ -206,7 +209,7 @@ class AjeraResource(VendorResource):
         reading = self.timesheet_date
         scan = scan_from is not None and scan_from < first
         fetch = TimesheetFetch(first=first, last=last, reading=reading, scan_from=scan_from if scan else None)
-        earliest, latest = listing_range(scan_from if scan else first, last)
+        earliest, latest = listing_range(scan_from if scan and scan_from is not None else first, last)
         listing = TimesheetListing(self)
         seen: set[int] = set()
         keys: list[int] = []
@@ -219,7 +222,7 @@ class AjeraResource(VendorResource):
             week = listed_week_date(record)
             try:
                 in_window = week is None or touches(week, first, last, reading)
-                in_scan = scan and week is not None and touches(week, scan_from, first - timedelta(days=1), reading)
+                in_scan = scan and scan_from is not None and week is not None and touches(week, scan_from, first - timedelta(days=1), reading)
             except OverflowError:  # a week at the end of the calendar: validation quarantines it
                 in_window, in_scan = True, False
             if in_scan and key is not None:

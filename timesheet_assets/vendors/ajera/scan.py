@@ -47,10 +47,10 @@ class ScanResult:
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "scan_weeks_compared": self.weeks_compared,
-            "scan_weeks_changed": len(self.weeks_changed),
-            "scan_weeks_new": len(self.weeks_new),
-            "scan_weeks_gone": len(self.weeks_gone),
+            "change_scan_weeks_compared": self.weeks_compared,
+            "change_scan_weeks_changed": len(self.weeks_changed),
+            "change_scan_weeks_new": len(self.weeks_new),
+            "change_scan_weeks_gone": len(self.weeks_gone),
         }
 
 

@@ -39,72 +39,20 @@ from ...ingest import (
     raw_output,
 )
 from ...ingest.compact import build_raw_frame_by_chunks
+from ...ingest.metadata import COLUMN_SCHEMA, declared_schema
 from ...ingest.records import KEY_COLUMN, QUARANTINE_COLUMN
 from ...schedules import DAYS_TO_REREAD
 from ...storage import PRIMARY_KEY
+from .columns import PROJECT_COLUMNS, PROJECT_COLUMN_DESCRIPTIONS, TIME_REPORT_COLUMNS, TIME_REPORT_COLUMN_DESCRIPTIONS
 from .change_scan import WATERMARK_KEY, parse_watermark, scan_changes, scan_metadata, stored_watermark
 from .conform import ABSENCE_PREFIX, INTERNAL_PREFIX
-from .keys import GROUP, PROJECTS_KEY, RESOURCE_KEY, TIME_REPORTS_KEY
+from .keys import GROUP, PROJECTS_KEY, TIME_REPORTS_KEY
 from .models import AbsenceProject, NameRef, Project, RegistryProject, TimeReport, parse_blikk_date
-from .reconcile import reported_hours_match_blikk
 from .resource import BlikkResource, ListFetch
 
 # Answers that mean an optional read (user names, the two registries) is not available to
 # this API application: no permission (403), or an endpoint this deployment lacks (404).
 OPTIONAL_READ_UNAVAILABLE = frozenset({403, 404})
-
-TIME_REPORT_COLUMNS: Mapping[str, str] = {
-    "work_date": "date",
-    "user_id": "string",
-    "employee_name": "string",
-    "project_id": "string",
-    "project_number": "string",
-    "project_name": "string",
-    "internal_project_id": "string",
-    "internal_project_name": "string",
-    "absence_project_id": "string",
-    "absence_project_name": "string",
-    "contact_id": "string",
-    "contact_name": "string",
-    "activity_name": "string",
-    "time_code_name": "string",
-    "time_article_name": "string",
-    "clock_start": "string",
-    "clock_end": "string",
-    "hours": "Float64",
-    "invoiceable_hours": "Float64",
-    "break_minutes": "Int64",
-    "comment": "string",
-    "internal_comment": "string",
-    "sent_to_attest": "boolean",
-    "attested": "boolean",
-    "sent_to_attest_at": "datetime64[ns, UTC]",
-    "attested_at": "datetime64[ns, UTC]",
-    "invoice_id": "string",
-    "created_at": "datetime64[ns, UTC]",
-    "updated_at": "datetime64[ns, UTC]",
-}
-
-PROJECT_COLUMNS: Mapping[str, str] = {
-    "project_type": "string",
-    "project_id": "string",
-    "order_number": "string",
-    "title": "string",
-    "status_id": "string",
-    "status_name": "string",
-    "status_is_completed": "boolean",
-    "start_date": "date",
-    "end_date": "date",
-    "invoice_type": "string",
-    "customer_id": "string",
-    "customer_name": "string",
-    "manager_id": "string",
-    "manager_name": "string",
-    "is_active": "boolean",
-    "created_at": "datetime64[ns, UTC]",
-    "updated_at": "datetime64[ns, UTC]",
-}
-
 
 def _id(ref: NameRef | None) -> str | None:
     return str(ref.id) if ref is not None and ref.id is not None else None
@@ -173,6 +121,7 @@ def time_report_spec(user_names: Mapping[str, str] | None = None) -> RawSpec[Tim
         key_of=lambda record: record.get("id"),
         date_column="work_date",
         date_of=_lenient_work_date,
+        descriptions=TIME_REPORT_COLUMN_DESCRIPTIONS,
     )
 
 
@@ -206,6 +155,7 @@ PROJECT_SPEC: RawSpec[Project] = RawSpec(
     columns=PROJECT_COLUMNS,
     to_rows=project_rows,
     key_of=lambda record: record.get("id"),
+    descriptions=PROJECT_COLUMN_DESCRIPTIONS,
 )
 
 
@@ -229,6 +179,7 @@ def _registry_spec(model: type[RegistryProject], kind: str, prefix: str) -> RawS
         columns=PROJECT_COLUMNS,
         to_rows=lambda project: registry_project_rows(project, kind, prefix),
         key_of=lambda record: f"{prefix}{record.get('id')}" if record.get("id") is not None else None,
+        descriptions=PROJECT_COLUMN_DESCRIPTIONS,
     )
 
 
@@ -243,6 +194,7 @@ def combine_raw(parts: list[RawFrame]) -> RawFrame:
         frame=frame,
         records_served=sum(part.records_served for part in parts),
         quarantined=sum(part.quarantined for part in parts),
+        descriptions={name: text for part in parts for name, text in part.descriptions.items()},
     )
 
 
@@ -329,7 +281,11 @@ def _check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     **raw_asset_defaults(GROUP),
     partitions_def=daily_partitions(),
     backfill_policy=DATE_WINDOW_BACKFILL,
-    metadata={"partition_expr": "work_date", PRIMARY_KEY: KEY_COLUMN},
+    metadata={
+        "partition_expr": "work_date",
+        PRIMARY_KEY: KEY_COLUMN,
+        COLUMN_SCHEMA: declared_schema(TIME_REPORT_COLUMNS, TIME_REPORT_COLUMN_DESCRIPTIONS),
+    },
     check_specs=_check_specs(TIME_REPORTS_KEY),
 )
 def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) -> Iterator[Any]:
@@ -366,6 +322,7 @@ def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) 
                     "reports without a user name"
                 )
     yield raw_output(
+        context,
         raw,
         blikk.metrics.snapshot() - before,
         window_first=first.isoformat(),
@@ -414,6 +371,7 @@ def _change_scan(
     "registries time reports can be booked on, full refresh each run. Payload JSON kept; "
     "invalid records quarantined.",
     **raw_asset_defaults(GROUP),
+    metadata={COLUMN_SCHEMA: declared_schema(PROJECT_COLUMNS, PROJECT_COLUMN_DESCRIPTIONS)},
     check_specs=_check_specs(PROJECTS_KEY),
 )
 def blikk_projects(context: dg.AssetExecutionContext, blikk: BlikkResource) -> Iterator[Any]:
@@ -441,6 +399,7 @@ def blikk_projects(context: dg.AssetExecutionContext, blikk: BlikkResource) -> I
         parts.append(build_raw_frame(spec, registry.records))
     raw = combine_raw(parts)
     yield raw_output(
+        context,
         raw,
         blikk.metrics.snapshot() - before,
         registries_refused=", ".join(registries_refused) or "none",
@@ -448,11 +407,3 @@ def blikk_projects(context: dg.AssetExecutionContext, blikk: BlikkResource) -> I
     )
     yield quarantine_check_result(PROJECTS_KEY, raw)
     yield _complete_check(PROJECTS_KEY, *listings)
-
-
-def definitions() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[blikk_time_reports, blikk_projects],
-        asset_checks=[reported_hours_match_blikk],
-        resources={RESOURCE_KEY: BlikkResource.from_env()},
-    )

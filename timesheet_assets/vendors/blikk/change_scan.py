@@ -385,7 +385,7 @@ def stored_watermark(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str
         return None
     value = event.asset_materialization.metadata.get(WATERMARK_KEY)
     value = getattr(value, "value", value)
-    return value if isinstance(value, Mapping) else None
+    return dict(value) if isinstance(value, Mapping) else None
 
 
 def changed_days(records: Iterable[Any]) -> tuple[set[date], int]:
@@ -415,16 +415,16 @@ def scan_metadata(
     return {
         DAYS_TO_REREAD: dg.MetadataValue.json([day.isoformat() for day in storable]),
         WATERMARK_KEY: dg.MetadataValue.json(scan.watermark()),
-        "change_scan_page_requests": scan.page_requests,
+        "change_scan_requests": scan.page_requests,
         "change_scan_requests_by_field": dg.MetadataValue.json(
             {s.sort_field: s.page_requests for s in scan.fields}
         ),
-        "change_scan_changed_reports": len(scan.changed),
+        "change_scan_changed_records": len(scan.changed),
         "change_scan_changed_in_window": sum(1 for day in days if first <= day <= last),
         "change_scan_first_run": dg.MetadataValue.json(
             sorted(s.sort_field for s in scan.fields if s.first_run)
         ),
         "change_scan_complete": all(s.complete for s in scan.fields),
         "change_scan_days_not_partitioned": len(outside) - len(storable),
-        "change_scan_undated_reports": undated,
+        "change_scan_undated_records": undated,
     }

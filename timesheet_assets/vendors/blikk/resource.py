@@ -197,7 +197,7 @@ class ListFetch:
 
     def as_metadata(self, prefix: str = "list") -> dict[str, Any]:
         return {
-            f"{prefix}_page_requests": self.page_requests,
+            f"{prefix}_requests": self.page_requests,
             f"{prefix}_walks": self.walks,
             f"{prefix}_server_total": self.server_total if self.server_total is not None else -1,
             f"{prefix}_duplicates_skipped": self.duplicates_skipped,

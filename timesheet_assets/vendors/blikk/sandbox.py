@@ -52,7 +52,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -70,6 +70,9 @@ from ...sandbox.data import (
 )
 from ...sandbox.framework import RateRule, Sandbox, build_app
 from ...sandbox.tokens import bearer_token
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SANDBOX_APP_ID = "sandbox-blikk-app"
 SANDBOX_APP_SECRET = "sandbox-blikk-secret"

@@ -12,7 +12,7 @@ on one day only (``primary_key`` metadata: an entry whose start moved leaves its
 """
 
 from datetime import date
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import dagster as dg
 import pandas as pd
@@ -30,8 +30,8 @@ from ...ingest import (
     raw_asset_defaults,
     raw_output,
 )
-from ...ingest.metadata import column_schema, frame_preview
-from ...ingest.records import KEY_COLUMN
+from ...ingest.metadata import COLUMN_SCHEMA, declared_schema, table_output
+from ...ingest.records import KEY_COLUMN, QUARANTINE_COLUMN
 from ...schedules import DAYS_TO_REREAD, REFRESH_TAG
 from ...storage import PRIMARY_KEY
 from .account import require_admin
@@ -48,14 +48,21 @@ from .entries import (  # noqa: F401 - re-exported: the load path's names next t
     record_spec,
 )
 from .records import (  # noqa: F401 - re-exported
+    PROJECT_COLUMN_DESCRIPTIONS,
     PROJECT_COLUMNS,
+    TIME_ENTRY_COLUMN_DESCRIPTIONS,
     TIME_ENTRY_COLUMNS,
     project_spec,
     split_by_window,
     time_entry_spec,
 )
 from .resource import ENV_TIMEZONE, IBuildAppResource, SearchResult
-from .side_tables import SIDE_TABLE_REFERENCES, side_table_frame  # noqa: F401 - re-exported
+from .side_tables import (  # noqa: F401 - re-exported
+    SIDE_TABLE_COLUMN_DESCRIPTIONS,
+    SIDE_TABLE_COLUMNS,
+    SIDE_TABLE_REFERENCES,
+    side_table_frame,
+)
 
 VENDOR = "ibuildapp"
 TIME_ENTRIES_KEY = dg.AssetKey(["raw", VENDOR, "time_entries"])
@@ -64,6 +71,8 @@ PROJECTS_KEY = dg.AssetKey(["raw", VENDOR, "projects"])
 RECONCILIATION_CHECK = "vendor_count_matches_rows"
 # The tag value of the runs the ``reread_changed_days`` sensor launches.
 CHANGED_DAYS_RUN = "changed-days"
+# The side tables keep no quarantine column: their objects are not validated, only kept.
+SIDE_TABLE_SCHEMA = declared_schema(SIDE_TABLE_COLUMNS, SIDE_TABLE_COLUMN_DESCRIPTIONS, without=(QUARANTINE_COLUMN,))
 
 TIMEZONE_WARNING = (
     f"{ENV_TIMEZONE} is not set: work dates are the UTC days of each entry's start_time. The API "
@@ -75,10 +84,10 @@ TIMEZONE_WARNING = (
 
 def _search_metadata(result: SearchResult | TimeEntryLoad, logins: int) -> dict[str, Any]:
     return {
-        "search_pages": result.pages,
-        "vendor_count": result.reported_count if result.reported_count is not None else -1,
-        "duplicates_dropped": result.duplicates_dropped,
-        "search_reads": result.reads,
+        "list_requests": result.pages,
+        "list_server_total": result.reported_count if result.reported_count is not None else -1,
+        "list_duplicates_skipped": result.duplicates_dropped,
+        "list_walks": result.reads,
         "logins": logins,
     }
 
@@ -126,10 +135,10 @@ def reconciliation_check_spec() -> dg.AssetCheckSpec:
 def reconciliation_check_result(raw: RawFrame, load: TimeEntryLoad) -> dg.AssetCheckResult:
     landed, outside, count = len(raw.frame), load.outside_window, load.reported_count
     metadata: dict[str, Any] = {
-        "vendor_count": count if count is not None else -1,
+        "list_server_total": count if count is not None else -1,
         "rows_landed": landed,
-        "outside_window": outside,
-        "search_reads": load.reads,
+        "outside_window_skipped": outside,
+        "list_walks": load.reads,
         "clean_read": load.complete,
     }
     if count is None or not load.count_checkable:
@@ -187,7 +196,11 @@ SIDE_TABLES_OUTPUT = SIDE_TABLES_KEY.to_python_identifier()
                 "run are found through user/history and re-read by the reread_changed_days sensor."
             ),
             # An entry whose start moved to another day is removed from its old day on write.
-            metadata={"partition_expr": "work_date", PRIMARY_KEY: KEY_COLUMN},
+            metadata={
+                "partition_expr": "work_date",
+                PRIMARY_KEY: KEY_COLUMN,
+                COLUMN_SCHEMA: declared_schema(TIME_ENTRY_COLUMNS, TIME_ENTRY_COLUMN_DESCRIPTIONS),
+            },
             **ENTRY_OUT_DEFAULTS,
         ),
         SIDE_TABLES_OUTPUT: dg.AssetOut(
@@ -196,7 +209,7 @@ SIDE_TABLES_OUTPUT = SIDE_TABLES_KEY.to_python_identifier()
                 "The users, tasks and projects objects each day's iBuildApp time entries joined "
                 "(ts/search `with` side tables), once per day and object, as served."
             ),
-            metadata={"partition_expr": "work_date"},
+            metadata={"partition_expr": "work_date", COLUMN_SCHEMA: SIDE_TABLE_SCHEMA},
             **ENTRY_OUT_DEFAULTS,
         ),
     },
@@ -239,12 +252,13 @@ def time_entries(
                 f"days to re-read outside {first}..{last}: {', '.join(d.isoformat() for d in reread)}"
             )
         yield raw_output(
+            context,
             raw,
             delta,
             output_name=TIME_ENTRIES_OUTPUT,
             window_first=first.isoformat(),
             window_last=last.isoformat(),
-            outside_window_dropped=outside,
+            outside_window_skipped=outside,
             account_roles=", ".join(account.roles) if account.checked else "not checked (admin_roles empty)",
             **timezone_metadata(ibuildapp),
             **scan.metadata(),
@@ -255,23 +269,21 @@ def time_entries(
         yield reconciliation_check_result(raw, result)
     if SIDE_TABLES_KEY in selected:
         sides = result.side_tables
-        yield dg.Output(
+        yield table_output(
+            context,
             sides,
-            output_name=SIDE_TABLES_OUTPUT,
-            metadata={
-                "rows": len(sides),
-                **{f"{table}_objects": int((sides["side_table"] == table).sum()) for table, _ in SIDE_TABLE_REFERENCES},
-                "window_first": first.isoformat(),
-                "window_last": last.isoformat(),
-                "preview": frame_preview(sides),
-                "dagster/column_schema": column_schema(sides),
-            },
+            SIDE_TABLE_COLUMN_DESCRIPTIONS,
+            SIDE_TABLES_OUTPUT,
+            **{f"{table}_objects": int((sides["side_table"] == table).sum()) for table, _ in SIDE_TABLE_REFERENCES},
+            window_first=first.isoformat(),
+            window_last=last.isoformat(),
         )
 
 
 @dg.asset(
     key=PROJECTS_KEY,
     description="iBuildApp projects (project/search, full refresh) with client and task names.",
+    metadata={COLUMN_SCHEMA: declared_schema(PROJECT_COLUMNS, PROJECT_COLUMN_DESCRIPTIONS)},
     check_specs=[quarantine_check_spec(PROJECTS_KEY)],
     **COMMON,
 )
@@ -287,12 +299,8 @@ def projects(
         f"iBuildApp project/search: {raw.records_served} projects in {result.pages} page(s), "
         f"{raw.quarantined} quarantined"
     )
-    yield raw_output(raw, delta, **_search_metadata(result, ibuildapp.logins - logins_before))
+    yield raw_output(context, raw, delta, **_search_metadata(result, ibuildapp.logins - logins_before))
     yield quarantine_check_result(PROJECTS_KEY, raw)
 
 
 ASSETS = (time_entries, projects)
-
-
-def definitions(resource_factory: Callable[[], IBuildAppResource] = IBuildAppResource.from_env) -> dg.Definitions:
-    return dg.Definitions(assets=list(ASSETS), resources={VENDOR: resource_factory()})

@@ -62,8 +62,8 @@ class ChangeScan:
             **watermark,
             "change_scan_since": self.since if self.since is not None else -1,
             "change_scan_users": self.users,
-            "change_scan_changed_entries": len(self.changed_ids),
-            "change_scan_gone_entries": self.gone,
+            "change_scan_changed_records": len(self.changed_ids),
+            "change_scan_gone_records": self.gone,
             "change_scan": self.skipped or "scanned",
         }
 

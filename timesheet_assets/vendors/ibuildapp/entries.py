@@ -30,6 +30,7 @@ from .records import (
     ENTRY_PROJECT,
     JOINED_COLUMNS,
     RECORD_COLUMNS,
+    TIME_ENTRY_COLUMN_DESCRIPTIONS,
     TIME_ENTRY_COLUMNS,
     _entry_fields,
     _entry_project_id,
@@ -269,7 +270,10 @@ def _finish_time_entries(
         dtype="datetime64[ns, UTC]"
     )
     quarantined = int(frame[QUARANTINE_COLUMN].notna().sum())
-    return RawFrame(frame=frame, records_served=len(frame), quarantined=quarantined), duplicates, int(outside.sum())
+    raw = RawFrame(
+        frame=frame, records_served=len(frame), quarantined=quarantined, descriptions=TIME_ENTRY_COLUMN_DESCRIPTIONS
+    )
+    return raw, duplicates, int(outside.sum())
 
 
 @dataclass

@@ -22,7 +22,7 @@ overflowing a date included), NaN/infinite numbers, a negative duration or one l
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any, Mapping, Optional, Union
+from typing import Annotated, Any, Mapping, Optional, TypeVar, Union
 
 from pydantic import (
     BaseModel,
@@ -244,7 +244,10 @@ class Project(_Payload):
     tasks: list[Any] | dict[str, Any] | None = None
 
 
-def lenient(model: type[_Payload], record: Mapping[str, Any] | None) -> _Payload | None:
+PayloadT = TypeVar("PayloadT", bound=_Payload)
+
+
+def lenient(model: type[PayloadT], record: Mapping[str, Any] | None) -> PayloadT | None:
     """Side-table entries only supply names: one that does not validate gives no name rather
     than failing the time entry that points at it."""
     if not isinstance(record, Mapping):

@@ -53,6 +53,49 @@ PROJECT_COLUMNS: Mapping[str, str] = {
     "related_payload": "string",
 }
 
+TIME_ENTRY_COLUMN_DESCRIPTIONS: Mapping[str, str] = {
+    "record_key": "The entry's id.",
+    "work_date": "The day of start_time in IBUILDAPP_TIMEZONE (UTC when unset): the partition key.",
+    "user_id": "user_id: who the time belongs to.",
+    "employee_name": "The user's name from the search's users side table.",
+    "task_id": "task_id: the task the time is booked on.",
+    "task_name": "The task's name from the tasks side table.",
+    "project_id": "The task's project (else the entry's own project_id, when it sends one).",
+    "project_name": "The project's name from the projects side table.",
+    "client_id": "The project's client_id.",
+    "start_time": "start_time (epoch seconds) as a UTC timestamp.",
+    "end_time": "end_time as a UTC timestamp; empty while the timer runs.",
+    "duration_seconds": "duration: seconds worked.",
+    "breaks": "breaks: how many breaks the entry has (not their length).",
+    "comments": "comments: how many comments the entry has.",
+    "status": "status as iBuildApp sends it (approval state).",
+    "payment_status": "payment_status as iBuildApp sends it.",
+    "approve_date": "approve_date as a UTC timestamp, once approved.",
+    "updated_at": "updated as a UTC timestamp: the last change at iBuildApp.",
+}
+
+PROJECT_COLUMN_DESCRIPTIONS: Mapping[str, str] = {
+    "record_key": "The project's id.",
+    "name": "name.",
+    "description": "description.",
+    "category": "category.",
+    "status": "status as iBuildApp sends it.",
+    "client_id": "client_id.",
+    "client_name": "The client's name from the search's clients side table.",
+    "duration_unit": "duration_unit: the unit of estimated_duration and actual_duration.",
+    "planned_start_date": "planned_start_date (UTC).",
+    "actual_start_date": "actual_start_date (UTC).",
+    "planned_end_date": "planned_end_date (UTC).",
+    "actual_end_date": "actual_end_date (UTC).",
+    "estimated_duration": "estimated_duration, in duration_unit.",
+    "actual_duration": "actual_duration, in duration_unit.",
+    "task_count": "How many tasks the project lists.",
+    "task_names": "The names of those tasks, from the tasks side table, joined with '; '.",
+    "updated_at": "updated (UTC): the last change at iBuildApp.",
+    "related_payload": "The client and task objects the project's row was joined with, as "
+    "served (JSON text).",
+}
+
 
 def _record_id(record: Mapping[str, Any]) -> Any:
     return record.get("id")
@@ -142,6 +185,7 @@ def time_entry_spec(
         key_of=_record_id,
         date_column="work_date",
         date_of=_window_day(resource, first, last),
+        descriptions=TIME_ENTRY_COLUMN_DESCRIPTIONS,
     )
 
 
@@ -188,7 +232,9 @@ def project_spec(related: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> RawS
             ),
         }
 
-    return RawSpec(model=Project, columns=PROJECT_COLUMNS, to_rows=to_rows, key_of=_record_id)
+    return RawSpec(
+        model=Project, columns=PROJECT_COLUMNS, to_rows=to_rows, key_of=_record_id, descriptions=PROJECT_COLUMN_DESCRIPTIONS
+    )
 
 
 def _start_day(resource: IBuildAppResource, record: Any) -> date | None:

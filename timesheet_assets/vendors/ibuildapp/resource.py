@@ -88,7 +88,7 @@ def side_table(data: Any, name: str) -> dict[str, dict[str, Any]]:
     """A ``with`` side table as ``{id string: object}`` whether served as object or list."""
     table = data.get(name) if isinstance(data, Mapping) else None
     if isinstance(table, Mapping):
-        return {str(key): value for key, value in table.items() if isinstance(value, Mapping)}
+        return {str(key): dict(value) for key, value in table.items() if isinstance(value, Mapping)}
     if isinstance(table, list):
         indexed: dict[str, dict[str, Any]] = {}
         for position, value in enumerate(table):

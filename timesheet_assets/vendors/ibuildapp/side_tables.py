@@ -20,6 +20,15 @@ from ...ingest.records import INGESTED_COLUMN, KEY_COLUMN, PAYLOAD_COLUMN, QUARA
 # Which entry column names the object of each side table:
 SIDE_TABLE_REFERENCES = (("users", "user_id"), ("tasks", "task_id"), ("projects", "project_id"))
 
+SIDE_TABLE_COLUMNS: Mapping[str, str] = {"work_date": "date", "side_table": "string", "object_id": "string"}
+SIDE_TABLE_COLUMN_DESCRIPTIONS: Mapping[str, str] = {
+    KEY_COLUMN: "<side table>:<object id>, unique within a day.",
+    "work_date": "The day whose time entries joined the object (the partition key).",
+    "side_table": "users, tasks or projects: the side table of the search the object comes from.",
+    "object_id": "The object's id in its side table.",
+    PAYLOAD_COLUMN: "The object exactly as the search served it (JSON text).",
+}
+
 
 def side_table_frame(
     entries: pd.DataFrame,
