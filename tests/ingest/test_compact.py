@@ -1,6 +1,7 @@
 """A long read held as JSON texts and turned into a raw frame a chunk at a time: the same
 frame as building it from every parsed record at once, without ever holding them all."""
 
+from dataclasses import replace
 from datetime import date, datetime, timezone
 
 import pandas as pd
@@ -31,11 +32,13 @@ def test_compact_records_are_texts_that_expand_to_the_parsed_record():
 
 
 def test_chunked_frame_equals_the_frame_built_at_once():
-    whole = build_raw_frame(SPEC, SERVED, default_date=date(2026, 1, 1), ingested_at=WHEN)
+    spec = replace(SPEC, descriptions={"work_date": "Day worked", "hours": "Hours booked", "note": "Free text"})
+    whole = build_raw_frame(spec, SERVED, default_date=date(2026, 1, 1), ingested_at=WHEN)
     kept = [compact_record(record) for record in SERVED]
-    chunked = build_raw_frame_by_chunks(SPEC, kept, default_date=date(2026, 1, 1), ingested_at=WHEN, chunk_records=4)
+    chunked = build_raw_frame_by_chunks(spec, kept, default_date=date(2026, 1, 1), ingested_at=WHEN, chunk_records=4)
     pd.testing.assert_frame_equal(chunked.frame, whole.frame)
     assert (chunked.records_served, chunked.quarantined) == (whole.records_served, whole.quarantined) == (26, 3)
+    assert chunked.descriptions == whole.descriptions == spec.descriptions
 
 
 def test_texts_are_released_chunk_by_chunk_and_never_all_expanded_at_once():

@@ -67,4 +67,9 @@ def build_raw_frame_by_chunks(
             parts.append(part)
     frames = [part.frame for part in parts]
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    return RawFrame(frame=frame, records_served=served, quarantined=sum(p.quarantined for p in parts))
+    return RawFrame(
+        frame=frame,
+        records_served=served,
+        quarantined=sum(p.quarantined for p in parts),
+        descriptions=parts[0].descriptions,
+    )
