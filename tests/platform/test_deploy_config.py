@@ -142,3 +142,15 @@ def test_every_run_writes_to_the_shared_postgres_warehouse_the_image_names():
     assert "pip install" in dockerfile and "-r requirements.lock" in dockerfile
     assert any(dep.startswith("psycopg2") for dep in project["dependencies"])
     assert "psycopg2-binary" in _pins()
+
+
+def test_the_root_instance_says_in_its_first_lines_what_it_needs():
+    text = (ROOT / "dagster.yaml").read_text()
+    header = "\n".join(line for line in text.splitlines()[:12] if line.startswith("#"))
+    config = yaml.safe_load(text)
+    variables = {
+        value["env"] for value in config["storage"]["postgres"]["postgres_db"].values() if isinstance(value, dict)
+    }
+    assert variables and all(name in header for name in variables)
+    for command in ("DAGSTER_HOME", "dagster instance migrate", "dagster-daemon run", "dagster-webserver"):
+        assert command in header, command

@@ -157,6 +157,7 @@ def write_frame(context: dg.OutputContext, table_slice: TableSlice, frame: pd.Da
 def partition_row_counts(context: dg.OutputContext, session: Session, table_slice: TableSlice) -> dict[str, int]:
     """Rows the table holds in each partition of the write, after it (daily or coarser time
     windows on the ``partition_expr``)."""
+    assert table_slice.partition_dimensions, "called for partitioned writes only"
     dimension = table_slice.partition_dimensions[0]
     rows = session.execute(
         f"SELECT CAST({dimension.partition_expr} AS DATE), count(*) FROM {qualified(table_slice)} "

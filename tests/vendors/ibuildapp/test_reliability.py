@@ -363,6 +363,8 @@ def test_wrong_types_and_impossible_values_are_quarantined_and_counted(start_san
     entries[8]["end_time"] = 10**20  # overflows any date
     entries[9]["user_id"] = True
     entries[10]["duration"] = "NaN"
+    entries[11].pop("duration", None)  # no duration, and an end 40 days after the start
+    entries[11]["end_time"] = entries[11]["start_time"] + 40 * 86400
     in_window = entries[1]["start_time"]
     injected = [
         {"id": 9001, "user_id": 1, "start_time": "yesterday"},
@@ -373,6 +375,7 @@ def test_wrong_types_and_impossible_values_are_quarantined_and_counted(start_san
     expected_reasons = {
         "3": "duration", "4": "duration", "5": "end_time is before start_time", "6": "breaks",
         "7": "approve_date", "8": "end_time", "9": "user_id", "10": "duration",
+        "11": "more than 31 days after start_time",
         "9001": "start_time", "9002": "start_time", "{'nested': 1}": "id",
     }
     state.projects[1]["name"] = {"en": "Harbour"}

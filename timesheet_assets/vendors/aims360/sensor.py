@@ -250,8 +250,9 @@ class ViewTracker:
     def _maybe_refresh(self, st: ViewState) -> tuple[ViewState, TickOutcome]:
         label = self.view.label
         age = _seconds_since(st.data_refreshed_at, self.now)
-        if age < self.settings.refresh_interval_seconds:
-            due = parse_timestamp(st.data_refreshed_at) + timedelta(seconds=self.settings.refresh_interval_seconds)
+        refreshed = parse_timestamp(st.data_refreshed_at)
+        if refreshed is not None and age < self.settings.refresh_interval_seconds:
+            due = refreshed + timedelta(seconds=self.settings.refresh_interval_seconds)
             return st, TickOutcome(
                 f"{label}: job {st.job_id} (completed {st.last_completed_date}) already requested; "
                 f"next refresh after {_iso(due)}"
@@ -293,11 +294,13 @@ class ViewTracker:
 def failure_report(failed: list[tuple[ViewSpec, ViewState]], settings: Aims360Settings) -> str:
     lines = []
     for view, st in failed:
-        retry_at = parse_timestamp(st.failed_at) + timedelta(seconds=settings.failure_cooldown_seconds)
-        lines.append(
-            f"AIMS360 view {view.label} failed: {st.failure} (last job {st.job_id or 'none'}). "
-            f"Retried automatically after {_iso(retry_at)}."
+        failed_at = parse_timestamp(st.failed_at)
+        retry = (
+            f"Retried automatically after {_iso(failed_at + timedelta(seconds=settings.failure_cooldown_seconds))}."
+            if failed_at is not None
+            else "Reset the sensor's cursor to retry it."
         )
+        lines.append(f"AIMS360 view {view.label} failed: {st.failure} (last job {st.job_id or 'none'}). {retry}")
     lines.append(
         f"To retry now: `dagster sensor cursor {SENSOR_NAME} --delete` (all views start new "
         "exports), or remove the view's entry from the cursor."

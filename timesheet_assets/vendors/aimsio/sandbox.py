@@ -197,7 +197,7 @@ class AimsioStore:
             }
             jobs.append(body)
             self.job_orders[guid] = body
-            self.job_order_updated[guid] = body["jobOrderCreatedAt"] + rng.randint(0, 86_400_000)
+            self.job_order_updated[guid] = int(str(body["jobOrderCreatedAt"])) + rng.randint(0, 86_400_000)
 
         days = config.days
         per_employee_day = -(-config.time_records // (days * config.employees)) if config.time_records else 1

@@ -217,7 +217,10 @@ def _validated_lines(
     if detail is None:
         raise TimesheetRejected("listed by ListTimesheets but not returned by GetTimesheets")
     validated("GetTimesheets record", lambda: TimesheetDetail.model_validate(detail))
-    lines = [validated("GetTimesheets line", lambda r=r: TimesheetLine.model_validate(r).root) for r in records]
+    def line_of(record: Any) -> Any:
+        return validated("GetTimesheets line", lambda: TimesheetLine.model_validate(record).root)
+
+    lines = [line_of(r) for r in records]
     seen: set[tuple[str, int]] = set()
     for line in lines:
         if (line.section, line.line_key) in seen:

@@ -361,7 +361,7 @@ def generate_data(config: SandboxConfig) -> BlikkData:
     """Deterministic data for ``config``: same seed and sizes, same records."""
     end_of_data = datetime.combine(config.anchor_date, time(23, 59, 59), tzinfo=timezone.utc)
     rng = config.rng("blikk:users")
-    users = []
+    users: list[dict[str, Any]] = []
     for index in range(config.employees):
         first, last = person_name(rng)
         uid = index + 2
@@ -388,7 +388,7 @@ def generate_data(config: SandboxConfig) -> BlikkData:
         )
 
     rng = config.rng("blikk:projects")
-    projects = []
+    projects: list[dict[str, Any]] = []
     for index in range(config.projects):
         pid = index + 1
         status = rng.choices(PROJECT_STATUSES, weights=(6, 2, 2, 1))[0]
@@ -508,7 +508,9 @@ def generate_data(config: SandboxConfig) -> BlikkData:
         attested = sent and rng.random() < (0.8 if age_days > 7 else 0.3)
         sent_at = _clip(created + timedelta(hours=rng.randint(1, 72)), end_of_data, created) if sent else None
         attested_at = (
-            _clip(sent_at + timedelta(hours=rng.randint(1, 48)), end_of_data, sent_at) if attested else None
+            _clip(sent_at + timedelta(hours=rng.randint(1, 48)), end_of_data, sent_at)
+            if attested and sent_at is not None
+            else None
         )
         late_edit = rng.random() < 0.25
         updated = (
@@ -862,7 +864,7 @@ def statistics_items(data: BlikkData, users: list[dict[str, Any]], first: date, 
             continue
         try:
             day = date.fromisoformat(str(report.get("date"))[:10])
-            worked = float(report.get("hours"))
+            worked = float(str(report.get("hours")))
         except (TypeError, ValueError):
             continue
         if not first <= day <= last:
@@ -886,7 +888,7 @@ def statistics_items(data: BlikkData, users: list[dict[str, Any]], first: date, 
                     "scheduledHours": SCHEDULED_HOURS_PER_WEEKDAY if day.weekday() < 5 else 0.0,
                     "lockedDate": None,
                     # A day counts as attested once every report on it is.
-                    "attestedDate": max(stamps) if stamps and all(stamps) else None,
+                    "attestedDate": max(s for s in stamps if s) if stamps and all(stamps) else None,
                 }
             )
         items.append(
@@ -1062,7 +1064,7 @@ def create_app(config: SandboxConfig, *, data: BlikkData | None = None) -> Starl
     sandbox.extra["data"] = data
     sandbox.extra["config"] = config
     sandbox.extra["mutations"] = BlikkMutations(data)
-    cache: dict[str, Any] = {}
+    cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
 
     def guard(request: Request, permission: str | None) -> Response | None:
         if not data.ip_allowed:
@@ -1105,7 +1107,7 @@ def create_app(config: SandboxConfig, *, data: BlikkData | None = None) -> Starl
                 selected = cache.get(cache_key)
                 if selected is None:
                     selected = [r for r in spec.records(data) if all(p(r) for p in predicates)]
-                    getter = spec.sorts.get(sort_by) if sort_by else (lambda r: r.get("id"))
+                    getter = (spec.sorts.get(sort_by) if sort_by else None) or (lambda r: r.get("id"))
                     selected.sort(key=_sort_key(getter, data.nulls_sort), reverse=descending)
                     cache.clear()
                     cache[cache_key] = selected

@@ -25,7 +25,7 @@ import pandas as pd
 from ...ingest import FastPath, RawFrame, RawSpec, build_raw_frame, cyclic_gc_paused
 from ...ingest.records import INGESTED_COLUMN, KEY_COLUMN, PAYLOAD_COLUMN, QUARANTINE_COLUMN, unkeyed_key
 from .listing import ListRead, read_until_clean, require_complete_union
-from .models import TimeEntry, TimeEntryFast
+from .models import MAX_ENTRY_SECONDS, TimeEntry, TimeEntryFast
 from .records import (
     ENTRY_PROJECT,
     JOINED_COLUMNS,
@@ -111,8 +111,13 @@ def record_spec(resource: IBuildAppResource, first: date, last: date) -> RawSpec
             "updated_at": _epochs(get("updated")),
             ENTRY_PROJECT: [str(v) if v is not None else None for v in get("project_id")],
         }
-        # TimeEntry's "end_time is before start_time": left to the per-record path.
-        rejected = (end_seconds != 0) & (end_seconds < starts)
+        # TimeEntry's "end_time is before start_time" and "no duration and end_time more than
+        # 31 days after start_time": left to the per-record path, which names the reason.
+        no_duration = np.fromiter((d is None for d in get("duration")), dtype=bool, count=len(items))
+        ended = end_seconds != 0
+        rejected = (ended & (end_seconds < starts)) | (
+            ended & no_duration & (end_seconds - starts > MAX_ENTRY_SECONDS)
+        )
         return columns, rejected
 
     return RawSpec(

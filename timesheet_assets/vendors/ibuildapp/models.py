@@ -150,6 +150,13 @@ class TimeEntry(_Payload):
     def _ends_after_start(self) -> "TimeEntry":
         if self.end_time is not None and self.end_time < self.start_time:
             raise ValueError("end_time is before start_time")
+        if (
+            self.duration is None
+            and self.end_time is not None
+            and (self.end_time - self.start_time).total_seconds() > MAX_ENTRY_SECONDS
+        ):
+            # Its hours would be the span (conform.py): a year-long entry is bad data, not work.
+            raise ValueError("no duration and end_time is more than 31 days after start_time")
         return self
 
 

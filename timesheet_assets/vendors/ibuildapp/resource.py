@@ -159,7 +159,7 @@ def _count(body: Mapping[str, Any], data: Any) -> int | None:
     for holder in (body, data):
         if isinstance(holder, Mapping):
             value = holder.get("count")
-            if isinstance(value, bool):
+            if value is None or isinstance(value, bool):
                 continue
             try:
                 return int(value)

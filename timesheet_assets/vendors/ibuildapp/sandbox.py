@@ -191,7 +191,7 @@ def stream_state(config: SandboxConfig) -> tuple[IBuildAppState, Iterator[dict[s
             "birth_date": f"19{rng.randint(60, 99)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
         }
     client_count = max(1, min(len(CLIENT_NAMES), (config.projects + 2) // 3))
-    clients = {
+    clients: dict[int, dict[str, Any]] = {
         cid: {"id": cid, "name": CLIENT_NAMES[cid - 1], "status": "active", "projects": []}
         for cid in range(1, client_count + 1)
     }
@@ -581,7 +581,7 @@ def ts_search_body(
 
 def render(body: Any) -> bytes:
     """The bytes the sandbox sends for ``body`` (Starlette's ``JSONResponse`` rendering)."""
-    return JSONResponse(body).body
+    return bytes(JSONResponse(body).body)
 
 
 def create_app(
@@ -712,7 +712,10 @@ def create_app(
                 if key in params:
                     rows = [e for e in rows if e.get(key) == params[key]]
             if "project_id" in params:
-                rows = [e for e in rows if state.tasks.get(e.get("task_id"), {}).get("project") == params["project_id"]]
+                rows = [
+                    e for e in rows
+                    if state.tasks.get(e.get("task_id") or 0, {}).get("project") == params["project_id"]
+                ]
             if "start_datetime" in params:
                 rows = [e for e in rows if e["start_time"] >= params["start_datetime"]]
             if "end_datetime" in params:
