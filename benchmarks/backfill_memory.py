@@ -101,9 +101,16 @@ def measure(records: int, trace: bool = False, anchor: date | None = None) -> di
     with SandboxServer(app) as server, tempfile.TemporaryDirectory(prefix="backfill-memory-") as workdir:
         server.sandbox.rate_rule = None  # see the module docstring: not a rate measurement
         command = [
-            sys.executable, *CHILD_ENTRY, "--child", server.url,
-            "--first", first.isoformat(), "--last", anchor.isoformat(),
-            "--warehouse", str(Path(workdir) / "warehouse.duckdb"),
+            sys.executable,
+            *CHILD_ENTRY,
+            "--child",
+            server.url,
+            "--first",
+            first.isoformat(),
+            "--last",
+            anchor.isoformat(),
+            "--warehouse",
+            str(Path(workdir) / "warehouse.duckdb"),
         ] + (["--tracemalloc"] if trace else [])
         env = {**os.environ, "DAGSTER_HOME": workdir}
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)

@@ -2,7 +2,7 @@
 frame as building it from every parsed record at once, without ever holding them all."""
 
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
@@ -11,7 +11,7 @@ from timesheet_assets.ingest import build_raw_frame
 from timesheet_assets.ingest.compact import build_raw_frame_by_chunks, compact_record, expand_record
 
 SERVED = [
-    {"id": 1, "day": "2026-01-02", "hours": 7.5, "note": "Škoda \"ñ\"\n東京"},
+    {"id": 1, "day": "2026-01-02", "hours": 7.5, "note": 'Škoda "ñ"\n東京'},
     {"id": 2, "day": "2026-01-02", "hours": "lots"},
     {"day": "2026-01-03", "hours": 1},
     "not an object",
@@ -19,7 +19,7 @@ SERVED = [
     {"id": 6, "day": "2026-01-05", "hours": 8, "note": "lone \ud800 surrogate"},
     *({"id": 10 + i, "day": "2026-01-06", "hours": i / 4} for i in range(20)),
 ]
-WHEN = datetime(2026, 1, 7, tzinfo=timezone.utc)
+WHEN = datetime(2026, 1, 7, tzinfo=UTC)
 
 
 def test_compact_records_are_texts_that_expand_to_the_parsed_record():

@@ -11,8 +11,9 @@ so the run holds the texts or the rows of a record, never the dict, model and ro
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
 
 import pandas as pd
 import pydantic_core
@@ -53,7 +54,7 @@ def build_raw_frame_by_chunks(
     chunk by chunk. ``kept`` is consumed: it is empty on return, each chunk's texts freed once
     its rows are built. ``admit`` (optional) picks the expanded records of a chunk that
     become rows (e.g. those inside the run's window). One ``ingested_at`` for every row."""
-    ingested_at = ingested_at or datetime.now(timezone.utc)
+    ingested_at = ingested_at or datetime.now(UTC)
     parts: list[RawFrame] = []
     served = 0
     while kept or not parts:
