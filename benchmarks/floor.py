@@ -318,10 +318,23 @@ def run_floor(sizes: list[int], repeat: int = 3, cache_dir: Path | None = None) 
     results = []
     for records in sizes:
         store = record_pages(records, cache_dir)
-        command = [sys.executable, "-m", "benchmarks.floor", "--child", str(Path(store.path).with_suffix(".json")),
-                   "--repeat", str(repeat)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False,
-                              cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.floor",
+            "--child",
+            str(Path(store.path).with_suffix(".json")),
+            "--repeat",
+            str(repeat),
+        ]
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=Path(__file__).resolve().parents[1],
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
         if done.returncode != 0:
             raise RuntimeError(f"floor benchmark at {records} records failed:\n{done.stderr[-4000:]}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))

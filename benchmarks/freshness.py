@@ -89,8 +89,10 @@ def full_plan() -> Plan:
             Tenant("blikk", 5_760, 30, 30, employees=200),
             Tenant("aimsio", 300, 30, LOOKBACK_DAYS, latency_s=AIMSIO_LATENCY_S),
         ],
-        notes=["AIMS360 has no refresh job (no timesheets or projects; its views are exported by "
-               "`aims360_export_sensor`), so it has no daily refresh to time."],
+        notes=[
+            "AIMS360 has no refresh job (no timesheets or projects; its views are exported by "
+            "`aims360_export_sensor`), so it has no daily refresh to time."
+        ],
         tenants=[
             Tenant("blikk", 70_000, 365, 365, employees=200),
             Tenant("aimsio", 5_000, 365, LOOKBACK_DAYS, employees=200, latency_s=AIMSIO_LATENCY_S),
@@ -115,8 +117,11 @@ def _sandbox(vendor: str):
 
 
 RESOURCE_CLASS = {
-    "aimsio": "AimsioResource", "ajera": "AjeraResource", "aims360": "Aims360Resource",
-    "blikk": "BlikkResource", "ibuildapp": "IBuildAppResource",
+    "aimsio": "AimsioResource",
+    "ajera": "AjeraResource",
+    "aims360": "Aims360Resource",
+    "blikk": "BlikkResource",
+    "ibuildapp": "IBuildAppResource",
 }
 
 
@@ -151,9 +156,7 @@ def _paced_stats(stats: Any, vendor: str) -> dict[str, Any]:
         allowed = int(limit)
         span = tightest_span(every, allowed + 1)
         out["tightest_span_s"] = round(span, 3) if span is not None else None
-        paced = sorted(
-            r.arrived_at for r in stats.calls() if PACED_PATH[vendor] in r.path and r.arrived_at is not None
-        )
+        paced = sorted(r.arrived_at for r in stats.calls() if PACED_PATH[vendor] in r.path and r.arrived_at is not None)
         if len(paced) >= 2 and paced[-1] > paced[0]:
             achieved = (len(paced) - 1) / (paced[-1] - paced[0])
             out["paced_requests"] = len(paced)
@@ -170,8 +173,14 @@ def run_refresh(
     try:
         return _run_refresh(location, server, tenant, today, scenario, load)
     except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
-        return {"scenario": scenario, "vendor": tenant.vendor, "load": load, "window_days": tenant.window_days,
-                "status": "FAILED", "failure": f"{type(exc).__name__}: {exc}"[:2000]}
+        return {
+            "scenario": scenario,
+            "vendor": tenant.vendor,
+            "load": load,
+            "window_days": tenant.window_days,
+            "status": "FAILED",
+            "failure": f"{type(exc).__name__}: {exc}"[:2000],
+        }
 
 
 def _run_refresh(
@@ -253,8 +262,11 @@ def fresh_database(pg_env: dict[str, str]) -> dict[str, str]:
 
     name = "bench_" + uuid.uuid4().hex[:12]
     conn = psycopg2.connect(
-        host=pg_env["DAGSTER_PG_HOST"], port=int(pg_env["DAGSTER_PG_PORT"]), user=pg_env["DAGSTER_PG_USERNAME"],
-        password=pg_env["DAGSTER_PG_PASSWORD"], dbname=pg_env["DAGSTER_PG_DB"],
+        host=pg_env["DAGSTER_PG_HOST"],
+        port=int(pg_env["DAGSTER_PG_PORT"]),
+        user=pg_env["DAGSTER_PG_USERNAME"],
+        password=pg_env["DAGSTER_PG_PASSWORD"],
+        dbname=pg_env["DAGSTER_PG_DB"],
     )
     try:
         conn.autocommit = True
@@ -279,9 +291,22 @@ def run_peer(server: Any, today: date, window_days: int, workroot: Path) -> dict
     workdir = Path(tempfile.mkdtemp(prefix="peer-", dir=workroot))
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.peer_dlt", "--first", first.isoformat(), "--last", today.isoformat(),
-         "--workdir", str(workdir)],
-        env=env, capture_output=True, text=True, timeout=900, cwd=str(Path(__file__).resolve().parent.parent),
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.peer_dlt",
+            "--first",
+            first.isoformat(),
+            "--last",
+            today.isoformat(),
+            "--workdir",
+            str(workdir),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=str(Path(__file__).resolve().parent.parent),
     )
     wall = time.monotonic() - started
     if done.returncode != 0:
@@ -328,8 +353,14 @@ def run_all(plan: Plan, log: Callable[[str], None] = print, only: set[str] | Non
                             try:
                                 rows.append(run_peer(server, today, tenant.window_days, workroot))
                             except Exception as exc:  # noqa: BLE001 - reported, the rest still runs
-                                rows.append({"scenario": "peer", "vendor": "blikk", "status": "FAILED",
-                                             "failure": f"{type(exc).__name__}: {exc}"[:2000]})
+                                rows.append(
+                                    {
+                                        "scenario": "peer",
+                                        "vendor": "blikk",
+                                        "status": "FAILED",
+                                        "failure": f"{type(exc).__name__}: {exc}"[:2000],
+                                    }
+                                )
                         else:
                             log("freshness: dlt not installed (pip install -e '.[bench]'); peer skipped")
         if "under_load" in wanted:
@@ -366,41 +397,99 @@ def _by(result: dict[str, Any], scenario: str) -> list[dict[str, Any]]:
 
 
 def failures(result: dict[str, Any]) -> list[str]:
-    return [f"- FAILED {r['scenario']} {r['vendor']}: {r.get('failure', '')[:300]}"
-            for r in result.get("rows", []) if r.get("status") != "SUCCESS"]
+    return [
+        f"- FAILED {r['scenario']} {r['vendor']}: {r.get('failure', '')[:300]}"
+        for r in result.get("rows", [])
+        if r.get("status") != "SUCCESS"
+    ]
 
 
 def _phases(row: dict[str, Any]) -> str:
     m = row.get("milestones", {})
     steps = ", ".join(f"{k.replace('__', '/')} {v}" for k, v in row.get("steps", {}).items())
-    return (f"launched {m.get('run_starting', '—')}, worker running the job {m.get('run_start', '—')}, "
-            f"first step {m.get('first_step_start', '—')}; steps: {steps}")
+    return (
+        f"launched {m.get('run_starting', '—')}, worker running the job {m.get('run_start', '—')}, "
+        f"first step {m.get('first_step_start', '—')}; steps: {steps}"
+    )
 
 
 def under_load_table(result: dict[str, Any]) -> str:
     body = []
     for r in _by(result, "under_load"):
-        body.append([r["vendor"], r["load"], r.get("paced_requests"), r.get("achieved_rps"), DOCUMENTED_RPS.get(r["vendor"]),
-                     r.get("utilisation_pct"), r["violations"], r["http_429"], r["busiest_window"],
-                     r.get("tightest_span_s"), r["requests"], r["wall_s"]])
-    return _table(body, ["vendor", "load", "paced requests", "achieved req/s", "documented req/s", "utilisation %",
-                         "violations (sandbox)", "429s", "busiest 1 s window", "tightest N+1 span s",
-                         "requests in run", "run wall s"])
+        body.append(
+            [
+                r["vendor"],
+                r["load"],
+                r.get("paced_requests"),
+                r.get("achieved_rps"),
+                DOCUMENTED_RPS.get(r["vendor"]),
+                r.get("utilisation_pct"),
+                r["violations"],
+                r["http_429"],
+                r["busiest_window"],
+                r.get("tightest_span_s"),
+                r["requests"],
+                r["wall_s"],
+            ]
+        )
+    return _table(
+        body,
+        [
+            "vendor",
+            "load",
+            "paced requests",
+            "achieved req/s",
+            "documented req/s",
+            "utilisation %",
+            "violations (sandbox)",
+            "429s",
+            "busiest 1 s window",
+            "tightest N+1 span s",
+            "requests in run",
+            "run wall s",
+        ],
+    )
 
 
 def daily_table(result: dict[str, Any]) -> str:
     body = []
     for r in _by(result, "daily") + _by(result, "daily_next"):
-        body.append([r["vendor"], "first" if r["scenario"] == "daily" else "next (nothing changed)", r["requests"],
-                     r["floor_s"], r["first_request_s"], r["wall_s"], r["over_floor_s"], r["violations"],
-                     r.get("conformed_rows"), r.get("peak_rss_mb")])
-    return _table(body, ["vendor", "run", "requests", "request floor s", "first request s", "wall s (click → run done)",
-                         "over floor s", "violations", "conformed rows", "worker peak RSS MB"])
+        body.append(
+            [
+                r["vendor"],
+                "first" if r["scenario"] == "daily" else "next (nothing changed)",
+                r["requests"],
+                r["floor_s"],
+                r["first_request_s"],
+                r["wall_s"],
+                r["over_floor_s"],
+                r["violations"],
+                r.get("conformed_rows"),
+                r.get("peak_rss_mb"),
+            ]
+        )
+    return _table(
+        body,
+        [
+            "vendor",
+            "run",
+            "requests",
+            "request floor s",
+            "first request s",
+            "wall s (click → run done)",
+            "over floor s",
+            "violations",
+            "conformed rows",
+            "worker peak RSS MB",
+        ],
+    )
 
 
 def phases_lines(result: dict[str, Any]) -> list[str]:
-    return [f"- {r['vendor']} ({'first' if r['scenario'] == 'daily' else 'next'}): {_phases(r)}"
-            for r in _by(result, "daily") + _by(result, "daily_next")]
+    return [
+        f"- {r['vendor']} ({'first' if r['scenario'] == 'daily' else 'next'}): {_phases(r)}"
+        for r in _by(result, "daily") + _by(result, "daily_next")
+    ]
 
 
 def peer_table(result: dict[str, Any]) -> str:
@@ -408,29 +497,70 @@ def peer_table(result: dict[str, Any]) -> str:
     ours = [r for r in _by(result, "daily") if r["vendor"] == "blikk"]
     body = []
     for r in ours:
-        body.append(["this project: refresh_blikk (raw + conformed, run worker)", r["wall_s"], r["requests"],
-                     r["http_429"], r["violations"], r["first_request_s"]])
+        body.append(
+            [
+                "this project: refresh_blikk (raw + conformed, run worker)",
+                r["wall_s"],
+                r["requests"],
+                r["http_429"],
+                r["violations"],
+                r["first_request_s"],
+            ]
+        )
     for r in peer:
-        body.append(["dlt rest_api (time reports raw only, own process)", r["wall_s"], r["requests"],
-                     r["http_429"], r["violations"], r["first_request_s"]])
+        body.append(
+            [
+                "dlt rest_api (time reports raw only, own process)",
+                r["wall_s"],
+                r["requests"],
+                r["http_429"],
+                r["violations"],
+                r["first_request_s"],
+            ]
+        )
     return _table(body, ["pipeline", "wall s", "requests", "429s", "violations (sandbox)", "first request s"])
 
 
 def tenant_table(result: dict[str, Any]) -> str:
     body = []
     for r in _by(result, "tenant"):
-        body.append([r["vendor"], r["window_days"], r.get("conformed_rows"), r["requests"], r["floor_s"], r["wall_s"],
-                     r["wall_to_floor"], r["violations"], r.get("peak_rss_mb")])
-    return _table(body, ["vendor", "days", "conformed rows", "requests", "request floor s", "wall s", "wall ÷ floor",
-                         "violations", "worker peak RSS MB"])
+        body.append(
+            [
+                r["vendor"],
+                r["window_days"],
+                r.get("conformed_rows"),
+                r["requests"],
+                r["floor_s"],
+                r["wall_s"],
+                r["wall_to_floor"],
+                r["violations"],
+                r.get("peak_rss_mb"),
+            ]
+        )
+    return _table(
+        body,
+        [
+            "vendor",
+            "days",
+            "conformed rows",
+            "requests",
+            "request floor s",
+            "wall s",
+            "wall ÷ floor",
+            "violations",
+            "worker peak RSS MB",
+        ],
+    )
 
 
 def incremental_table(result: dict[str, Any]) -> str:
     first = {r["vendor"]: r for r in _by(result, "daily")}
     nxt = {r["vendor"]: r for r in _by(result, "daily_next")}
     body = [[v, first[v]["requests"], nxt.get(v, {}).get("requests"), first[v]["window_days"]] for v in first]
-    return _table(body, ["vendor", "requests, first daily refresh", "requests, next daily refresh (nothing changed)",
-                         "window days"])
+    return _table(
+        body,
+        ["vendor", "requests, first daily refresh", "requests, next daily refresh (nothing changed)", "window days"],
+    )
 
 
 def targets(result: dict[str, Any]) -> list[str]:
@@ -438,26 +568,35 @@ def targets(result: dict[str, Any]) -> list[str]:
     for r in _by(result, "under_load"):
         u = r.get("utilisation_pct") or 0.0
         met = u >= UTILISATION_TARGET and r["violations"] == 0
-        lines.append(f"- {r['vendor']} under {r['load']}: {u} % of the documented rate, {r['violations']} violations "
-                     f"(≥ {UTILISATION_TARGET:.0f} %, aim {UTILISATION_AIM:.0f} %, 0 violations) → "
-                     + ("met" if met else "NOT met") + (f" (aim {'met' if u >= UTILISATION_AIM else 'not met'})" if met else ""))
+        lines.append(
+            f"- {r['vendor']} under {r['load']}: {u} % of the documented rate, {r['violations']} violations "
+            f"(≥ {UTILISATION_TARGET:.0f} %, aim {UTILISATION_AIM:.0f} %, 0 violations) → "
+            + ("met" if met else "NOT met")
+            + (f" (aim {'met' if u >= UTILISATION_AIM else 'not met'})" if met else "")
+        )
     for r in _by(result, "daily"):
         first_ok = (r["first_request_s"] or 99) <= FIRST_REQUEST_TARGET_S
         wall_ok = r["over_floor_s"] <= OVER_FLOOR_TARGET_S
-        lines.append(f"- {r['vendor']} daily refresh: first request {r['first_request_s']} s (≤ {FIRST_REQUEST_TARGET_S:g}) → "
-                     f"{'met' if first_ok else 'NOT met'}; wall {r['wall_s']} s = floor {r['floor_s']} s + "
-                     f"{r['over_floor_s']} s (≤ + {OVER_FLOOR_TARGET_S:g}) → {'met' if wall_ok else 'NOT met'}")
+        lines.append(
+            f"- {r['vendor']} daily refresh: first request {r['first_request_s']} s (≤ {FIRST_REQUEST_TARGET_S:g}) → "
+            f"{'met' if first_ok else 'NOT met'}; wall {r['wall_s']} s = floor {r['floor_s']} s + "
+            f"{r['over_floor_s']} s (≤ + {OVER_FLOOR_TARGET_S:g}) → {'met' if wall_ok else 'NOT met'}"
+        )
     peer = _by(result, "peer")
     ours = [r for r in _by(result, "daily") if r["vendor"] == "blikk"]
     if peer and ours:
         ratio = ours[0]["wall_s"] / peer[0]["wall_s"]
         met = ratio <= PEER_RATIO_TARGET and ours[0]["http_429"] == 0
-        lines.append(f"- Blikk raw + conformed vs dlt raw: {ours[0]['wall_s']} s ÷ {peer[0]['wall_s']} s = {ratio:.2f}× "
-                     f"(≤ {PEER_RATIO_TARGET}×, 0 429s; the peer drew {peer[0]['http_429']}) → {'met' if met else 'NOT met'}")
+        lines.append(
+            f"- Blikk raw + conformed vs dlt raw: {ours[0]['wall_s']} s ÷ {peer[0]['wall_s']} s = {ratio:.2f}× "
+            f"(≤ {PEER_RATIO_TARGET}×, 0 429s; the peer drew {peer[0]['http_429']}) → {'met' if met else 'NOT met'}"
+        )
     for r in _by(result, "tenant"):
         met = (r["wall_to_floor"] or 99) <= TENANT_RATIO_TARGET and r["violations"] == 0
-        lines.append(f"- {r['vendor']} tenant ({r['requests']} requests): wall ÷ floor {r['wall_to_floor']} "
-                     f"(≤ {TENANT_RATIO_TARGET}) → {'met' if met else 'NOT met'}")
+        lines.append(
+            f"- {r['vendor']} tenant ({r['requests']} requests): wall ÷ floor {r['wall_to_floor']} "
+            f"(≤ {TENANT_RATIO_TARGET}) → {'met' if met else 'NOT met'}"
+        )
     return lines
 
 
@@ -472,16 +611,21 @@ def memory_lines(result: dict[str, Any]) -> list[str]:
             continue
         extra = r["requests"] - small["requests"]
         slope = (r["peak_rss_mb"] - small["peak_rss_mb"]) / extra * 100 if extra > 0 else None
-        lines.append(f"- {r['vendor']}: {small['peak_rss_mb']} MB at {small['requests']} requests, {r['peak_rss_mb']} MB "
-                     f"at {r['requests']} requests" + (f" ({slope:.1f} MB per 100 requests)" if slope is not None else ""))
+        lines.append(
+            f"- {r['vendor']}: {small['peak_rss_mb']} MB at {small['requests']} requests, {r['peak_rss_mb']} MB "
+            f"at {r['requests']} requests" + (f" ({slope:.1f} MB per 100 requests)" if slope is not None else "")
+        )
     return lines
 
 
 def render(result: dict[str, Any]) -> list[str]:
     if not result or not result.get("rows"):
         return []
-    where = ("the production instance (repository `dagster.yaml`: Postgres, pools; runs launched on submit)"
-             if result["instance"] == "production" else "the dev instance (SQLite, as `make dev`)")
+    where = (
+        "the production instance (repository `dagster.yaml`: Postgres, pools; runs launched on submit)"
+        if result["instance"] == "production"
+        else "the dev instance (SQLite, as `make dev`)"
+    )
     out = [
         "## Time to fresh data",
         "",
@@ -494,20 +638,39 @@ def render(result: dict[str, Any]) -> list[str]:
         "",
     ]
     if _by(result, "under_load"):
-        out += ["### Limits under load", "",
-                f"{result['hogs']} `nice -n 19` CPU hogs run during the run. Utilisation is measured on the requests "
-                "that go back to back at the limit (Blikk time-report pages, Aimsio timecard calls).", "",
-                under_load_table(result), ""]
+        out += [
+            "### Limits under load",
+            "",
+            f"{result['hogs']} `nice -n 19` CPU hogs run during the run. Utilisation is measured on the requests "
+            "that go back to back at the limit (Blikk time-report pages, Aimsio timecard calls).",
+            "",
+            under_load_table(result),
+            "",
+        ]
     if _by(result, "daily"):
-        out += ["### Daily refresh, click to conformed", "", daily_table(result), "", "Where the seconds go:", "",
-                *phases_lines(result), ""]
+        out += [
+            "### Daily refresh, click to conformed",
+            "",
+            daily_table(result),
+            "",
+            "Where the seconds go:",
+            "",
+            *phases_lines(result),
+            "",
+        ]
     if _by(result, "peer"):
         out += ["### Peer baseline (same sandbox, same 14-day range)", "", peer_table(result), ""]
     if _by(result, "tenant"):
         out += ["### Realistic tenants", "", tenant_table(result), "", *memory_lines(result), ""]
     if _by(result, "daily"):
-        out += ["### Requests per daily refresh", "", incremental_table(result), "",
-                *[f"- {note}" for note in result.get("notes", [])], ""]
+        out += [
+            "### Requests per daily refresh",
+            "",
+            incremental_table(result),
+            "",
+            *[f"- {note}" for note in result.get("notes", [])],
+            "",
+        ]
     broken = failures(result)
     if broken:
         out += ["### Runs that did not succeed", "", *broken, ""]

@@ -34,9 +34,9 @@ def load_time_reports(base_url: str, app_id: str, app_secret: str, first: str, l
     from dlt.sources.rest_api import rest_api_source
 
     basic = base64.b64encode(f"{app_id}:{app_secret}".encode()).decode()
-    token = requests.post(
-        base_url.rstrip("/") + "/v1/Auth/Token", headers={"Authorization": f"Basic {basic}"}
-    ).json()["accessToken"]
+    token = requests.post(base_url.rstrip("/") + "/v1/Auth/Token", headers={"Authorization": f"Basic {basic}"}).json()[
+        "accessToken"
+    ]
     source = rest_api_source(
         {
             "client": {

@@ -180,11 +180,15 @@ def mock_transport(store: PageStore, served: list[int] | None = None, read_secon
         if index >= store.pages:
             # Past the end, as the API answers it: no entries, the search's count. The client
             # asks here when one full page's count cannot yet be told from the page's own.
-            return httpx.Response(200, json={
-                "status": "SUCCESS", "message": f"{store.records} time entries found.",
-                "data": {"time_entries": [], "users": {}, "tasks": {}, "projects": {}},
-                "count": store.records,
-            })
+            return httpx.Response(
+                200,
+                json={
+                    "status": "SUCCESS",
+                    "message": f"{store.records} time entries found.",
+                    "data": {"time_entries": [], "users": {}, "tasks": {}, "projects": {}},
+                    "count": store.records,
+                },
+            )
         started = time.perf_counter()
         content = store.page(index)
         if read_seconds is not None:
@@ -327,7 +331,11 @@ def measure_import() -> dict[str, Any]:
 
     timesheet_assets.definitions.defs()  # built when Dagster loads them, not on import
 
-    return {"kind": "import", "seconds": round(time.perf_counter() - started, 4), "peak_rss_mb": round(peak_rss_mb(), 1)}
+    return {
+        "kind": "import",
+        "seconds": round(time.perf_counter() - started, 4),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -494,7 +502,10 @@ def _patches(variant: str) -> list[tuple[Any, str, Any]]:
     each = {
         "json_loads_decode": [(resource, "decode_json", _json_loads_decode)],
         "gc_not_paused": [(entries, "cyclic_gc_paused", _no_pause), (records, "cyclic_gc_paused", _no_pause)],
-        "old_coerce_dtypes": [(records, "coerce_dtypes", _old_coerce_dtypes), (schema, "coerce_dtypes", _old_coerce_dtypes)],
+        "old_coerce_dtypes": [
+            (records, "coerce_dtypes", _old_coerce_dtypes),
+            (schema, "coerce_dtypes", _old_coerce_dtypes),
+        ],
         "old_status_lower": [(conform, "_lower", _old_lower)],
     }
     if variant == "all_reverted":
@@ -531,7 +542,9 @@ def _process_in_memory(store: PageStore, variant: str) -> tuple[int, float, floa
             if variant in ("reference_path", "all_reverted"):
                 result = resource.search_time_entries(first, last)
                 inside, _ = split_by_window(resource, result.records, first, last)
-                raw = build_raw_frame(time_entry_spec(resource, result.related, first, last), inside, default_date=first)
+                raw = build_raw_frame(
+                    time_entry_spec(resource, result.related, first, last), inside, default_date=first
+                )
                 del result, inside
             else:
                 raw, _ = load_time_entries(resource, first, last)
@@ -613,14 +626,33 @@ def processing_table(result: dict[str, Any]) -> str:
     from tabulate import tabulate
 
     headers = [
-        "records", "pages", "MB", "pipeline s", "pipeline rec/s", "json.loads s", "json.loads rec/s",
-        "ratio", "w/o DuckDB rec/s", "ratio w/o DuckDB", "peak RSS MB", "consistent",
+        "records",
+        "pages",
+        "MB",
+        "pipeline s",
+        "pipeline rec/s",
+        "json.loads s",
+        "json.loads rec/s",
+        "ratio",
+        "w/o DuckDB rec/s",
+        "ratio w/o DuckDB",
+        "peak RSS MB",
+        "consistent",
     ]
     body = [
         [
-            r["records"], r["pages"], r["mb"], r["pipeline_s"], f"{r['pipeline_rec_per_s']:,.0f}", r["json_loads_s"],
-            f"{r['json_loads_rec_per_s']:,.0f}", r["ratio"], f"{r['in_memory_rec_per_s']:,.0f}",
-            r["ratio_without_duckdb"], r["peak_rss_mb"], r["consistent"],
+            r["records"],
+            r["pages"],
+            r["mb"],
+            r["pipeline_s"],
+            f"{r['pipeline_rec_per_s']:,.0f}",
+            r["json_loads_s"],
+            f"{r['json_loads_rec_per_s']:,.0f}",
+            r["ratio"],
+            f"{r['in_memory_rec_per_s']:,.0f}",
+            r["ratio_without_duckdb"],
+            r["peak_rss_mb"],
+            r["consistent"],
         ]
         for r in result["rows"]
     ]
@@ -654,8 +686,10 @@ def main(argv: list[str] | None = None) -> int:
         print(processing_table(result))
         print()
         print(stages_table(result))
-        print(f"\nload timesheet_assets.definitions: best {result['import_seconds_best']} s "
-              f"of {result['import_seconds_all']}")
+        print(
+            f"\nload timesheet_assets.definitions: best {result['import_seconds_best']} s "
+            f"of {result['import_seconds_all']}"
+        )
     return 0
 
 

@@ -75,7 +75,9 @@ VENDOR_COLUMNS = [
 
 
 # -- vendors ------------------------------------------------------------------------------------
-def run_vendors(sizes: dict[str, int], only: list[str] | None = None, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def run_vendors(
+    sizes: dict[str, int], only: list[str] | None = None, log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
     """Every vendor's ``run_benchmark(records)``; a vendor that fails gets an error row (the
     others still run)."""
     rows: list[dict[str, Any]] = []
@@ -114,7 +116,15 @@ def _target(row: dict[str, Any]) -> str:
 
 
 def _notes(row: dict[str, Any]) -> str:
-    keep = ("peak_in_flight", "timed_out", "refused_in_flight", "queued", "latency_s", "speedup_over_sequential", "error")
+    keep = (
+        "peak_in_flight",
+        "timed_out",
+        "refused_in_flight",
+        "queued",
+        "latency_s",
+        "speedup_over_sequential",
+        "error",
+    )
     return ", ".join(f"{k}={row[k]}" for k in keep if row.get(k) not in (None, 0, "")) or ""
 
 
@@ -166,8 +176,16 @@ def _baseline_section(baseline: dict[str, Any] | None, processing: dict[str, Any
     lines.append(
         tabulate(
             body,
-            headers=["records", "rec/s before", "rec/s now", "ratio before", "ratio now", "peak RSS MB before",
-                     "peak RSS MB now", "stages before (s): fetch+raw / conform / write raw / write conformed"],
+            headers=[
+                "records",
+                "rec/s before",
+                "rec/s now",
+                "ratio before",
+                "ratio now",
+                "peak RSS MB before",
+                "peak RSS MB now",
+                "stages before (s): fetch+raw / conform / write raw / write conformed",
+            ],
             tablefmt="github",
         )
     )
@@ -318,41 +336,57 @@ def targets(result: dict[str, Any]) -> list[str]:
     lines = []
     for row in result.get("vendors") or []:
         if row.get("documented_limit_rps") and row.get("scenario") == "full":
-            lines.append(f"- {row['vendor']} utilisation ≥ {UTILISATION_TARGET:.0f} % with 0 violations: "
-                         f"{row['utilisation_pct']} %, {row['rate_violations']} violations → {_target(row).split(' ')[0]}")
+            lines.append(
+                f"- {row['vendor']} utilisation ≥ {UTILISATION_TARGET:.0f} % with 0 violations: "
+                f"{row['utilisation_pct']} %, {row['rate_violations']} violations → {_target(row).split(' ')[0]}"
+            )
     for row in result.get("vendors") or []:
         if row.get("vendor") == "aimsio" and row.get("scenario") in ("no_change", "changed_1pct"):
             changed = max(1, (row.get("records") or 0) // 100)
             expected = 1 if row["scenario"] == "no_change" else 1 + changed
-            lines.append(f"- aimsio {row['scenario']}: {row['requests']} requests (1 list call"
-                         + ("" if row["scenario"] == "no_change" else f" + {changed} changed details")
-                         + f" = {expected}) → {'met' if row['requests'] == expected else 'NOT met'}")
+            lines.append(
+                f"- aimsio {row['scenario']}: {row['requests']} requests (1 list call"
+                + ("" if row["scenario"] == "no_change" else f" + {changed} changed details")
+                + f" = {expected}) → {'met' if row['requests'] == expected else 'NOT met'}"
+            )
     for row in (result.get("warehouse") or {}).get("rows", []):
         if row["backend"] == "postgresql":
             target = result["warehouse"]["postgres_target_rows_per_s"]
-            lines.append(f"- PostgreSQL warehouse load ≥ {target:,} rows/s: {row['rows_per_s']:,} rows/s → "
-                         + ("met" if row["rows_per_s"] >= target else "NOT met"))
+            lines.append(
+                f"- PostgreSQL warehouse load ≥ {target:,} rows/s: {row['rows_per_s']:,} rows/s → "
+                + ("met" if row["rows_per_s"] >= target else "NOT met")
+            )
     from benchmarks import freshness
 
     lines += freshness.targets(result.get("freshness") or {})
     proc = result.get("processing")
     if proc:
         for row in proc["rows"]:
-            lines.append(f"- (retired) processing ratio ≥ 1.0 at {row['records']:,} records: {row['ratio']} "
-                         f"({row['ratio_without_duckdb']} without the DuckDB writes); see the analysis")
+            lines.append(
+                f"- (retired) processing ratio ≥ 1.0 at {row['records']:,} records: {row['ratio']} "
+                f"({row['ratio_without_duckdb']} without the DuckDB writes); see the analysis"
+            )
         lines += headroom_lines(proc)
         largest = max(proc["rows"], key=lambda r: r["records"])
-        lines.append(f"- peak RSS < 2 GB at {largest['records']:,} records: {largest['peak_rss_mb']:,.0f} MB → "
-                     + ("met" if largest["peak_rss_mb"] < 2048 else "NOT met"))
-        lines.append(f"- code-location load < 2 s: {proc['import_seconds_best']} s → "
-                     + ("met" if proc["import_seconds_best"] < 2 else "NOT met"))
+        lines.append(
+            f"- peak RSS < 2 GB at {largest['records']:,} records: {largest['peak_rss_mb']:,.0f} MB → "
+            + ("met" if largest["peak_rss_mb"] < 2048 else "NOT met")
+        )
+        lines.append(
+            f"- code-location load < 2 s: {proc['import_seconds_best']} s → "
+            + ("met" if proc["import_seconds_best"] < 2 else "NOT met")
+        )
     elif result.get("kept_processing_rows"):
         lines += headroom_lines({"rows": result["kept_processing_rows"]})
     return lines
 
 
-KEPT_SECTIONS = ("## Processing with the network taken out", "## Before/after of each optimisation",
-                 "## Before this work", "## The floor of the design")
+KEPT_SECTIONS = (
+    "## Processing with the network taken out",
+    "## Before/after of each optimisation",
+    "## Before this work",
+    "## The floor of the design",
+)
 
 
 def kept_processing(report: Path) -> tuple[list[str], list[dict[str, Any]]]:
@@ -363,8 +397,11 @@ def kept_processing(report: Path) -> tuple[list[str], list[dict[str, Any]]]:
     end = text.index("## Targets", first)
     produced = text.splitlines()[2] if text.startswith("# Benchmark results") else ""
     sections = text[first:end].rstrip().splitlines()
-    note = [f"_The processing sections below are kept from an earlier report ({produced.strip()}); "
-            "the code they measure did not change and this run did not re-measure them._", ""]
+    note = [
+        f"_The processing sections below are kept from an earlier report ({produced.strip()}); "
+        "the code they measure did not change and this run did not re-measure them._",
+        "",
+    ]
     rows = []
     start = text.index("## Processing with the network taken out")
     end = text.index("Seconds per stage", start)
@@ -389,9 +426,11 @@ def headroom_lines(proc: dict[str, Any]) -> list[str]:
     lines = []
     for row in proc["rows"]:
         rate = row["pipeline_rec_per_s"]
-        lines.append(f"- processing headroom at {row['records']:,} records: {rate:,.0f} records/s against "
-                     f"{fastest}'s {delivery:,.0f} records/s at its documented limit = {rate / delivery:,.0f}× "
-                     "(the network, not processing, sets the time to fresh data)")
+        lines.append(
+            f"- processing headroom at {row['records']:,} records: {rate:,.0f} records/s against "
+            f"{fastest}'s {delivery:,.0f} records/s at its documented limit = {rate / delivery:,.0f}× "
+            "(the network, not processing, sets the time to fresh data)"
+        )
     return lines
 
 
@@ -461,16 +500,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-processing", action="store_true")
     parser.add_argument("--skip-warehouse", action="store_true")
     parser.add_argument("--skip-freshness", action="store_true")
-    parser.add_argument("--processing-from", type=Path, default=None,
-                        help="with --skip-processing: keep the processing sections of this earlier report")
-    parser.add_argument("--freshness", nargs="*", choices=("daily", "peer", "under_load", "tenant"),
-                        help="only these time-to-fresh-data scenarios")
+    parser.add_argument(
+        "--processing-from",
+        type=Path,
+        default=None,
+        help="with --skip-processing: keep the processing sections of this earlier report",
+    )
+    parser.add_argument(
+        "--freshness",
+        nargs="*",
+        choices=("daily", "peer", "under_load", "tenant"),
+        help="only these time-to-fresh-data scenarios",
+    )
     parser.add_argument("--only-freshness", action="store_true", help="skip the vendor and processing benchmarks")
     parser.add_argument("--repeat", type=int, default=None, help="runs per processing measurement (best kept)")
-    parser.add_argument("--output", type=Path, default=None, help=f"report file (default {RESULTS.name}; none with --quick)")
+    parser.add_argument(
+        "--output", type=Path, default=None, help=f"report file (default {RESULTS.name}; none with --quick)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON")
-    parser.add_argument("--render", type=Path, default=None,
-                        help="write the report from a results JSON (--json of an earlier run) without measuring")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        help="write the report from a results JSON (--json of an earlier run) without measuring",
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     if args.render is not None:
@@ -502,7 +555,9 @@ def main(argv: list[str] | None = None) -> int:
         repeat = args.repeat or (1 if args.quick else 3)
         process_sizes = QUICK_PROCESSING_SIZES if args.quick else PROCESSING_SIZES
         _log(f"processing benchmark: {process_sizes} records, best of {repeat} ...")
-        result["processing"] = processing.run_processing(process_sizes, repeat=repeat, import_repeat=1 if args.quick else 3)
+        result["processing"] = processing.run_processing(
+            process_sizes, repeat=repeat, import_repeat=1 if args.quick else 3
+        )
         print(processing.processing_table(result["processing"]))
         print()
         print(processing.stages_table(result["processing"]))

@@ -52,7 +52,11 @@ def _run_once(scenario: str, server: SandboxServer, rerun_job_id: str | None) ->
     records = len(export.records)
     return (
         scenario_row(
-            VENDOR, scenario, requests=requests, records=records, wall_s=wall,
+            VENDOR,
+            scenario,
+            requests=requests,
+            records=records,
+            wall_s=wall,
             rate_violations=summary["violations"],
         ),
         done.job_id,

@@ -33,9 +33,7 @@ def _resource(server: SandboxServer, **overrides: Any) -> AimsioResource:
     return AimsioResource.from_values(sandbox_env(server.url), **overrides)
 
 
-def _measure(
-    server: SandboxServer, scenario: str, records: int, work: Callable[[], Any]
-) -> tuple[dict[str, Any], Any]:
+def _measure(server: SandboxServer, scenario: str, records: int, work: Callable[[], Any]) -> tuple[dict[str, Any], Any]:
     stats = server.sandbox.stats
     stats.reset()
     started = time.perf_counter()
@@ -45,8 +43,13 @@ def _measure(
     requests = summary["requests"]
     row = {
         **scenario_row(
-            VENDOR, scenario, requests=requests, records=records, wall_s=wall,
-            rate_violations=summary["violations"], documented_limit_rps=DOCUMENTED_LIMIT_RPS,
+            VENDOR,
+            scenario,
+            requests=requests,
+            records=records,
+            wall_s=wall,
+            rate_violations=summary["violations"],
+            documented_limit_rps=DOCUMENTED_LIMIT_RPS,
         ),
         "queued": summary["queued"],
         "timed_out": summary["timed_out"],
@@ -56,9 +59,7 @@ def _measure(
     return row, outcome
 
 
-def run_benchmark(
-    records: int, *, latency_seconds: float = 0.25, sequential_calls: int = 40
-) -> list[dict[str, Any]]:
+def run_benchmark(records: int, *, latency_seconds: float = 0.25, sequential_calls: int = 40) -> list[dict[str, Any]]:
     """One row per scenario (see module docstring); ``records`` ≥ 200 gives ≥ 200 detail calls."""
     config = SandboxConfig(time_records=records, seed=11)
     rows: list[dict[str, Any]] = []
@@ -86,7 +87,9 @@ def run_benchmark(
         one_at_a_time = _resource(server, max_in_flight=1)
         try:
             row, _ = _measure(
-                server, "sequential_details", len(sample),
+                server,
+                "sequential_details",
+                len(sample),
                 lambda: one_at_a_time.get_details(one_at_a_time.timecard_endpoint, sample),
             )
         finally:
@@ -106,8 +109,16 @@ def main(argv: list[str]) -> int:
     records = int(argv[1]) if len(argv) > 1 else 500
     rows = run_benchmark(records)
     columns = [
-        "scenario", "requests", "records", "wall_s", "achieved_rps", "utilisation_pct",
-        "rate_violations", "timed_out", "refused_in_flight", "peak_in_flight",
+        "scenario",
+        "requests",
+        "records",
+        "wall_s",
+        "achieved_rps",
+        "utilisation_pct",
+        "rate_violations",
+        "timed_out",
+        "refused_in_flight",
+        "peak_in_flight",
         "requests_per_1000_records",
     ]
     print(tabulate([[r.get(c) for c in columns] for r in rows], headers=columns))

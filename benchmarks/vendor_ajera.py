@@ -49,7 +49,11 @@ def _run_once(scenario: str, server: SandboxServer, config: SandboxConfig) -> di
     requests = int(summary["requests"])
     records = len(fetch.listed) + len(projects)
     return scenario_row(
-        VENDOR, scenario, requests=requests, records=records, wall_s=wall,
+        VENDOR,
+        scenario,
+        requests=requests,
+        records=records,
+        wall_s=wall,
         rate_violations=summary["violations"],
     )
 

@@ -53,8 +53,13 @@ def _run_once(scenario: str, server: SandboxServer, config: SandboxConfig) -> di
     requests = int(summary["requests"])
     records = len(reports.records) + sum(len(listing.records) for listing in projects)
     return scenario_row(
-        VENDOR, scenario, requests=requests, records=records, wall_s=wall,
-        rate_violations=summary["violations"], documented_limit_rps=DOCUMENTED_REQUESTS_PER_SECOND,
+        VENDOR,
+        scenario,
+        requests=requests,
+        records=records,
+        wall_s=wall,
+        rate_violations=summary["violations"],
+        documented_limit_rps=DOCUMENTED_REQUESTS_PER_SECOND,
     )
 
 

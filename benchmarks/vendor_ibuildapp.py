@@ -42,7 +42,11 @@ def _scenario(name: str, server: SandboxServer, config: SandboxConfig, env: dict
     requests = stats.requests - requests_before
     records = len(entries.records) + len(projects.records)
     return scenario_row(
-        VENDOR, name, requests=requests, records=records, wall_s=wall,
+        VENDOR,
+        name,
+        requests=requests,
+        records=records,
+        wall_s=wall,
         rate_violations=stats.violations - violations_before,
     )
 

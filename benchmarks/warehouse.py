@@ -133,7 +133,11 @@ def measure(backend: str, database: str, warmup_database: str, frames_path: Path
 def _spawn(backend: str, database: str, warmup: str, frames_path: Path, env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.warehouse", "--child", backend, database, warmup, str(frames_path)],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env, "PYTHONWARNINGS": "ignore"}, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONWARNINGS": "ignore"},
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"warehouse benchmark ({backend}) failed:\n{done.stderr[-4000:]}")
@@ -162,17 +166,35 @@ def warehouse_table(result: dict[str, Any]) -> str:
 
     body = [
         [
-            r["backend"], f"{r['raw_rows']:,}", f"{r['raw_rows_per_s']:,}", f"{r['conformed_rows']:,}",
-            f"{r['conformed_rows_per_s']:,}", f"{r['rows_per_s']:,}", r["rss_with_frames_mb"], r["peak_rss_mb"],
-            "ok" if (r["raw_rows_written"], r["conformed_rows_written"]) == (r["raw_rows"], r["conformed_rows"]) else "MISMATCH",
+            r["backend"],
+            f"{r['raw_rows']:,}",
+            f"{r['raw_rows_per_s']:,}",
+            f"{r['conformed_rows']:,}",
+            f"{r['conformed_rows_per_s']:,}",
+            f"{r['rows_per_s']:,}",
+            r["rss_with_frames_mb"],
+            r["peak_rss_mb"],
+            "ok"
+            if (r["raw_rows_written"], r["conformed_rows_written"]) == (r["raw_rows"], r["conformed_rows"])
+            else "MISMATCH",
             " → ".join(str(v) for v in r.get("load_average", [])),
         ]
         for r in result["rows"]
     ]
     return tabulate(
         body,
-        headers=["backend", "raw rows", "raw rows/s", "conformed rows", "conformed rows/s", "all rows/s",
-                 "RSS with frames MB", "peak RSS MB", "rows in tables", "load average (2 cores)"],
+        headers=[
+            "backend",
+            "raw rows",
+            "raw rows/s",
+            "conformed rows",
+            "conformed rows/s",
+            "all rows/s",
+            "RSS with frames MB",
+            "peak RSS MB",
+            "rows in tables",
+            "load average (2 cores)",
+        ],
         tablefmt="github",
     )
 

@@ -87,12 +87,11 @@ def run_failure_text(run: dg.DagsterRun, step_failures: Sequence[dg.DagsterEvent
     tags = run.tags
     window = ""
     if "dagster/asset_partition_range_start" in tags:
-        window = f", work dates {tags['dagster/asset_partition_range_start']} .. {tags['dagster/asset_partition_range_end']}"
+        window = (
+            f", work dates {tags['dagster/asset_partition_range_start']} .. {tags['dagster/asset_partition_range_end']}"
+        )
     vendor = tags.get("timesheet_assets/vendor")
-    lines = [
-        f":red_circle: timesheet-assets: run of {run.job_name}"
-        f"{f' ({vendor})' if vendor else ''}{window} failed"
-    ]
+    lines = [f":red_circle: timesheet-assets: run of {run.job_name}{f' ({vendor})' if vendor else ''}{window} failed"]
     for event in step_failures[:MAX_STEPS_LISTED]:
         lines.append(f"• {event.step_key}: {_short(_step_headline(event))}")
     if len(step_failures) > MAX_STEPS_LISTED:
@@ -164,7 +163,6 @@ def alert_on_overdue_assets(context: dg.SensorEvaluationContext):
     post_alert(freshness_text(changes), url)  # raises before the cursor moves: retried next tick
     context.update_cursor(json.dumps(seen))
     return dg.SkipReason(f"posted {len(changes)} freshness change(s) to the alert webhook")
-
 
 
 ALERT_SENSORS = (alert_on_run_failure, alert_on_overdue_assets)

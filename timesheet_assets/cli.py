@@ -30,7 +30,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     config = window.sandbox_config().model_copy(update={"seed": args.seed})
     with serve_sandboxes(enabled_vendors(), config, base_port=args.port) as running:
         print(f"# sandboxes on loopback; data for work dates {window.first} .. {window.last}")
-        print("# paste into a shell (or: eval \"$(timesheet-assets sandbox | grep ^export)\" in another one)")
+        print('# paste into a shell (or: eval "$(timesheet-assets sandbox | grep ^export)" in another one)')
         for vendor, sandbox in running.items():
             print(f"# {vendor}: {sandbox.server.url}")
             for line in sandbox_exports(sandbox.env):
@@ -75,8 +75,11 @@ def _backfill(args: argparse.Namespace) -> int:
     from .commands.operations import backfill, parse_day
 
     return backfill(
-        parse_day(args.first, "--from"), parse_day(args.last, "--to"),
-        vendors=args.vendor or [], assets=args.asset or [], home=args.home,
+        parse_day(args.first, "--from"),
+        parse_day(args.last, "--to"),
+        vendors=args.vendor or [],
+        assets=args.asset or [],
+        home=args.home,
     )
 
 
@@ -96,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("dev", _dev, "sandboxes plus the Dagster UI and daemon (dagster dev) on the local home"),
     ):
         command = sub.add_parser(name, help=text)
-        command.add_argument("--days", type=int, default=DEFAULT_DAYS, help="days of sandbox data (and partitions), up to today")
+        command.add_argument(
+            "--days", type=int, default=DEFAULT_DAYS, help="days of sandbox data (and partitions), up to today"
+        )
         command.add_argument("--records", type=int, default=DEFAULT_RECORDS, help="time records per vendor sandbox")
         command.add_argument("--home", default=str(LOCAL_HOME), help="the local Dagster home")
         if name == "dev":
@@ -108,11 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=_list)
 
     home_help = "Dagster home of the instance (default: DAGSTER_HOME, else .dagster_home/)"
-    rf = sub.add_parser("refresh", help="one run re-reading a vendor's work dates (refresh_<vendor>), as the daily schedule does")
+    rf = sub.add_parser(
+        "refresh", help="one run re-reading a vendor's work dates (refresh_<vendor>), as the daily schedule does"
+    )
     rf.add_argument("vendor", help="aimsio, ajera, blikk, ibuildapp, or all")
     rf.add_argument("--from", dest="first", help="first work date (default: the lookback window's)")
     rf.add_argument("--to", dest="last", help="last work date (default: today, UTC)")
-    rf.add_argument("--wait", action="store_true", help="run it here and follow it, instead of queueing it for the daemon")
+    rf.add_argument(
+        "--wait", action="store_true", help="run it here and follow it, instead of queueing it for the daemon"
+    )
     rf.add_argument("--home", help=home_help)
     rf.set_defaults(func=_refresh)
 

@@ -45,7 +45,6 @@ def build_definitions(vendors: tuple[str, ...] | None = None) -> dg.Definitions:
     return with_freshness(defs)
 
 
-
 @dg.definitions
 def defs() -> dg.Definitions:
     """The vendors ``TIMESHEET_VENDORS`` enables (default: all five)."""

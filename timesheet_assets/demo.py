@@ -66,13 +66,16 @@ def run_demo(days: int = DEFAULT_DAYS, records: int = DEFAULT_RECORDS, home: Pat
     with ExitStack() as stack:
         running = _start_sandboxes(stack, window)
         print(f"sandboxes on loopback: {', '.join(f'{v} {s.server.url}' for v, s in running.items())}")
-        print(f"Dagster home {home}; warehouse {redact_url(os.environ['TIMESHEET_WAREHOUSE'])}; partitions from "
-              f"{os.environ['TIMESHEET_START_DATE']}")
+        print(
+            f"Dagster home {home}; warehouse {redact_url(os.environ['TIMESHEET_WAREHOUSE'])}; partitions from "
+            f"{os.environ['TIMESHEET_START_DATE']}"
+        )
         print("loading the code location (its own process, as the UI runs it) ...", flush=True)
         instance = stack.enter_context(dg.DagsterInstance.get())
         workspace = stack.enter_context(open_workspace(instance))
         run = create_run(
-            workspace, REFRESH_ALL,
+            workspace,
+            REFRESH_ALL,
             tags={RANGE_START: load.first.isoformat(), RANGE_END: load.last.isoformat(), DEMO_TAG: "demo"},
             run_config=QUIET_CONSOLE,
         )
@@ -109,11 +112,22 @@ def run_dev(port: int = 3000, days: int = DEFAULT_DAYS, records: int = DEFAULT_R
     with lock, ExitStack() as stack:
         running = _start_sandboxes(stack, window)
         print(f"sandboxes on loopback: {', '.join(f'{v} {s.server.url}' for v, s in running.items())}")
-        print(f"Dagster home {home}; warehouse {redact_url(os.environ['TIMESHEET_WAREHOUSE'])}; partitions from "
-              f"{os.environ['TIMESHEET_START_DATE']}; UI on http://127.0.0.1:{port}", flush=True)
+        print(
+            f"Dagster home {home}; warehouse {redact_url(os.environ['TIMESHEET_WAREHOUSE'])}; partitions from "
+            f"{os.environ['TIMESHEET_START_DATE']}; UI on http://127.0.0.1:{port}",
+            flush=True,
+        )
         command = [
-            sys.executable, "-m", "dagster", "dev", "-w", str(home / "workspace.yaml"),
-            "-h", "127.0.0.1", "-p", str(port),
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(home / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
         ]
         return _serve_until_stopped(command)
 

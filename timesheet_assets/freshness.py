@@ -25,9 +25,7 @@ def overdue_hours(vendor: str | None = None) -> float:
     """``<VENDOR>_OVERDUE_HOURS`` for a vendor's raw assets, else ``TIMESHEET_OVERDUE_HOURS``,
     else 26."""
     names = (f"{vendor.upper()}_OVERDUE_HOURS",) if vendor else ()
-    return first_number_setting(
-        (*names, "TIMESHEET_OVERDUE_HOURS"), DEFAULT_OVERDUE_HOURS, whole=False, unit="hours"
-    )
+    return first_number_setting((*names, "TIMESHEET_OVERDUE_HOURS"), DEFAULT_OVERDUE_HOURS, whole=False, unit="hours")
 
 
 def freshness_policy(vendor: str | None = None) -> dg.FreshnessPolicy:

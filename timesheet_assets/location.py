@@ -90,7 +90,9 @@ def create_run(
     )
     remote_job = location.get_job(selector)
     config = dict(run_config or {})
-    plan = location.get_execution_plan(remote_job, config, step_keys_to_execute=None, known_state=None, instance=instance)
+    plan = location.get_execution_plan(
+        remote_job, config, step_keys_to_execute=None, known_state=None, instance=instance
+    )
     return instance.create_run(
         job_name=job_name,
         run_id=None,

@@ -62,9 +62,7 @@ def range_tags(first: date, last: date) -> dict[str, str]:
     return {RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}
 
 
-def refresh_requests(
-    plugins: list[VendorPlugin], scheduled_date: date, *, kind: str = "daily"
-) -> list[dg.RunRequest]:
+def refresh_requests(plugins: list[VendorPlugin], scheduled_date: date, *, kind: str = "daily") -> list[dg.RunRequest]:
     """One run per vendor: its timesheet window (a single-run backfill), its projects and the
     conformed tables for the same window."""
     requests = []
@@ -79,9 +77,7 @@ def refresh_requests(
             # Dagster refuses a range that starts before the first partition.
             first = max(scheduled_date - timedelta(days=days - 1), first_partition_day())
             tags |= range_tags(first, max(first, scheduled_date))
-        requests.append(
-            dg.RunRequest(run_key=f"{kind}-refresh:{plugin.name}:{day}", asset_selection=keys, tags=tags)
-        )
+        requests.append(dg.RunRequest(run_key=f"{kind}-refresh:{plugin.name}:{day}", asset_selection=keys, tags=tags))
     return requests
 
 

@@ -80,9 +80,7 @@ def warehouse_memory_limit() -> str:
     it writes finished blocks out instead of holding them."""
     raw = os.environ.get("TIMESHEET_WAREHOUSE_MEMORY_LIMIT", "1GB").strip()
     if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", raw, flags=re.IGNORECASE):
-        raise SettingError(
-            f"TIMESHEET_WAREHOUSE_MEMORY_LIMIT must be a size such as 512MB or 2GB, got {raw!r}"
-        )
+        raise SettingError(f"TIMESHEET_WAREHOUSE_MEMORY_LIMIT must be a size such as 512MB or 2GB, got {raw!r}")
     return raw
 
 

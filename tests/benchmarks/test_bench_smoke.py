@@ -45,7 +45,10 @@ def test_pipeline_counts_every_record_once(store, tmp_path):
     assert result["conformed_total_hours"] > 0
     assert result["records_per_s"] > 0 and result["peak_rss_mb"] > 0
     assert set(result["stage_seconds"]) == {
-        "fetch_parse_validate_raw_frame", "conform", "duckdb_write_raw", "duckdb_write_conformed",
+        "fetch_parse_validate_raw_frame",
+        "conform",
+        "duckdb_write_raw",
+        "duckdb_write_conformed",
     }
     assert processing._consistent(result, store)
 
@@ -79,8 +82,10 @@ def test_run_quick_one_vendor_writes_a_report(tmp_path, monkeypatch, capsys):
     raw = tmp_path / "results.json"
     monkeypatch.setenv("TIMESHEET_BENCH_CACHE", str(tmp_path / "pages"))
     monkeypatch.setattr(run, "QUICK_PROCESSING_SIZES", [500])
-    assert run.main(["--quick", "--vendors", "ibuildapp", "--skip-freshness", "--output", str(output),
-                     "--json", str(raw)]) == 0
+    assert (
+        run.main(["--quick", "--vendors", "ibuildapp", "--skip-freshness", "--output", str(output), "--json", str(raw)])
+        == 0
+    )
     result = json.loads(raw.read_text())
     rows = result["vendors"]
     assert [r["scenario"] for r in rows][:2] == ["full", "no_change"] and len(rows) == 3
@@ -90,10 +95,15 @@ def test_run_quick_one_vendor_writes_a_report(tmp_path, monkeypatch, capsys):
         assert row["rate_violations"] == 0
         assert row["requests"] > 0 and row["records"] > 0
     report = output.read_text()
-    for heading in ("Vendors against their documented limits", "Processing with the network taken out",
-                    "Before/after of each optimisation", "The floor of the design", "Machine:",
-                    "python -m benchmarks.run --quick",
-                    "## Targets"):
+    for heading in (
+        "Vendors against their documented limits",
+        "Processing with the network taken out",
+        "Before/after of each optimisation",
+        "The floor of the design",
+        "Machine:",
+        "python -m benchmarks.run --quick",
+        "## Targets",
+    ):
         assert heading in report
     assert f"Python {sys.version_info.major}.{sys.version_info.minor}" in report
     assert "429s/refusals" in capsys.readouterr().out
@@ -121,13 +131,29 @@ def test_a_vendor_only_run_keeps_the_processing_sections_and_renders_again_from_
     monkeypatch.setattr(run, "QUICK_PROCESSING_SIZES", [500])
     assert run.main(["--quick", "--vendors", "ibuildapp", "--skip-freshness", "--output", str(earlier)]) == 0
     later, raw = tmp_path / "LATER.md", tmp_path / "later.json"
-    assert run.main(["--quick", "--vendors", "ibuildapp", "--skip-freshness", "--skip-processing",
-                     "--processing-from", str(earlier), "--output", str(later), "--json", str(raw)]) == 0
+    assert (
+        run.main(
+            [
+                "--quick",
+                "--vendors",
+                "ibuildapp",
+                "--skip-freshness",
+                "--skip-processing",
+                "--processing-from",
+                str(earlier),
+                "--output",
+                str(later),
+                "--json",
+                str(raw),
+            ]
+        )
+        == 0
+    )
     report = later.read_text()
     assert "kept from an earlier report" in report
     kept = earlier.read_text()
     start = kept.index("## Processing with the network taken out")
-    assert kept[start:kept.index("## Targets")].strip() in report
+    assert kept[start : kept.index("## Targets")].strip() in report
     assert "- processing headroom at 500 records:" in report and "(retired) processing ratio" not in report
     rendered = tmp_path / "RENDERED.md"
     assert run.main(["--render", str(raw), "--output", str(rendered)]) == 0

@@ -30,7 +30,9 @@ def _pages(entries: list[Any], state, page_size: int, count: int | None = None) 
     pages = []
     for start in range(0, max(len(entries), 1), page_size):
         chunk = entries[start : start + page_size]
-        body = ts_search_body(state, [e for e in chunk if isinstance(e, dict)], count or len(entries), ("users", "tasks", "projects"))
+        body = ts_search_body(
+            state, [e for e in chunk if isinstance(e, dict)], count or len(entries), ("users", "tasks", "projects")
+        )
         body["data"]["time_entries"] = chunk  # keep non-objects too, in place
         pages.append(render(body))
     return pages
@@ -40,12 +42,20 @@ def _resource(pages: list[bytes], page_size: int, **overrides: Any) -> IBuildApp
     def handler(request: httpx.Request) -> httpx.Response:
         offset = json.loads(request.content)["offset"]
         index = offset // page_size
-        content = pages[index] if index < len(pages) else render({"status": "SUCCESS", "data": {"time_entries": []}, "count": 0})
+        content = (
+            pages[index]
+            if index < len(pages)
+            else render({"status": "SUCCESS", "data": {"time_entries": []}, "count": 0})
+        )
         return httpx.Response(200, content=content, headers={"content-type": "application/json"})
 
     resource = IBuildAppResource(
-        base_url="https://ibuildapp.test.invalid", app_code="tsdemo", token=TOKEN, page_size=page_size,
-        requests_per_second=1e6, **overrides,
+        base_url="https://ibuildapp.test.invalid",
+        app_code="tsdemo",
+        token=TOKEN,
+        page_size=page_size,
+        requests_per_second=1e6,
+        **overrides,
     )
     resource._client = resource.open_client(transport=httpx.MockTransport(handler))
     return resource
@@ -58,7 +68,9 @@ def _reference(resource: IBuildAppResource, first: date, last: date) -> tuple[pd
     return raw, result, outside
 
 
-def _compare(pages: list[bytes], page_size: int, first: date = FIRST, last: date = ANCHOR, **overrides: Any) -> pd.DataFrame:
+def _compare(
+    pages: list[bytes], page_size: int, first: date = FIRST, last: date = ANCHOR, **overrides: Any
+) -> pd.DataFrame:
     reference, result, outside = _reference(_resource(pages, page_size, **overrides), first, last)
     expected = reference.frame.drop(columns=[INGESTED_COLUMN])
     for batch in (37, 10_000):  # several batches (a duplicate may span them) and one
@@ -68,13 +80,18 @@ def _compare(pages: list[bytes], page_size: int, first: date = FIRST, last: date
     assert str(fast.frame[INGESTED_COLUMN].dtype) == str(reference.frame[INGESTED_COLUMN].dtype)
     assert (fast.records_served, fast.quarantined) == (reference.records_served, reference.quarantined)
     assert (load.pages, load.reported_count, load.duplicates_dropped, load.outside_window) == (
-        result.pages, result.reported_count, result.duplicates_dropped, outside
+        result.pages,
+        result.reported_count,
+        result.duplicates_dropped,
+        outside,
     )
     return actual
 
 
 def _state(records: int = 300):
-    return build_state(SandboxConfig(seed=4, time_records=records, projects=5, employees=7, days=10, anchor_date=ANCHOR))
+    return build_state(
+        SandboxConfig(seed=4, time_records=records, projects=5, employees=7, days=10, anchor_date=ANCHOR)
+    )
 
 
 def test_sandbox_data_is_identical():
@@ -126,7 +143,9 @@ def test_awkward_records_duplicates_and_window_edges():
     entries[24] = {"id": "", "user_id": 1, "start_time": 1742900000}
     entries[25] = copy.deepcopy(entries[150]) | {"status": "approved"}  # a duplicate id (newer later? no: earlier)
     entries[190] = copy.deepcopy(entries[30]) | {"status": "rejected", "duration": 60}  # newer copy, later page
-    entries[191] = copy.deepcopy(entries[31]) | {"start_time": int(pd.Timestamp(ANCHOR + timedelta(days=3)).timestamp())}
+    entries[191] = copy.deepcopy(entries[31]) | {
+        "start_time": int(pd.Timestamp(ANCHOR + timedelta(days=3)).timestamp())
+    }
     entries[192] = None
     frame = _compare(_pages(entries, state, 40), 40)
     assert frame["quarantine_reason"].notna().sum() >= 10

@@ -33,7 +33,10 @@ def test_refresh_runs_in_a_run_worker_and_every_milestone_is_in_order(daily_and_
     # The first request reaches the sandbox after the worker started the job, the last before it ended.
     assert m["run_start"] < row["first_request_s"] <= row["last_request_s"] < row["wall_s"]
     assert set(row["steps"]) == {
-        "raw__blikk__projects", "raw__blikk__time_reports", "conformed__projects", "conformed__timesheets",
+        "raw__blikk__projects",
+        "raw__blikk__time_reports",
+        "conformed__projects",
+        "conformed__timesheets",
         "raw__blikk__time_reports_reported_hours_match_blikk",  # the reconciliation check's step
     }
     assert row["requests"] >= 5 and row["violations"] == 0 and row["http_429"] == 0
@@ -61,9 +64,20 @@ def test_report_sections_and_targets_come_from_the_rows(daily_and_peer):
 
 
 def _row_for(scenario, **values):
-    base = {"scenario": scenario, "vendor": "blikk", "load": "3 hogs", "violations": 0, "http_429": 0,
-            "requests": 100, "first_request_s": 2.0, "wall_s": 30.0, "floor_s": 25.0, "over_floor_s": 5.0,
-            "wall_to_floor": 1.2, "window_days": 14}
+    base = {
+        "scenario": scenario,
+        "vendor": "blikk",
+        "load": "3 hogs",
+        "violations": 0,
+        "http_429": 0,
+        "requests": 100,
+        "first_request_s": 2.0,
+        "wall_s": 30.0,
+        "floor_s": 25.0,
+        "over_floor_s": 5.0,
+        "wall_to_floor": 1.2,
+        "window_days": 14,
+    }
     return {**base, **values}
 
 
@@ -75,7 +89,10 @@ def _row_for(scenario, **values):
         (_row_for("under_load", utilisation_pct=97.0, violations=1), "NOT met"),
         (_row_for("under_load", utilisation_pct=89.9), "NOT met"),
         (_row_for("daily"), "→ met; wall 30.0 s = floor 25.0 s + 5.0 s (≤ + 5) → met"),
-        (_row_for("daily", first_request_s=3.1, over_floor_s=5.1), "→ NOT met; wall 30.0 s = floor 25.0 s + 5.1 s (≤ + 5) → NOT met"),
+        (
+            _row_for("daily", first_request_s=3.1, over_floor_s=5.1),
+            "→ NOT met; wall 30.0 s = floor 25.0 s + 5.1 s (≤ + 5) → NOT met",
+        ),
         (_row_for("tenant", wall_to_floor=1.05), "→ met"),
         (_row_for("tenant", wall_to_floor=1.06), "→ NOT met"),
     ],

@@ -21,15 +21,35 @@ from timesheet_assets.storage import WarehouseIOManager
 
 NOW = pd.Timestamp("2026-03-02 08:30", tz="UTC")
 TIMESHEET_ROW = {
-    "source_system": "blikk", "entry_id": "1", "work_date": date(2026, 3, 1), "employee_id": "e1",
-    "employee_name": "Ada Berg", "project_id": "p1", "project_code": "P-1", "task": "Design",
-    "regular_hours": 7.5, "overtime_hours": 0.5, "total_hours": 8.0, "billable_hours": 8.0,
-    "status": "approved", "notes": "ok", "source_updated_at": NOW, "ingested_at": NOW,
+    "source_system": "blikk",
+    "entry_id": "1",
+    "work_date": date(2026, 3, 1),
+    "employee_id": "e1",
+    "employee_name": "Ada Berg",
+    "project_id": "p1",
+    "project_code": "P-1",
+    "task": "Design",
+    "regular_hours": 7.5,
+    "overtime_hours": 0.5,
+    "total_hours": 8.0,
+    "billable_hours": 8.0,
+    "status": "approved",
+    "notes": "ok",
+    "source_updated_at": NOW,
+    "ingested_at": NOW,
 }
 PROJECT_ROW = {
-    "source_system": "blikk", "project_id": "p1", "project_code": "P-1", "name": "Harbour",
-    "status": "active", "customer_id": "c1", "customer_name": "Acme", "start_date": date(2026, 1, 1),
-    "end_date": date(2026, 12, 31), "manager_name": "Kai Holm", "source_updated_at": NOW,
+    "source_system": "blikk",
+    "project_id": "p1",
+    "project_code": "P-1",
+    "name": "Harbour",
+    "status": "active",
+    "customer_id": "c1",
+    "customer_name": "Acme",
+    "start_date": date(2026, 1, 1),
+    "end_date": date(2026, 12, 31),
+    "manager_name": "Kai Holm",
+    "source_updated_at": NOW,
     "ingested_at": NOW,
 }
 
@@ -48,10 +68,12 @@ def stored_types(warehouse: str, frame: pd.DataFrame) -> dict[str, str]:
 
     dg.materialize([probe], resources={"io_manager": WarehouseIOManager(database=warehouse)})
     with duckdb.connect(warehouse, read_only=True) as conn:
-        return dict(conn.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'conformed' AND table_name = 'probe'"
-        ).fetchall())
+        return dict(
+            conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'conformed' AND table_name = 'probe'"
+            ).fetchall()
+        )
 
 
 @pytest.mark.parametrize(

@@ -134,7 +134,9 @@ def test_each_partition_of_a_range_run_reports_what_its_day_holds_in_the_warehou
 def test_conformed_partitions_split_their_rows_by_vendor(loaded):
     defs, warehouse, instance = loaded
     key = dg.AssetKey(["conformed", "timesheets"])
-    stored = query(warehouse, "SELECT CAST(work_date AS DATE), source_system, count(*) FROM conformed.timesheets GROUP BY 1, 2")
+    stored = query(
+        warehouse, "SELECT CAST(work_date AS DATE), source_system, count(*) FROM conformed.timesheets GROUP BY 1, 2"
+    )
     for day in DAYS:
         expected = {vendor: n for stored_day, vendor, n in stored if stored_day.isoformat() == day}
         assert _partition_metadata(instance, key, day)["rows_by_vendor"] == expected

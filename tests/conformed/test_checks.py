@@ -63,8 +63,10 @@ def test_employee_day_over_24_hours_warns():
 
 def test_total_must_be_regular_plus_overtime_except_travel_for_aimsio():
     frame = lines(
-        source_system=["blikk", "aimsio", "aimsio"], total_hours=[5.0, 6.0, 7.0],
-        regular_hours=[4.0, 3.0, 8.0], overtime_hours=[0.0, 1.0, 0.0],
+        source_system=["blikk", "aimsio", "aimsio"],
+        total_hours=[5.0, 6.0, 7.0],
+        regular_hours=[4.0, 3.0, 8.0],
+        overtime_hours=[0.0, 1.0, 0.0],
     )
     result = outcome(frame, "total_equals_regular_plus_overtime")
     # blikk 5 != 4 fails; aimsio 6 >= 4 is travel; aimsio 7 < 8 fails.
@@ -73,18 +75,27 @@ def test_total_must_be_regular_plus_overtime_except_travel_for_aimsio():
 
 def test_unknown_projects_warn_per_source():
     projects = conform_project_frame(
-        pd.DataFrame({"source_system": ["blikk"], "project_id": ["p1"], "status": ["active"],
-                      "ingested_at": [pd.Timestamp("2026-01-06", tz="UTC")]})
+        pd.DataFrame(
+            {
+                "source_system": ["blikk"],
+                "project_id": ["p1"],
+                "status": ["active"],
+                "ingested_at": [pd.Timestamp("2026-01-06", tz="UTC")],
+            }
+        )
     )
     result = checks.projects_known(lines(), projects)
     assert not result.passed and result.metadata["by_source"] == {"ajera": 1}
 
 
-@pytest.mark.parametrize("previous, current, passed", [
-    (None, {"d1": 1}, True),
-    ({"d1": 100, "d2": 100}, {"d1": 90, "d2": 95}, True),
-    ({"d1": 100, "d2": 100}, {"d1": 10, "d2": 20}, False),
-    ({"old": 1000}, {"new": 1}, True),  # no overlap, nothing to compare
-])
+@pytest.mark.parametrize(
+    "previous, current, passed",
+    [
+        (None, {"d1": 1}, True),
+        ({"d1": 100, "d2": 100}, {"d1": 90, "d2": 95}, True),
+        ({"d1": 100, "d2": 100}, {"d1": 10, "d2": 20}, False),
+        ({"old": 1000}, {"new": 1}, True),  # no overlap, nothing to compare
+    ],
+)
 def test_row_count_drop(previous, current, passed):
     assert checks.row_count_not_dropping(current, previous, 0.5).passed is passed

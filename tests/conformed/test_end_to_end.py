@@ -43,8 +43,12 @@ def vendor_env(sandboxes, monkeypatch):
 def run_all(defs, warehouse, instance, selection=None):
     resources = {**dict(defs.resources), "io_manager": WarehouseIOManager(database=warehouse)}
     return dg.materialize(
-        list(defs.assets), resources=resources, instance=instance, selection=selection,
-        tags=range_tags(FIRST, LAST), raise_on_error=False,
+        list(defs.assets),
+        resources=resources,
+        instance=instance,
+        selection=selection,
+        tags=range_tags(FIRST, LAST),
+        raise_on_error=False,
     )
 
 
@@ -106,7 +110,9 @@ def test_reexecution_from_failure_completes_without_duplicates(vendor_env, wareh
     broken = vendor_env["ibuildapp"].server.sandbox
     broken.knobs.update(status_rates={400: 1.0})
     job = dg.reconstructable(e2e_job)
-    with dg.execute_job(job, instance, run_config=IN_PROCESS, tags=range_tags(FIRST, LAST), raise_on_error=False) as first:
+    with dg.execute_job(
+        job, instance, run_config=IN_PROCESS, tags=range_tags(FIRST, LAST), raise_on_error=False
+    ) as first:
         assert not first.success
         failed_steps = {e.step_key for e in first.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE}
         assert any("ibuildapp" in step for step in failed_steps)
@@ -117,7 +123,12 @@ def test_reexecution_from_failure_completes_without_duplicates(vendor_env, wareh
     broken.knobs.clear()
     options = dg.ReexecutionOptions.from_failure(first_run_id, instance)
     with dg.execute_job(
-        job, instance, run_config=IN_PROCESS, reexecution_options=options, tags=range_tags(FIRST, LAST), raise_on_error=False
+        job,
+        instance,
+        run_config=IN_PROCESS,
+        reexecution_options=options,
+        tags=range_tags(FIRST, LAST),
+        raise_on_error=False,
     ) as retry:
         assert retry.success
         rerun_steps = {e.step_key for e in retry.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS}
@@ -136,8 +147,8 @@ def test_corrupted_raw_row_fails_the_hours_check(vendor_env, warehouse, instance
     assert run_all(defs, warehouse, instance).success
     key = query(
         warehouse,
-        "SELECT record_key FROM aimsio.timecards WHERE quarantine_reason IS NULL "
-        "AND work_date BETWEEN ? AND ? LIMIT 1", [FIRST, LAST],
+        "SELECT record_key FROM aimsio.timecards WHERE quarantine_reason IS NULL AND work_date BETWEEN ? AND ? LIMIT 1",
+        [FIRST, LAST],
     )[0][0]
     query(warehouse, "UPDATE aimsio.timecards SET regular_hours = -5 WHERE record_key = ?", [key])
     result = run_all(defs, warehouse, instance, selection=dg.AssetSelection.groups("conformed"))
@@ -145,5 +156,7 @@ def test_corrupted_raw_row_fails_the_hours_check(vendor_env, warehouse, instance
     hours = evaluations[("conformed/timesheets", "hours_between_0_and_24")]
     assert not hours.passed and hours.severity == dg.AssetCheckSeverity.WARN
     assert hours.metadata["rows"].value == 1
-    blocking = [e for (asset, name), e in evaluations.items() if name in ("primary_key_unique", "required_columns_not_null")]
+    blocking = [
+        e for (asset, name), e in evaluations.items() if name in ("primary_key_unique", "required_columns_not_null")
+    ]
     assert blocking and all(e.passed for e in blocking)

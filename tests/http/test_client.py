@@ -187,7 +187,9 @@ def test_transport_errors_are_retried(error):
 def test_transport_errors_give_up_clearly():
     script = Script(httpx.ReadTimeout("read timed out"))
     client, _ = make_client(script, max_attempts=3)
-    with pytest.raises(VendorTransportError, match=r"Acme GET /v1/x failed with no response after 3 attempts: ReadTimeout"):
+    with pytest.raises(
+        VendorTransportError, match=r"Acme GET /v1/x failed with no response after 3 attempts: ReadTimeout"
+    ):
         client.get_json("x")
 
 
@@ -240,18 +242,24 @@ def test_error_envelope_under_200_fails_with_vendor_message():
 
     script = Script(ok({"Errors": [{"ErrorMessage": "Invalid argument FilterByStatus"}]}))
     client, _ = make_client(script)
-    with pytest.raises(VendorHTTPError, match="Acme POST /v1/rpc failed with HTTP 200 after 1 attempt: Invalid argument FilterByStatus"):
+    with pytest.raises(
+        VendorHTTPError, match="Acme POST /v1/rpc failed with HTTP 200 after 1 attempt: Invalid argument FilterByStatus"
+    ):
         client.request("POST", "rpc", parse=parse)
     assert len(script.requests) == 1
 
 
-@pytest.mark.parametrize("url", ["http://api.example.com/", "http://10.0.0.5/", "ftp://example.com/", "api.example.com"])
+@pytest.mark.parametrize(
+    "url", ["http://api.example.com/", "http://10.0.0.5/", "ftp://example.com/", "api.example.com"]
+)
 def test_plain_http_to_remote_hosts_is_refused(url):
     with pytest.raises(InsecureURLError, match="refused"):
         make_client(Script(ok()), base=url)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8900/", "http://localhost:1/", "http://[::1]:80/", "https://api.example.com/"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8900/", "http://localhost:1/", "http://[::1]:80/", "https://api.example.com/"]
+)
 def test_https_and_loopback_http_are_allowed(url):
     client, _ = make_client(Script(ok()), base=url)
     assert client.base_url.host
@@ -344,8 +352,9 @@ def capped_client(script, *, cap=CAP, max_attempts=4):
         "Acme",
         "https://api.example.com/v1/",
         limiter=RateLimiter(1000, burst=1000, clock=clock),
-        retry=RetryPolicy(max_attempts=max_attempts, backoff_base_seconds=0.5, backoff_cap_seconds=4,
-                          max_server_wait_seconds=cap),
+        retry=RetryPolicy(
+            max_attempts=max_attempts, backoff_base_seconds=0.5, backoff_cap_seconds=4, max_server_wait_seconds=cap
+        ),
         transport=httpx.MockTransport(script),
         clock=clock,
         redactor=SecretRedactor([SECRET]),

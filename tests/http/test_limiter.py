@@ -117,7 +117,9 @@ def test_rate_holds_across_threads():
     assert max_in_any_window(sorted(starts)) <= 10
 
 
-@pytest.mark.parametrize("kwargs", [{"rate_per_second": 0}, {"rate_per_second": 1, "burst": 0}, {"rate_per_second": 1, "max_in_flight": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"rate_per_second": 0}, {"rate_per_second": 1, "burst": 0}, {"rate_per_second": 1, "max_in_flight": 0}]
+)
 def test_invalid_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         RateLimiter(**kwargs)

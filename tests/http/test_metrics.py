@@ -47,8 +47,11 @@ def test_parallel_threads_held_by_the_limiter_report_no_more_than_the_elapsed_ti
 
     metrics.add_wait = spy
     client = VendorClient(
-        "Acme", "https://api.example.com/", limiter=RateLimiter(40, burst=1, max_in_flight=4),
-        transport=httpx.MockTransport(lambda request: httpx.Response(200, json={})), metrics=metrics,
+        "Acme",
+        "https://api.example.com/",
+        limiter=RateLimiter(40, burst=1, max_in_flight=4),
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json={})),
+        metrics=metrics,
     )
 
     def worker():

@@ -7,7 +7,7 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from tests.support.dagster_helpers import materialize, range_tags
+from tests.support.dagster_helpers import materialize
 from tests.support.step_retries import use_quick_step_retries
 from timesheet_assets.ingest.policies import HTTP_RETRY_POLICY
 from timesheet_assets.sandbox.data import SandboxConfig

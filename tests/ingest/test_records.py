@@ -1,6 +1,5 @@
 import json
 from datetime import date
-from typing import Optional
 
 from pydantic import BaseModel, ConfigDict
 
@@ -13,7 +12,7 @@ class Line(BaseModel):
     id: int
     day: date
     hours: float
-    note: Optional[str] = None
+    note: str | None = None
 
 
 def rows(line: Line):
@@ -42,7 +41,15 @@ def test_valid_invalid_and_foreign_records_all_become_rows():
     frame = raw.frame
     assert raw.records_served == 5 and raw.quarantined == 3 and raw.valid_rows == 2
     assert len(frame) == raw.records_served  # nothing dropped
-    assert list(frame.columns) == ["record_key", "work_date", "hours", "note", "payload", "quarantine_reason", "ingested_at"]
+    assert list(frame.columns) == [
+        "record_key",
+        "work_date",
+        "hours",
+        "note",
+        "payload",
+        "quarantine_reason",
+        "ingested_at",
+    ]
 
     valid = frame[frame["quarantine_reason"].isna()]
     assert valid["record_key"].tolist() == ["1", "5"]

@@ -66,7 +66,9 @@ def test_overdue_settings_are_checked(monkeypatch):
         freshness_policy("ajera")
 
 
-def test_a_failed_run_is_posted_with_its_vendor_call_and_no_secret(serve_app, receiver, instance, tmp_path, monkeypatch):
+def test_a_failed_run_is_posted_with_its_vendor_call_and_no_secret(
+    serve_app, receiver, instance, tmp_path, monkeypatch
+):
     server = serve_app(create_app(SandboxConfig(anchor_date=DAY, days=3, time_records=20)))
     env = sandbox_env(server.url)
     secret = env["BLIKK_APP_SECRET"]
@@ -83,7 +85,9 @@ def test_a_failed_run_is_posted_with_its_vendor_call_and_no_secret(serve_app, re
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
 
     context = dg.build_run_status_sensor_context(
-        sensor_name=RUN_FAILURE_SENSOR, dagster_event=failure, dagster_instance=instance,
+        sensor_name=RUN_FAILURE_SENSOR,
+        dagster_event=failure,
+        dagster_instance=instance,
         dagster_run=result.dagster_run,
     ).for_run_failure()
     alert_on_run_failure(context)
@@ -94,7 +98,9 @@ def test_a_failed_run_is_posted_with_its_vendor_call_and_no_secret(serve_app, re
     assert set(post["body"]) == {"text"}  # Slack's incoming-webhook body
     text = post["body"]["text"]
     lines = text.splitlines()
-    assert lines[0] == f"{':red_circle:'} timesheet-assets: run of refresh_blikk (blikk), work dates {DAY} .. {DAY} failed"
+    assert (
+        lines[0] == f"{':red_circle:'} timesheet-assets: run of refresh_blikk (blikk), work dates {DAY} .. {DAY} failed"
+    )
     step_lines = [line for line in lines if line.startswith("• ")]
     assert len(step_lines) == 2  # both raw steps were refused
     assert all("Blikk POST /v1/Auth/Token failed with HTTP 401" in line for line in step_lines), step_lines

@@ -67,7 +67,9 @@ def describe(defs: dg.Definitions) -> dict:
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "checks": sorted(checks.get(key, [])),
             "automation_condition": None if node.automation_condition is None else node.automation_condition.name,
-            "freshness": None if freshness is None else {
+            "freshness": None
+            if freshness is None
+            else {
                 "warn_window_seconds": freshness.warn_window.to_timedelta().total_seconds(),
                 "fail_window_seconds": freshness.fail_window.to_timedelta().total_seconds(),
             },
@@ -93,9 +95,7 @@ def test_every_asset_links_to_the_function_that_computes_it(defs):
         node = graph.get(key)
         reference = code_reference(node)
         source = (ROOT / reference["file"]).read_text()
-        functions = [
-            f for f in ast.walk(ast.parse(source)) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
-        ]
+        functions = [f for f in ast.walk(ast.parse(source)) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)]
         # Dagster points at where the compute function starts: its first decorator.
         at_line = [f for f in functions if min([f.lineno, *(d.lineno for d in f.decorator_list)]) == reference["line"]]
         assert at_line, f"{key.to_user_string()}: {reference} is not a function definition"

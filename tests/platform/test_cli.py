@@ -32,7 +32,11 @@ def shell_values(lines: list[str], names: list[str]) -> dict[str, str]:
 
 
 def test_exports_survive_a_shell_exactly():
-    values = {"AIMS360_VIEWS": "Orders/Open Orders;Invoices/All Invoices", "ODD": "it's $HOME `x` \"q\"", "URL": "http://127.0.0.1:8900"}
+    values = {
+        "AIMS360_VIEWS": "Orders/Open Orders;Invoices/All Invoices",
+        "ODD": 'it\'s $HOME `x` "q"',
+        "URL": "http://127.0.0.1:8900",
+    }
     lines = sandbox_exports(values)
     assert lines[0] == "export AIMS360_VIEWS='Orders/Open Orders;Invoices/All Invoices'"
     assert shell_values(lines, list(values)) == values
@@ -42,7 +46,12 @@ def test_make_sandbox_prints_exports_a_shell_can_paste(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIMESHEET_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "timesheet_assets.cli", "sandbox", "--port", "0", "--days", "5"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     lines = []
     try:
@@ -116,10 +125,16 @@ def test_refresh_runs_the_vendors_named_job_over_the_range_on_the_chosen_instanc
 def test_backfill_records_a_backfill_of_the_vendors_partitioned_assets(home, capsys):
     assert main(["backfill", "--from", "2025-03-29", "--to", str(DAY), "--vendor", "blikk", "--home", str(home)]) == 0
     out = capsys.readouterr().out
-    assert "not partitioned, so not in the backfill (re-read them with refresh): conformed/projects, raw/blikk/projects" in out
+    assert (
+        "not partitioned, so not in the backfill (re-read them with refresh): conformed/projects, raw/blikk/projects"
+        in out
+    )
     with dg.DagsterInstance.from_config(str(home)) as instance:
         [backfill] = instance.get_backfills()
-        assert {k.to_user_string() for k in backfill.asset_selection} == {"raw/blikk/time_reports", "conformed/timesheets"}
+        assert {k.to_user_string() for k in backfill.asset_selection} == {
+            "raw/blikk/time_reports",
+            "conformed/timesheets",
+        }
         targeted = backfill.asset_backfill_data.target_subset
         partitions = targeted.get_partitions_subset(dg.AssetKey(["raw", "blikk", "time_reports"])).get_partition_keys()
         assert sorted(partitions) == ["2025-03-29", "2025-03-30", "2025-03-31"]

@@ -17,6 +17,7 @@ from timesheet_assets.settings import VENDOR_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
 @pytest.fixture(scope="module")
 def defs():
     return build_definitions(VENDOR_NAMES)
@@ -62,8 +63,11 @@ def test_daily_refresh_rereads_each_vendors_lookback_window(defs, monkeypatch):
     # Aimsio's raw tables are incremental; its run rebuilds the conformed lookback window.
     assert by_vendor["aimsio"].tags[RANGE_START] == "2026-05-07"
     assert {k.to_user_string() for k in by_vendor["ibuildapp"].asset_selection} == {
-        "raw/ibuildapp/time_entries", "raw/ibuildapp/time_entry_side_tables", "raw/ibuildapp/projects",
-        "conformed/timesheets", "conformed/projects",
+        "raw/ibuildapp/time_entries",
+        "raw/ibuildapp/time_entry_side_tables",
+        "raw/ibuildapp/projects",
+        "conformed/timesheets",
+        "conformed/projects",
     }
     assert len({r.run_key for r in requests}) == len(requests)
 
@@ -81,7 +85,11 @@ def test_dagster_cli_validates_the_code_location(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "timesheet_assets.definitions"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
@@ -115,8 +123,10 @@ def test_changed_days_sensor_rereads_what_a_change_scan_found_once(instance):
         data = sensor.evaluate_tick(context)
     ranges = sorted((r.tags[RANGE_START], r.tags[RANGE_END]) for r in data.run_requests)
     assert ranges == [("2025-11-01", "2025-11-01"), ("2025-12-01", "2025-12-03")]
-    assert all(dg.AssetKey(["conformed", "timesheets"]) in r.asset_selection and key in r.asset_selection
-               for r in data.run_requests)
+    assert all(
+        dg.AssetKey(["conformed", "timesheets"]) in r.asset_selection and key in r.asset_selection
+        for r in data.run_requests
+    )
     with dg.build_sensor_context(instance=instance, cursor=data.cursor, definitions=defs) as context:
         assert not sensor.evaluate_tick(context).run_requests
 
@@ -153,7 +163,9 @@ def test_changed_days_before_the_first_partition_are_not_asked_for(instance, mon
     defs = build_definitions(("blikk",))
     key = dg.AssetKey(["raw", "blikk", "time_reports"])
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(asset_key=key, partition="2026-01-05", metadata={DAYS_TO_REREAD: ["2025-11-01", "2025-12-01"]})
+        dg.AssetMaterialization(
+            asset_key=key, partition="2026-01-05", metadata={DAYS_TO_REREAD: ["2025-11-01", "2025-12-01"]}
+        )
     )
     with dg.build_sensor_context(instance=instance, definitions=defs) as context:
         data = defs.resolve_sensor_def("reread_changed_days").evaluate_tick(context)

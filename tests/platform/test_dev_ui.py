@@ -34,7 +34,11 @@ def test_dev_serves_the_asset_graph(tmp_path):
     env["TIMESHEET_WAREHOUSE"] = str(tmp_path / "w.duckdb")
     process = subprocess.Popen(
         [sys.executable, "-m", "timesheet_assets.cli", "dev", "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 150
@@ -57,8 +61,11 @@ def test_dev_serves_the_asset_graph(tmp_path):
         assert {"conformed/timesheets", "conformed/projects", "raw/blikk/time_reports"} <= keys
         for key, node in by_key.items():
             policy = node["internalFreshnessPolicy"]
-            assert policy == {"__typename": "TimeWindowFreshnessPolicy", "failWindowSeconds": 26 * 3600,
-                              "warnWindowSeconds": 25 * 3600}, key
+            assert policy == {
+                "__typename": "TimeWindowFreshnessPolicy",
+                "failWindowSeconds": 26 * 3600,
+                "warnWindowSeconds": 25 * 3600,
+            }, key
         for key in ("conformed/timesheets", "conformed/projects"):
             checks = by_key[key]["assetChecksOrError"]["checks"]
             assert checks and all(c["description"] for c in checks), key
@@ -66,8 +73,12 @@ def test_dev_serves_the_asset_graph(tmp_path):
             assert all(c["description"] for c in schema["columns"]), key
             types = {c["name"]: c["type"] for c in schema["columns"]}
             assert types["source_system"] == "VARCHAR" and types["ingested_at"] == "TIMESTAMP WITH TIME ZONE", key
-        types = {c["name"]: c["type"] for e in by_key["conformed/timesheets"]["metadataEntries"]
-                 if e["label"] == "dagster/column_schema" for c in e["schema"]["columns"]}
+        types = {
+            c["name"]: c["type"]
+            for e in by_key["conformed/timesheets"]["metadataEntries"]
+            if e["label"] == "dagster/column_schema"
+            for c in e["schema"]["columns"]
+        }
         assert (types["work_date"], types["total_hours"]) == ("DATE", "DOUBLE")
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -32,9 +32,7 @@ DG = Path(sys.executable).parent / "dg"
 
 def run_dg(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "DAGSTER_HOME": str(home), "VIRTUAL_ENV": str(Path(sys.executable).parents[1])}
-    return subprocess.run(
-        [str(DG), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
-    )
+    return subprocess.run([str(DG), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +90,29 @@ ENVIRONMENTS = {
     "everything set": {
         name: "https://example.test/" if name.endswith("BASE_URL") else "x"
         for name in (
-            "AIMSIO_BASE_URL", "AIMSIO_USERNAME", "AIMSIO_PASSWORD",
-            "AJERA_BASE_URL", "AJERA_API_ID", "AJERA_USERNAME", "AJERA_PASSWORD", "AJERA_TIMESHEET_DATE",
-            "AIMS360_BASE_URL", "AIMS360_CLIENT_ID", "AIMS360_CLIENT_SECRET", "AIMS360_USERNAME",
-            "AIMS360_PASSWORD", "AIMS360_ACCESS_TOKEN",
-            "BLIKK_BASE_URL", "BLIKK_APP_ID", "BLIKK_APP_SECRET",
-            "IBUILDAPP_BASE_URL", "IBUILDAPP_APP_CODE", "IBUILDAPP_EMAIL", "IBUILDAPP_PASSWORD",
-            "IBUILDAPP_TOKEN", "IBUILDAPP_TIMEZONE",
+            "AIMSIO_BASE_URL",
+            "AIMSIO_USERNAME",
+            "AIMSIO_PASSWORD",
+            "AJERA_BASE_URL",
+            "AJERA_API_ID",
+            "AJERA_USERNAME",
+            "AJERA_PASSWORD",
+            "AJERA_TIMESHEET_DATE",
+            "AIMS360_BASE_URL",
+            "AIMS360_CLIENT_ID",
+            "AIMS360_CLIENT_SECRET",
+            "AIMS360_USERNAME",
+            "AIMS360_PASSWORD",
+            "AIMS360_ACCESS_TOKEN",
+            "BLIKK_BASE_URL",
+            "BLIKK_APP_ID",
+            "BLIKK_APP_SECRET",
+            "IBUILDAPP_BASE_URL",
+            "IBUILDAPP_APP_CODE",
+            "IBUILDAPP_EMAIL",
+            "IBUILDAPP_PASSWORD",
+            "IBUILDAPP_TOKEN",
+            "IBUILDAPP_TIMEZONE",
         )
     },
     "blank counts as unset": {"AIMSIO_BASE_URL": " ", "AIMS360_ACCESS_TOKEN": "", "IBUILDAPP_TOKEN": "  "},

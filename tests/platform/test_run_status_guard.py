@@ -97,8 +97,12 @@ def test_the_client_asks_before_every_attempt_and_sends_nothing_once_told_to_sto
 
     clock = FakeClock()
     client = VendorClient(
-        "probe", "http://127.0.0.1:9", limiter=RateLimiter(100.0, clock=clock), clock=clock,
-        transport=httpx.MockTransport(transport), between_requests=between_requests,
+        "probe",
+        "http://127.0.0.1:9",
+        limiter=RateLimiter(100.0, clock=clock),
+        clock=clock,
+        transport=httpx.MockTransport(transport),
+        between_requests=between_requests,
     )
     assert client.get_json("/a") == {"n": 1}  # a 503, then the retry
     with pytest.raises(RunNoLongerInProgress):
@@ -134,7 +138,12 @@ def test_a_vendor_step_stops_when_its_run_is_failed_mid_read(tmp_path, monkeypat
         resource = BlikkResource.from_values(running["blikk"].env)
         assets = [a for a in blikk_definitions().assets if TIME_REPORTS_KEY in a.keys]
         result = materialize(
-            assets, {"blikk": resource}, warehouse, first=first, last=last, instance=instance,
+            assets,
+            {"blikk": resource},
+            warehouse,
+            first=first,
+            last=last,
+            instance=instance,
             raise_on_error=False,
         )
         full_read = -(-sum(1 for r in data.time_reports if first <= date.fromisoformat(r["date"][:10]) <= last) // 100)
@@ -159,7 +168,10 @@ def test_the_warehouse_refuses_the_write_of_a_run_that_is_over(warehouse, instan
     first = dg.materialize([guarded], resources=_io(warehouse), instance=instance)
     assert first.success
     second = dg.materialize(
-        [guarded], resources=_io(warehouse), instance=instance, tags={"fail_before_write": "1"},
+        [guarded],
+        resources=_io(warehouse),
+        instance=instance,
+        tags={"fail_before_write": "1"},
         raise_on_error=False,
     )
     assert not second.success

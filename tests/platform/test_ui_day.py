@@ -64,7 +64,11 @@ class Dev:
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "timesheet_assets.cli", "dev", *args],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
@@ -112,8 +116,10 @@ def day(tmp_path):
     with WebhookReceiver() as hook:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "TIMESHEET_", "BLIKK_"))}
         env.update(
-            TIMESHEET_VENDORS="blikk", TIMESHEET_ALERT_WEBHOOK_URL=hook.url,
-            TIMESHEET_UI_URL="http://127.0.0.1:3000", PYTHONUNBUFFERED="1",
+            TIMESHEET_VENDORS="blikk",
+            TIMESHEET_ALERT_WEBHOOK_URL=hook.url,
+            TIMESHEET_UI_URL="http://127.0.0.1:3000",
+            PYTHONUNBUFFERED="1",
         )
         yield tmp_path, env, hook
 
@@ -126,7 +132,11 @@ def test_a_day_in_the_ui(day):
     # -- make demo: progress while it runs, a summary a newcomer reads right --------------------
     demo = subprocess.run(
         [sys.executable, "-m", "timesheet_assets.cli", "demo", "--days", str(DAYS), "--records", "30"],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     out = demo.stdout
@@ -152,13 +162,21 @@ def test_a_day_in_the_ui(day):
         # -- one dev per home; a busy port is named ------------------------------------------
         second = subprocess.run(
             [sys.executable, "-m", "timesheet_assets.cli", "dev", "--port", str(free_port())],
-            cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert second.returncode == 2
         assert "is already serving the Dagster home" in second.stderr and f"pid {dev.process.pid}" in second.stderr
         busy = subprocess.run(
             [sys.executable, "-m", "timesheet_assets.cli", "dev", "--port", str(port), "--home", str(cwd / "other")],
-            cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert busy.returncode == 2 and f"port {port} on 127.0.0.1 is already in use" in busy.stderr
 
@@ -184,9 +202,17 @@ def test_a_day_in_the_ui(day):
         sandbox = re.search(r"blikk (http://127\.0\.0\.1:\d+)", dev.output()).group(1)
         httpx.post(f"{sandbox}/_sandbox/faults", json={"status_rates": {"400": 1.0}}, timeout=10).raise_for_status()
         params = {
-            "selector": {"repositoryLocationName": CODE_LOCATION, "repositoryName": REPOSITORY, "pipelineName": "refresh_blikk"},
-            "executionMetadata": {"tags": [{"key": RANGE_START, "value": today.isoformat()},
-                                           {"key": RANGE_END, "value": today.isoformat()}]},
+            "selector": {
+                "repositoryLocationName": CODE_LOCATION,
+                "repositoryName": REPOSITORY,
+                "pipelineName": "refresh_blikk",
+            },
+            "executionMetadata": {
+                "tags": [
+                    {"key": RANGE_START, "value": today.isoformat()},
+                    {"key": RANGE_END, "value": today.isoformat()},
+                ]
+            },
         }
         launched = graphql(port, LAUNCH, params=params)["launchPipelineExecution"]
         assert launched["__typename"] == "LaunchRunSuccess", launched

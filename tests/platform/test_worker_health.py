@@ -77,7 +77,9 @@ def test_a_dead_worker_waits_for_its_code_server_before_failing(dead_worker):
         port = probe.getsockname()[1]  # nothing listens here yet
     clock = Clock()
     launcher = LocalProcessRunLauncher(code_server_wait_seconds=300, monotonic=clock)
-    run = run_with(**{WORKER_TAG: dead_worker.to_tag(), CODE_SERVER_TAG: json.dumps({"host": "127.0.0.1", "port": port})})
+    run = run_with(
+        **{WORKER_TAG: dead_worker.to_tag(), CODE_SERVER_TAG: json.dumps({"host": "127.0.0.1", "port": port})}
+    )
 
     waiting = launcher.check_run_worker_health(run)
     assert waiting.status == WorkerStatus.RUNNING and "code server does not answer" in waiting.msg
@@ -101,7 +103,9 @@ def test_a_code_server_that_never_comes_back_only_delays_the_failure(dead_worker
 def test_step_processes_a_dead_worker_left_are_killed_when_it_is_reported():
     # A "worker" that starts a child in its group and dies, leaving the child behind.
     script = "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); print(p.pid, flush=True)"
-    worker_process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    worker_process = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     worker = WorkerProcess.of(worker_process.pid)
     child = int(worker_process.stdout.readline())
     worker_process.wait()

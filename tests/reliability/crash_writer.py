@@ -41,9 +41,7 @@ def main() -> None:
         def die_mid_insert(self, context, table_slice, obj, connection):
             # The old slice is deleted and half the new rows are inserted in this transaction.
             half = obj.head(25)
-            rows = ", ".join(
-                f"('{r.record_key}', DATE '{r.work_date}', {int(r.version)})" for r in half.itertuples()
-            )
+            rows = ", ".join(f"('{r.record_key}', DATE '{r.work_date}', {int(r.version)})" for r in half.itertuples())
             connection.execute(f"INSERT INTO probe.lines (record_key, work_date, version) VALUES {rows}")
             os.kill(os.getpid(), signal.SIGKILL)
             return original(self, context, table_slice, obj, connection)

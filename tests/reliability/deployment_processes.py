@@ -54,8 +54,13 @@ class Service:
     def start(self) -> Service:
         handle = open(self.log, "ab")  # noqa: SIM115 - the service writes to it until stopped
         self.process = subprocess.Popen(
-            self.command, cwd=ROOT, env=dict(self.env), stdout=handle, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            self.command,
+            cwd=ROOT,
+            env=dict(self.env),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         handle.close()
         return self
@@ -112,9 +117,23 @@ class Deployment:
     def start_code_server(self) -> Service:
         service = Service(
             "code-server",
-            [str(BIN / "dagster"), "code-server", "start", "-m", "timesheet_assets.definitions", "-a", "defs",
-             "-h", "127.0.0.1", "-p", str(self.code_port), "--location-name", LOCATION],
-            self.home / "code-server.log", self.env,
+            [
+                str(BIN / "dagster"),
+                "code-server",
+                "start",
+                "-m",
+                "timesheet_assets.definitions",
+                "-a",
+                "defs",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.code_port),
+                "--location-name",
+                LOCATION,
+            ],
+            self.home / "code-server.log",
+            self.env,
         ).start()
         self.services["code-server"] = service
         from dagster._grpc.client import DagsterGrpcClient
@@ -127,26 +146,31 @@ class Deployment:
         service = Service(
             "webserver",
             [str(BIN / "dagster-webserver"), "-w", str(self.workspace), "-h", "127.0.0.1", "-p", str(self.web_port)],
-            self.home / "webserver.log", self.env,
+            self.home / "webserver.log",
+            self.env,
         ).start()
         self.services["webserver"] = service
         wait_for(
             lambda: httpx.get(f"http://127.0.0.1:{self.web_port}/server_info", timeout=5).status_code == 200,
-            "the webserver", timeout=300,
+            "the webserver",
+            timeout=300,
         )
         return service
 
     def start_daemon(self) -> Service:
         service = Service(
-            "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(self.workspace)],
-            self.home / "daemon.log", self.env,
+            "daemon",
+            [str(BIN / "dagster-daemon"), "run", "-w", str(self.workspace)],
+            self.home / "daemon.log",
+            self.env,
         ).start()
         self.services["daemon"] = service
         return service
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         response = httpx.post(
-            f"http://127.0.0.1:{self.web_port}/graphql", json={"query": query, "variables": variables or {}},
+            f"http://127.0.0.1:{self.web_port}/graphql",
+            json={"query": query, "variables": variables or {}},
             timeout=120,
         )
         response.raise_for_status()
@@ -165,7 +189,13 @@ class Deployment:
                    ... on PythonError { message }
                  }
                }""",
-            {"selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "scheduleName": name}},
+            {
+                "selector": {
+                    "repositoryLocationName": LOCATION,
+                    "repositoryName": "__repository__",
+                    "scheduleName": name,
+                }
+            },
         )
         result = data["startSchedule"]
         if result["__typename"] != "ScheduleStateResult":

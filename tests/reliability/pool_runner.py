@@ -29,9 +29,7 @@ def wait_for_go(barrier: Path, index: str) -> None:
 def main() -> None:
     vendor, asset_path, first, last, warehouse, barrier, index, in_flight = sys.argv[1:9]
     defs = build_definitions((vendor,))
-    resource = type(defs.resources[vendor]).from_values(
-        os.environ, max_in_flight=int(in_flight), timeout_seconds=150.0
-    )
+    resource = type(defs.resources[vendor]).from_values(os.environ, max_in_flight=int(in_flight), timeout_seconds=150.0)
     key = dg.AssetKey(asset_path.split("/"))
     asset = next(a for a in defs.assets if key in a.keys)
     wait_for_go(Path(barrier), index)

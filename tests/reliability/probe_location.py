@@ -47,9 +47,7 @@ probe_multiprocess = dg.define_asset_job(
     selection=dg.AssetSelection.assets(BLIKK_TIME_REPORTS),
     executor_def=dg.multiprocess_executor,
 )
-checked_job = dg.define_asset_job(
-    "checked_probe_job", selection=dg.AssetSelection.assets(checked_probe, after_checked)
-)
+checked_job = dg.define_asset_job("checked_probe_job", selection=dg.AssetSelection.assets(checked_probe, after_checked))
 
 defs = dg.Definitions.merge(
     build_definitions(("blikk",)),

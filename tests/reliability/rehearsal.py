@@ -52,7 +52,11 @@ from timesheet_assets.vendors.registry import load_plugin
 
 REHEARSAL_TAG = "rehearsal/window"
 PARENT_TAG = "dagster/parent_run_id"
-UNFINISHED = [s for s in dg.DagsterRunStatus if s not in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)]
+UNFINISHED = [
+    s
+    for s in dg.DagsterRunStatus
+    if s not in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+]
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,10 @@ class Plan:
 
     def windows(self, today: date) -> list[tuple[date, date]]:
         days = self.lookback_days
-        return [(today - timedelta(days=(k + 1) * days - 1), today - timedelta(days=k * days)) for k in range(self.extra_windows + 1)]
+        return [
+            (today - timedelta(days=(k + 1) * days - 1), today - timedelta(days=k * days))
+            for k in range(self.extra_windows + 1)
+        ]
 
 
 @dataclass
@@ -165,7 +172,8 @@ def rehearse(plan: Plan, workdir: Path, say=print) -> Findings:
     calls = CallLog()
     with postgres_server() as postgres, ExitStack() as stack:
         env = {
-            **os.environ, **postgres.env,
+            **os.environ,
+            **postgres.env,
             "DAGSTER_HOME": str(workdir / "home"),
             "TIMESHEET_VENDORS": ",".join(plan.vendors),
             "TIMESHEET_WAREHOUSE": str(workdir / "warehouse.duckdb"),
@@ -203,16 +211,28 @@ def rehearse(plan: Plan, workdir: Path, say=print) -> Findings:
                 for first, last in plan.windows(today)[1:]:
                     deployment.submit(
                         f"refresh_{vendor}",
-                        {RANGE_START: first.isoformat(), RANGE_END: last.isoformat(), REHEARSAL_TAG: f"{first}..{last}"},
+                        {
+                            RANGE_START: first.isoformat(),
+                            RANGE_END: last.isoformat(),
+                            REHEARSAL_TAG: f"{first}..{last}",
+                        },
                     )
             say(f"daily_refresh on (every minute), {plan.extra_windows * len(plan.vendors)} refreshes queued")
             wait_for(
                 lambda: len(instance.get_runs(dg.RunsFilter(tags={REFRESH_TAG: "daily"}))) >= len(plan.vendors),
-                "the schedule's first runs", timeout=300,
+                "the schedule's first runs",
+                timeout=300,
             )
-            findings.times["first schedule tick after start"] = time.monotonic() - started - findings.times["deployment up"]
+            findings.times["first schedule tick after start"] = (
+                time.monotonic() - started - findings.times["deployment up"]
+            )
 
-            victim, worker = wait_for(lambda: _calling_run(instance, calls, plan.victim_vendor), "a run calling its vendor", timeout=600, interval=0.05)
+            victim, worker = wait_for(
+                lambda: _calling_run(instance, calls, plan.victim_vendor),
+                "a run calling its vendor",
+                timeout=600,
+                interval=0.05,
+            )
             say(f"killing run worker {worker.pid} of run {victim.run_id} ({plan.victim_vendor}) and the code server")
             os.kill(worker.pid, signal.SIGKILL)
             deployment.services["code-server"].kill()
@@ -220,7 +240,14 @@ def rehearse(plan: Plan, workdir: Path, say=print) -> Findings:
             stop_watching = threading.Event()
             watcher = threading.Thread(
                 target=_watch_slots,
-                args=(instance, victim.run_id, (plan.victim_vendor, "conformed"), killed_at, stop_watching, findings.times),
+                args=(
+                    instance,
+                    victim.run_id,
+                    (plan.victim_vendor, "conformed"),
+                    killed_at,
+                    stop_watching,
+                    findings.times,
+                ),
                 daemon=True,
             )
             watcher.start()
@@ -230,7 +257,8 @@ def rehearse(plan: Plan, workdir: Path, say=print) -> Findings:
             ticked = len(plan.vendors) * plan.schedule_ticks
             wait_for(
                 lambda: len(instance.get_runs(dg.RunsFilter(tags={REFRESH_TAG: "daily"}))) >= ticked,
-                f"{plan.schedule_ticks} schedule ticks", timeout=600,
+                f"{plan.schedule_ticks} schedule ticks",
+                timeout=600,
             )
             deployment.stop_schedule(schedule)
             say(f"daily_refresh ticked {plan.schedule_ticks} times and is off again")
@@ -277,7 +305,9 @@ def _calling_run(instance: dg.DagsterInstance, calls: CallLog, vendor: str, run_
     return None
 
 
-def _cancel_one(instance, deployment: Deployment, calls: CallLog, plan: Plan, today: date, findings: Findings, say) -> None:
+def _cancel_one(
+    instance, deployment: Deployment, calls: CallLog, plan: Plan, today: date, findings: Findings, say
+) -> None:
     """Cancel a run from the webserver while it calls its vendor, as an operator would."""
     first, last = plan.windows(today)[0]
     run_id = deployment.submit(
@@ -285,22 +315,28 @@ def _cancel_one(instance, deployment: Deployment, calls: CallLog, plan: Plan, to
         {RANGE_START: first.isoformat(), RANGE_END: last.isoformat(), REHEARSAL_TAG: "canceled"},
     )
     _, worker = wait_for(
-        lambda: _calling_run(instance, calls, plan.victim_vendor, [run_id]), "the run to call its vendor",
-        timeout=600, interval=0.05,
+        lambda: _calling_run(instance, calls, plan.victim_vendor, [run_id]),
+        "the run to call its vendor",
+        timeout=600,
+        interval=0.05,
     )
     asked = time.time()
     deployment.terminate(run_id)
     wait_for(lambda: instance.get_run_by_id(run_id).is_finished, "the canceled run to end", timeout=300)
     ended = instance.get_run_record_by_id(run_id).end_time
     findings.times["cancel: Terminate → run CANCELED"] = ended - asked
-    wait_for(lambda: not worker.is_alive() and not worker.leftover_processes(), "the canceled worker to exit", timeout=120)
+    wait_for(
+        lambda: not worker.is_alive() and not worker.leftover_processes(), "the canceled worker to exit", timeout=120
+    )
     findings.times["cancel: Terminate → worker process gone"] = time.time() - asked
     findings.calls_after_cancel = sum(1 for c in calls.snapshot() if c.pid == worker.pid and c.started > ended)
     findings.canceled = instance.get_run_by_id(run_id)
     say(f"canceled run {run_id}: {findings.canceled.status.value} {ended - asked:.1f} s after Terminate")
 
 
-def _watch_slots(instance, run_id: str, pools: tuple[str, ...], since: float, stop: threading.Event, times: dict) -> None:
+def _watch_slots(
+    instance, run_id: str, pools: tuple[str, ...], since: float, stop: threading.Event, times: dict
+) -> None:
     """Record when ``run_id`` stops holding slots in ``pools`` (the slot reaper's work)."""
     while not stop.is_set():
         holders = set().union(*(instance.event_log_storage.get_concurrency_info(p).active_run_ids for p in pools))
@@ -318,8 +354,10 @@ def _settle(instance, victim_id: str, plan: Plan, say, load: list[float]) -> Non
         victim = instance.get_run_by_id(victim_id)
         retries = instance.get_runs(dg.RunsFilter(tags={PARENT_TAG: victim_id}))
         unfinished = instance.get_runs(dg.RunsFilter(statuses=UNFINISHED))
-        retried = victim.status != dg.DagsterRunStatus.FAILURE or victim.tags.get(WILL_RETRY_TAG) == "false" or (
-            retries and all(r.is_finished for r in retries)
+        retried = (
+            victim.status != dg.DagsterRunStatus.FAILURE
+            or victim.tags.get(WILL_RETRY_TAG) == "false"
+            or (retries and all(r.is_finished for r in retries))
         )
         if not unfinished and victim.is_finished and retried:
             return

@@ -29,9 +29,7 @@ run_launcher:
 
 def write_instance_yaml(home: Path, *, grace: int = 5, extra: str = "") -> Path:
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(
-        "telemetry:\n  enabled: false\n" + LAUNCHER_YAML.format(grace=grace) + extra
-    )
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n" + LAUNCHER_YAML.format(grace=grace) + extra)
     return home
 
 

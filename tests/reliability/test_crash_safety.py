@@ -19,7 +19,11 @@ def run_writer(warehouse: str, first: str, last: str, mode: str, version: int, t
     env = {**os.environ, "PROBE_VERSION": str(version), "DAGSTER_HOME": str(tmp_path)}
     return subprocess.run(
         [sys.executable, "-m", "tests.reliability.crash_writer", warehouse, first, last, mode],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

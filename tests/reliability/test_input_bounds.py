@@ -37,8 +37,13 @@ def launch(vendor: str, warehouse: str, instance) -> dg.ExecuteInProcessResult:
     defs = build_definitions((vendor,))
     raw = [a for a in defs.assets if any(k.path[0] == "raw" for k in a.keys)]
     resources = {**dict(defs.resources), "io_manager": WarehouseIOManager(database=warehouse)}
-    return dg.materialize(raw[:1], resources=resources, instance=instance, partition_key="2026-01-05"
-                          if raw[0].partitions_def else None, raise_on_error=False)
+    return dg.materialize(
+        raw[:1],
+        resources=resources,
+        instance=instance,
+        partition_key="2026-01-05" if raw[0].partitions_def else None,
+        raise_on_error=False,
+    )
 
 
 def set_sandbox_env(monkeypatch, vendor: str) -> None:

@@ -37,9 +37,24 @@ def launch(
     home: Path, env: dict, first: date, last: date, warehouse: Path, barrier: Path, index: int
 ) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability.pool_runner", "blikk", "raw/blikk/time_reports",
-         first.isoformat(), last.isoformat(), str(warehouse), str(barrier), str(index), str(IN_FLIGHT)],
-        cwd=ROOT, env={**env, "DAGSTER_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.reliability.pool_runner",
+            "blikk",
+            "raw/blikk/time_reports",
+            first.isoformat(),
+            last.isoformat(),
+            str(warehouse),
+            str(barrier),
+            str(index),
+            str(IN_FLIGHT),
+        ],
+        cwd=ROOT,
+        env={**env, "DAGSTER_HOME": str(home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

@@ -14,8 +14,14 @@ pytestmark = [pytest.mark.xdist_group("rehearsal"), pytest.mark.timeout(1500)]
 
 def test_rehearsal_with_a_killed_worker(tmp_path):
     plan = Plan(
-        vendors=("blikk", "ibuildapp"), victim_vendor="blikk", schedule_ticks=1, extra_windows=1,
-        records=300, victim_records=3000, cancel_one=False, settle_timeout=1000.0,
+        vendors=("blikk", "ibuildapp"),
+        victim_vendor="blikk",
+        schedule_ticks=1,
+        extra_windows=1,
+        records=300,
+        victim_records=3000,
+        cancel_one=False,
+        settle_timeout=1000.0,
     )
     findings = rehearse(plan, tmp_path)
     print(findings.report())

@@ -64,4 +64,6 @@ def test_a_run_a_blocking_check_failed_is_not_retried(instance):
     assert [c.dagster_event.event_specific_data.passed for c in checks] == [False]
     assert failed.tags[RUN_FAILURE_REASON_TAG] == "STEP_FAILURE"
     assert not should_retry(failed, instance)
-    assert any("Not retrying run since it failed due to an asset or op failure" in m for m in messages(instance, run.run_id))
+    assert any(
+        "Not retrying run since it failed due to an asset or op failure" in m for m in messages(instance, run.run_id)
+    )

@@ -81,7 +81,9 @@ def test_a_run_whose_worker_died_is_failed_at_the_first_check_and_its_slot_freed
     assert status(instance, run.run_id) == dg.DagsterRunStatus.STARTED  # nobody said anything yet
     monitor(instance, run.run_id)
     assert status(instance, run.run_id) == dg.DagsterRunStatus.FAILURE
-    assert any(f"run worker process {worker.pid}" in m and "is gone" in m for m in messages(instance, run.run_id)), messages(instance, run.run_id)
+    assert any(f"run worker process {worker.pid}" in m and "is gone" in m for m in messages(instance, run.run_id)), (
+        messages(instance, run.run_id)
+    )
 
     # The slot stays with the dead run for free_slots_after_run_end_seconds, then is freed.
     assert slot_holders(instance) == {run.run_id}
@@ -104,15 +106,22 @@ def test_a_run_whose_worker_died_is_failed_at_the_first_check_and_its_slot_freed
 def test_a_stuck_run_past_its_max_runtime_is_failed_and_its_worker_killed(instance):
     run, worker = hanging_run(instance, tags={"dagster/max_runtime": "1"})
     wait_until(lambda: run_record(instance, run.run_id).start_time is not None, "the run to record its start")
-    wait_until(lambda: monitor(instance, run.run_id) or status(instance, run.run_id).value != "STARTED",
-               "run monitoring to act on the max runtime", interval=0.5)
+    wait_until(
+        lambda: monitor(instance, run.run_id) or status(instance, run.run_id).value != "STARTED",
+        "run monitoring to act on the max runtime",
+        interval=0.5,
+    )
     assert status(instance, run.run_id) == dg.DagsterRunStatus.FAILURE
     assert any("Exceeded maximum runtime of 1 seconds" in m for m in messages(instance, run.run_id))
     # The step calls no vendor, so nothing in it notices: the worker is killed after the grace.
     wait_until(lambda: not worker.is_alive() and not worker.leftover_processes(), "the worker to be killed", timeout=60)
     assert any("did not stop within 2 s of the termination request" in m for m in messages(instance, run.run_id))
     wait_until(
-        lambda: list(execute_concurrency_slots_iteration(SimpleNamespace(instance=instance), LOGGER))
-        is not None and run.run_id not in slot_holders(instance),
-        "the slot to be freed", timeout=60, interval=0.5,
+        lambda: (
+            list(execute_concurrency_slots_iteration(SimpleNamespace(instance=instance), LOGGER)) is not None
+            and run.run_id not in slot_holders(instance)
+        ),
+        "the slot to be freed",
+        timeout=60,
+        interval=0.5,
     )

@@ -49,7 +49,10 @@ def test_every_credential_field_is_an_env_var(sandboxes, monkeypatch):
     for vendor in VENDOR_NAMES:
         resource = defs.resources[vendor]
         for field, value in resource.__dict__.items():
-            if any(w.lower() in field.lower() for w in ("password", "secret", "token", "api_id", "username", "client_id", "email", "app_id")):
+            if any(
+                w.lower() in field.lower()
+                for w in ("password", "secret", "token", "api_id", "username", "client_id", "email", "app_id")
+            ):
                 if value is None:
                     continue
                 assert isinstance(value, dg.EnvVar), f"{vendor}.{field} is not read from an environment variable"
@@ -68,8 +71,11 @@ def test_no_secret_in_logs_events_metadata_or_errors(sandboxes, monkeypatch, war
     defs = build_definitions(VENDOR_NAMES)
     resources = {**dict(defs.resources), "io_manager": WarehouseIOManager(database=warehouse)}
     ok = dg.materialize(
-        list(defs.assets), resources=resources, instance=instance,
-        tags=range_tags(ANCHOR - timedelta(days=3), ANCHOR), raise_on_error=False,
+        list(defs.assets),
+        resources=resources,
+        instance=instance,
+        tags=range_tags(ANCHOR - timedelta(days=3), ANCHOR),
+        raise_on_error=False,
     )
     assert ok.success
 
@@ -84,8 +90,10 @@ def test_no_secret_in_logs_events_metadata_or_errors(sandboxes, monkeypatch, war
     resources = {**dict(defs.resources), "io_manager": WarehouseIOManager(database=warehouse)}
     failed = dg.materialize(
         [a for a in defs.assets if not any(k.path[0] == "conformed" for k in a.keys)],
-        resources=resources, instance=instance,
-        tags=range_tags(ANCHOR - timedelta(days=1), ANCHOR), raise_on_error=False,
+        resources=resources,
+        instance=instance,
+        tags=range_tags(ANCHOR - timedelta(days=1), ANCHOR),
+        raise_on_error=False,
     )
     assert not failed.success
     failures = [e for e in failed.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]

@@ -32,7 +32,9 @@ def app_with(rule=None, knobs=None):
 
 def client_for(url, rate=100.0, in_flight=None, attempts=6):
     return VendorClient(
-        "Toy", url, limiter=RateLimiter(rate, max_in_flight=in_flight),
+        "Toy",
+        url,
+        limiter=RateLimiter(rate, max_in_flight=in_flight),
         retry=RetryPolicy(max_attempts=attempts, backoff_base_seconds=0.05, backoff_cap_seconds=0.2),
     )
 
@@ -120,7 +122,10 @@ def test_timeout_fault_is_retried_after_the_read_timeout(serve_app):
     app, sandbox = app_with(knobs=FaultKnobs(script=["timeout"], timeout_seconds=2))
     server = serve_app(app)
     client = VendorClient(
-        "Toy", server.url, limiter=RateLimiter(100), timeout=0.3,
+        "Toy",
+        server.url,
+        limiter=RateLimiter(100),
+        timeout=0.3,
         retry=RetryPolicy(backoff_base_seconds=0.05),
     )
     assert len(client.get_json("items")["items"]) == 40

@@ -23,8 +23,9 @@ def build(vendor: str) -> list[dg.AssetsDefinition]:
     )
     def raw_lines(context: dg.AssetExecutionContext) -> pd.DataFrame:
         first, _ = partition_window(context)
-        return pd.DataFrame({"record_key": [f"{vendor}:{i}" for i in range(500)], "work_date": [first] * 500,
-                             "hours": [1.0] * 500})
+        return pd.DataFrame(
+            {"record_key": [f"{vendor}:{i}" for i in range(500)], "work_date": [first] * 500, "hours": [1.0] * 500}
+        )
 
     @dg.asset(
         key=["conformed", "probe_timesheets"],
@@ -34,8 +35,14 @@ def build(vendor: str) -> list[dg.AssetsDefinition]:
         metadata={"partition_expr": "work_date", "primary_key": ["source_system", "entry_id"]},
     )
     def conformed(raw_lines: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({"source_system": vendor, "entry_id": raw_lines["record_key"],
-                             "work_date": raw_lines["work_date"], "total_hours": raw_lines["hours"]})
+        return pd.DataFrame(
+            {
+                "source_system": vendor,
+                "entry_id": raw_lines["record_key"],
+                "work_date": raw_lines["work_date"],
+                "total_hours": raw_lines["hours"],
+            }
+        )
 
     return [raw_lines, conformed]
 

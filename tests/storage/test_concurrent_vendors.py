@@ -17,9 +17,21 @@ ROOT = Path(__file__).resolve().parents[2]
 class Writer:
     def __init__(self, warehouse: str, vendor: str, day: str, hold: bool, signals: Path):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.storage.concurrent_writer", warehouse, vendor, day, "1" if hold else "0",
-             str(signals)],
-            cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "tests.storage.concurrent_writer",
+                warehouse,
+                vendor,
+                day,
+                "1" if hold else "0",
+                str(signals),
+            ],
+            cwd=ROOT,
+            env=dict(os.environ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.stderr: list[str] = []
         self._reader = threading.Thread(target=lambda: self.stderr.extend(self.process.stderr), daemon=True)

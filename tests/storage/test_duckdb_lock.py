@@ -39,14 +39,20 @@ def analyst(duckdb_warehouse):
     with duckdb.connect(duckdb_warehouse) as conn:
         conn.execute("CREATE SCHEMA probe")
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import duckdb, sys
             c = duckdb.connect({duckdb_warehouse!r}, read_only=True)
             print("holding", flush=True)
             sys.stdin.readline()
             c.close()
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "holding"
     yield holder
@@ -68,9 +74,17 @@ def _lock_notices(instance: dg.DagsterInstance) -> list[str]:
 def test_a_waiting_writer_says_so_in_the_run_log_while_it_waits(duckdb_warehouse, instance, analyst):
     outcome: dict = {}
     writer = threading.Thread(
-        target=lambda: outcome.setdefault("result", materialize(
-            [probe_lines], {}, duckdb_warehouse, first=date(2026, 1, 1), last=date(2026, 1, 1), instance=instance,
-        )),
+        target=lambda: outcome.setdefault(
+            "result",
+            materialize(
+                [probe_lines],
+                {},
+                duckdb_warehouse,
+                first=date(2026, 1, 1),
+                last=date(2026, 1, 1),
+                instance=instance,
+            ),
+        ),
         daemon=True,
     )
     writer.start()
@@ -95,7 +109,12 @@ def test_a_writer_locked_out_for_its_whole_wait_fails_clearly_without_a_retry(
 ):
     monkeypatch.setenv("TIMESHEET_WAREHOUSE_LOCK_WAIT_SECONDS", "1")
     result = materialize(
-        [probe_lines], {}, duckdb_warehouse, first=date(2026, 1, 1), last=date(2026, 1, 1), instance=instance,
+        [probe_lines],
+        {},
+        duckdb_warehouse,
+        first=date(2026, 1, 1),
+        last=date(2026, 1, 1),
+        instance=instance,
         raise_on_error=False,
     )
     assert not result.success

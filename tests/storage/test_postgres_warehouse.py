@@ -181,8 +181,9 @@ def test_two_writes_of_the_same_table_take_turns_and_never_double_rows(postgres_
     import time
 
     def window_write():
-        return materialize([probe_lines], {}, postgres_warehouse, first=date(2026, 1, 1), last=date(2026, 1, 3),
-                           instance=instance)
+        return materialize(
+            [probe_lines], {}, postgres_warehouse, first=date(2026, 1, 1), last=date(2026, 1, 3), instance=instance
+        )
 
     with monkeypatch.context() as patch:  # only the first writer is paused
         inside, release = _pause_inside_writes(patch)

@@ -23,7 +23,11 @@ SECRET = "S3cr3t-Pw-77"
     [
         ("warehouse.duckdb", "duckdb", "warehouse.duckdb"),
         ("/srv/data/w.duckdb", "duckdb", "/srv/data/w.duckdb"),
-        (f"postgresql://etl:{SECRET}@db.internal:5433/warehouse", "postgresql", "postgresql://etl@db.internal:5433/warehouse"),
+        (
+            f"postgresql://etl:{SECRET}@db.internal:5433/warehouse",
+            "postgresql",
+            "postgresql://etl@db.internal:5433/warehouse",
+        ),
         (f"postgres://etl:{SECRET}@db/warehouse?sslmode=require", "postgresql", "postgresql://etl@db/warehouse"),
         ("postgresql://etl@db/warehouse", "postgresql", "postgresql://etl@db/warehouse"),
     ],
@@ -102,8 +106,11 @@ def probe_lines(context: dg.AssetExecutionContext) -> pd.DataFrame:
 def _run(instance) -> dg.ExecuteInProcessResult:
     # The code location's own IO manager, built from the environment as in production.
     return dg.materialize(
-        [probe_lines], resources={"io_manager": warehouse_io_manager()}, instance=instance,
-        tags=range_tags(date(2026, 1, 1), date(2026, 1, 1)), raise_on_error=False,
+        [probe_lines],
+        resources={"io_manager": warehouse_io_manager()},
+        instance=instance,
+        tags=range_tags(date(2026, 1, 1), date(2026, 1, 1)),
+        raise_on_error=False,
     )
 
 

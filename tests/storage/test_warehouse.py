@@ -7,7 +7,14 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from tests.support.dagster_helpers import column_types, is_postgres, materialization_metadata, materialize, query, read_table
+from tests.support.dagster_helpers import (
+    column_types,
+    is_postgres,
+    materialization_metadata,
+    materialize,
+    query,
+    read_table,
+)
 from timesheet_assets.ingest import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
 
 STATE: dict = {}
@@ -89,7 +96,12 @@ def test_failed_write_leaves_previous_partition_intact(warehouse, instance, monk
         _crash_mid_write(patch, "probe.lines", "('x', DATE '2026-01-01', 9.0)")
         STATE["version"] = 9
         result = materialize(
-            [probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 3), instance=instance,
+            [probe_lines],
+            {},
+            warehouse,
+            first=date(2026, 1, 1),
+            last=date(2026, 1, 3),
+            instance=instance,
             raise_on_error=False,
         )
     assert not result.success
@@ -136,13 +148,20 @@ def test_replace_mode_overrides_upsert_for_full_refresh(warehouse, instance):
 
 
 def test_empty_first_window_still_creates_the_table(warehouse, instance):
-    @dg.asset(key=["raw", "probe", "empty"], partitions_def=daily_partitions("2026-01-01"), metadata={"partition_expr": "work_date"})
+    @dg.asset(
+        key=["raw", "probe", "empty"],
+        partitions_def=daily_partitions("2026-01-01"),
+        metadata={"partition_expr": "work_date"},
+    )
     def empty() -> pd.DataFrame:
         return pd.DataFrame({"record_key": pd.Series(dtype="string"), "work_date": pd.Series(dtype="datetime64[ns]")})
 
     result = dg.materialize(
-        [empty], partition_key="2026-01-01",
-        resources={"io_manager": __import__("timesheet_assets.storage", fromlist=["x"]).WarehouseIOManager(database=warehouse)},
+        [empty],
+        partition_key="2026-01-01",
+        resources={
+            "io_manager": __import__("timesheet_assets.storage", fromlist=["x"]).WarehouseIOManager(database=warehouse)
+        },
         instance=instance,
     )
     assert result.success
@@ -171,14 +190,19 @@ def test_writer_waits_for_another_process_holding_the_lock(duckdb_warehouse, ins
     import textwrap
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import duckdb, time, sys
             c = duckdb.connect({warehouse!r})
             print("locked", flush=True)
             time.sleep(3)
             c.close()
-        """)],
-        stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "locked"
     materialize([probe_lines], {}, warehouse, first=date(2026, 1, 1), last=date(2026, 1, 2), instance=instance)
@@ -188,8 +212,7 @@ def test_writer_waits_for_another_process_holding_the_lock(duckdb_warehouse, ins
 
 def _memory_limit_seen_by_writes(warehouse: str, monkeypatch, connection_config: dict | None = None) -> str:
     """The ``memory_limit`` a warehouse write runs under, read inside the write's connection."""
-    from timesheet_assets.storage import WarehouseIOManager
-    from timesheet_assets.storage import duckdb_backend
+    from timesheet_assets.storage import WarehouseIOManager, duckdb_backend
 
     seen: list[str] = []
     original = duckdb_backend.connect_waiting_for_lock
@@ -256,8 +279,9 @@ def test_a_partition_with_wider_values_widens_the_column_instead_of_losing_them(
         integer, double, text, as_text = "BIGINT", "DOUBLE", "VARCHAR", ["8.0", "7.5", "seven"]
     STATE["hours"] = {1: 8, 2: 7.5, 3: "seven"}
     for day in (1, 2, 3):
-        result = materialize([drift], {}, warehouse, first=dt.date(2026, 1, day), last=dt.date(2026, 1, day),
-                             instance=instance)
+        result = materialize(
+            [drift], {}, warehouse, first=dt.date(2026, 1, day), last=dt.date(2026, 1, day), instance=instance
+        )
         column_type = column_types(warehouse, "probe.drift")["hours"]
         values = [v for (v,) in query(warehouse, "SELECT hours FROM probe.drift ORDER BY work_date")]
         widened = materialization_metadata(result, ["raw", "probe", "drift"]).get("columns_widened")
@@ -292,7 +316,8 @@ def test_a_key_lives_on_one_day_and_the_conformed_key_is_a_real_constraint(wareh
     assert materialization_metadata(result, ["conformed", "probe_keyed"])["rows_moved_from_other_days"] == 1
     table = read_table(warehouse, "conformed.probe_keyed").sort_values("entry_id")
     assert [(r.entry_id, str(r.work_date.date()), r.hours) for r in table.itertuples()] == [
-        ("1", "2026-01-03", 6.0), ("2", "2026-01-02", 4.0)
+        ("1", "2026-01-03", 6.0),
+        ("2", "2026-01-02", 4.0),
     ]
     constraints = query(
         warehouse,

@@ -82,12 +82,16 @@ def column_types(warehouse: str, table: str) -> dict[str, str]:
     PostgreSQL ``bigint``)."""
     schema, name = table.split(".")
     if not is_postgres(warehouse):
-        sql = ("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
-               "AND table_name = ? ORDER BY ordinal_position")
+        sql = (
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
+            "AND table_name = ? ORDER BY ordinal_position"
+        )
     else:
-        sql = ("SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-               "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-               "WHERE n.nspname = ? AND c.relname = ? AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum")
+        sql = (
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = ? AND c.relname = ? AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+        )
     return dict(query(warehouse, sql, [schema, name]))
 
 
@@ -123,9 +127,7 @@ def materialization_metadata(result: dg.ExecuteInProcessResult, key: Sequence[st
         next(
             node
             for node in {e.node_name for e in result.all_node_events}
-            if any(
-                m.asset_key == dg.AssetKey(list(key)) for m in result.asset_materializations_for_node(node)
-            )
+            if any(m.asset_key == dg.AssetKey(list(key)) for m in result.asset_materializations_for_node(node))
         )
     )
     matching = [e for e in events if e.asset_key == dg.AssetKey(list(key))]

@@ -107,8 +107,17 @@ def postgres_server(settings: dict[str, str] | None = None) -> Iterator[Postgres
     extra = "".join(f" -c {name}={value}" for name, value in (settings or {}).items())
     run("initdb", "-D", str(data), "-U", "dagster", "--auth=md5", f"--pwfile={pwfile}", "-E", "UTF8")
     run(
-        "pg_ctl", "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60",
-        "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off{extra}", "start",
+        "pg_ctl",
+        "-D",
+        str(data),
+        "-l",
+        str(base / "log"),
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off{extra}",
+        "start",
     )
     try:
         server = PostgresServer("127.0.0.1", port, "dagster", password, "postgres")

@@ -25,7 +25,9 @@ class WebhookReceiver:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"null")
                 with receiver._changed:
-                    receiver.posts.append({"path": self.path, "body": body, "content_type": self.headers.get("Content-Type")})
+                    receiver.posts.append(
+                        {"path": self.path, "body": body, "content_type": self.headers.get("Content-Type")}
+                    )
                     receiver._changed.notify_all()
                 self.send_response(receiver.status)
                 self.end_headers()

@@ -62,8 +62,7 @@ def date_range(first: date, last: date) -> list[str]:
 def daemon_running(instance: dg.DagsterInstance) -> bool:
     now = time.time()
     return any(
-        now - heartbeat.timestamp < DAEMON_HEARTBEAT_SECONDS
-        for heartbeat in instance.get_daemon_heartbeats().values()
+        now - heartbeat.timestamp < DAEMON_HEARTBEAT_SECONDS for heartbeat in instance.get_daemon_heartbeats().values()
     )
 
 
@@ -72,7 +71,12 @@ def _ui_hint(path: str) -> str:
 
 
 def refresh(
-    vendor: str, first: date | None, last: date | None, *, home: str | None, wait: bool,
+    vendor: str,
+    first: date | None,
+    last: date | None,
+    *,
+    home: str | None,
+    wait: bool,
     write: Callable[[str], None] = print,
 ) -> int:
     """One run of ``refresh_<vendor>`` (``all``: ``refresh_all``) over the work dates, as the
@@ -93,15 +97,18 @@ def refresh(
                 "a vendor without timesheets or projects (aims360) is loaded by its sensor"
             )
         run = create_run(
-            workspace, job,
+            workspace,
+            job,
             tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat(), ORIGIN_TAG: "command"},
         )
         write(f"instance {path}: run {run.run_id} of {job}, work dates {first} .. {last}")
         if not wait:
             submit(workspace, run)
             if not daemon_running(instance):
-                write("no dagster-daemon is running for this instance: the run waits in the queue "
-                      "until one starts (make dev starts one), or use --wait to run it here")
+                write(
+                    "no dagster-daemon is running for this instance: the run waits in the queue "
+                    "until one starts (make dev starts one), or use --wait to run it here"
+                )
             write(_ui_hint(f"runs/{run.run_id}"))
             return 0
         from .progress import RunFollower
@@ -113,7 +120,12 @@ def refresh(
 
 
 def backfill(
-    first: date, last: date, *, vendors: Sequence[str], assets: Sequence[str], home: str | None,
+    first: date,
+    last: date,
+    *,
+    vendors: Sequence[str],
+    assets: Sequence[str],
+    home: str | None,
     write: Callable[[str], None] = print,
 ) -> int:
     """A Dagster backfill of the daily-partitioned assets over the work dates (the UI's
@@ -135,8 +147,7 @@ def backfill(
             chosen = [every[name] for name in assets]
         else:
             chosen = [
-                key for key in every.values()
-                if key.path[0] == "conformed" or not vendors or key.path[1] in vendors
+                key for key in every.values() if key.path[0] == "conformed" or not vendors or key.path[1] in vendors
             ]
         partitioned = [key for key in chosen if graph.get(key).is_partitioned]
         skipped = sorted(k.to_user_string() for k in chosen if k not in partitioned)
@@ -156,13 +167,17 @@ def backfill(
             run_config=None,
         )
         instance.add_backfill(record)
-        write(f"instance {path}: backfill {record.backfill_id} of "
-              f"{', '.join(k.to_user_string() for k in record.asset_selection or ())} for {first} .. {last}")
+        write(
+            f"instance {path}: backfill {record.backfill_id} of "
+            f"{', '.join(k.to_user_string() for k in record.asset_selection or ())} for {first} .. {last}"
+        )
         if skipped:
             write(f"not partitioned, so not in the backfill (re-read them with refresh): {', '.join(skipped)}")
         if not daemon_running(instance):
-            write("no dagster-daemon is running for this instance: the backfill starts when one "
-                  "does (make dev starts one)")
+            write(
+                "no dagster-daemon is running for this instance: the backfill starts when one "
+                "does (make dev starts one)"
+            )
         write(_ui_hint(f"runs/b/{record.backfill_id}"))
     return 0
 
@@ -182,19 +197,29 @@ def list_definitions(what: str, write: Callable[[str], None] = print) -> int:
             node = graph.get(key)
             policy = node.freshness_policy
             overdue = getattr(policy, "fail_window", None)
-            rows.append([
-                key.to_user_string(), node.group_name,
-                "daily" if node.is_partitioned else "", len(node.check_keys),
-                f"{overdue.to_timedelta().total_seconds() / 3600:g} h" if overdue else "",
-            ])
+            rows.append(
+                [
+                    key.to_user_string(),
+                    node.group_name,
+                    "daily" if node.is_partitioned else "",
+                    len(node.check_keys),
+                    f"{overdue.to_timedelta().total_seconds() / 3600:g} h" if overdue else "",
+                ]
+            )
         write(tabulate(rows, headers=["asset", "group", "partitions", "checks", "overdue after"]))
     if what in ("jobs", "all"):
         jobs = [j for j in repository.get_all_jobs() if not j.name.startswith("__")]
-        write(tabulate([[j.name, j.description or ""] for j in jobs], headers=["job", "what it runs"],
-                       maxcolwidths=[None, 90]))
+        write(
+            tabulate(
+                [[j.name, j.description or ""] for j in jobs], headers=["job", "what it runs"], maxcolwidths=[None, 90]
+            )
+        )
     if what in ("schedules", "sensors", "all"):
-        rows = [[s.name, "schedule", s.cron_schedule, s.default_status.value.lower()]
-                for s in repository.schedule_defs] if what != "sensors" else []
+        rows = (
+            [[s.name, "schedule", s.cron_schedule, s.default_status.value.lower()] for s in repository.schedule_defs]
+            if what != "sensors"
+            else []
+        )
         if what != "schedules":
             rows += [[s.name, "sensor", "", s.default_status.value.lower()] for s in repository.sensor_defs]
         write(tabulate(rows, headers=["name", "kind", "cron", "default"]))

@@ -10,8 +10,15 @@ import dagster as dg
 from dagster import DagsterEventType as E
 
 FOLLOWED = {
-    E.RUN_START, E.RUN_SUCCESS, E.RUN_FAILURE, E.RUN_CANCELED, E.STEP_START, E.STEP_SUCCESS,
-    E.STEP_FAILURE, E.STEP_UP_FOR_RETRY, E.ASSET_MATERIALIZATION,
+    E.RUN_START,
+    E.RUN_SUCCESS,
+    E.RUN_FAILURE,
+    E.RUN_CANCELED,
+    E.STEP_START,
+    E.STEP_SUCCESS,
+    E.STEP_FAILURE,
+    E.STEP_UP_FOR_RETRY,
+    E.ASSET_MATERIALIZATION,
 }
 STILL_RUNNING_EVERY = 15.0
 
@@ -75,12 +82,16 @@ class RunFollower:
                 details.append(f"{self.partitions[step]} days written")
             if step in self.requests:
                 details.append(f"{self.requests[step]} requests")
-            self._say(f"  done     {step_label(step)} in {seconds:.1f} s" + (f" ({', '.join(details)})" if details else ""))
+            self._say(
+                f"  done     {step_label(step)} in {seconds:.1f} s" + (f" ({', '.join(details)})" if details else "")
+            )
         elif kind == E.STEP_UP_FOR_RETRY and step:
             data = event.event_specific_data
             wait = getattr(data, "seconds_to_wait", None)
             self.running.pop(step, None)
-            self._say(f"  retry    {step_label(step)}" + (f" in {wait:.0f} s" if wait else "") + f": {_headline(event)}")
+            self._say(
+                f"  retry    {step_label(step)}" + (f" in {wait:.0f} s" if wait else "") + f": {_headline(event)}"
+            )
         elif kind == E.STEP_FAILURE and step:
             self.running.pop(step, None)
             self._say(f"  FAILED   {step_label(step)}: {_headline(event)}")

@@ -133,7 +133,9 @@ def count_rows(warehouse: str, facts: RunFacts, asset_graph, first: date, last: 
             partitioned = column and asset_graph.get(key).is_partitioned
             window = f" WHERE CAST(({column}) AS DATE) BETWEEN ? AND ?" if partitioned else ""
             if window:
-                line.in_window = session.execute(f"SELECT count(*) FROM {qualified}{window}", [first, last]).fetchone()[0]
+                line.in_window = session.execute(f"SELECT count(*) FROM {qualified}{window}", [first, last]).fetchone()[
+                    0
+                ]
             if line.layer == CONFORMED:
                 rows = session.execute(
                     f"SELECT source_system, count(*) FROM {qualified}{window} GROUP BY 1 ORDER BY 1",
@@ -182,21 +184,26 @@ def render(
         failed_checks += [f"{line.key.to_user_string()} {name}" for name, ok, _ in line.checks if not ok]
         fetched = line.fetched if line.layer == "raw" else None
         if line.layer == "raw":
-            for name, value in (("fetched", fetched), ("quarantined", line.quarantined),
-                                ("requests", line.metadata.get("requests"))):
+            for name, value in (
+                ("fetched", fetched),
+                ("quarantined", line.quarantined),
+                ("requests", line.metadata.get("requests")),
+            ):
                 totals[name] += int(value or 0)
         step_seconds = facts.step_seconds.get(line.step_key or "", None)
-        rows.append([
-            line.vendor if line.vendor != last_vendor else "",
-            line.key.to_user_string(),
-            (_number(fetched) + (" *" if line.incremental else "")) if line.layer == "raw" else "",
-            _number(line.in_window) if line.in_window is not None else "-",
-            _number(line.in_table),
-            _number(line.quarantined) if line.layer == "raw" else "",
-            _number(line.metadata.get("requests")),
-            f"{step_seconds:.1f}" if step_seconds is not None else "",
-            f"{passed}/{len(line.checks)}" if line.checks else "",
-        ])
+        rows.append(
+            [
+                line.vendor if line.vendor != last_vendor else "",
+                line.key.to_user_string(),
+                (_number(fetched) + (" *" if line.incremental else "")) if line.layer == "raw" else "",
+                _number(line.in_window) if line.in_window is not None else "-",
+                _number(line.in_table),
+                _number(line.quarantined) if line.layer == "raw" else "",
+                _number(line.metadata.get("requests")),
+                f"{step_seconds:.1f}" if step_seconds is not None else "",
+                f"{passed}/{len(line.checks)}" if line.checks else "",
+            ]
+        )
         last_vendor = line.vendor
     status = {dg.DagsterRunStatus.SUCCESS: "succeeded"}.get(run.status, run.status.value.lower())
     days = (last - first).days + 1
@@ -206,14 +213,25 @@ def render(
         "",
         tabulate(
             rows,
-            headers=["vendor", "asset", "fetched", "in window", "in table", "quarantined", "requests", "seconds", "checks"],
+            headers=[
+                "vendor",
+                "asset",
+                "fetched",
+                "in window",
+                "in table",
+                "quarantined",
+                "requests",
+                "seconds",
+                "checks",
+            ],
             disable_numparse=True,
             colalign=("left", "left", "right", "right", "right", "right", "right", "right", "right"),
         ),
         "",
         f"Totals: {totals['fetched']:,} records fetched from the vendors, {totals['quarantined']:,} quarantined, "
         f"{totals['requests']:,} requests; checks {checks_passed} of {checks_total} passed"
-        + (f" (not passed: {', '.join(failed_checks)})" if failed_checks else "") + ".",
+        + (f" (not passed: {', '.join(failed_checks)})" if failed_checks else "")
+        + ".",
     ]
     for table, counts in by_vendor.items():
         if counts:
@@ -225,7 +243,9 @@ def render(
     for table, parents in fed.items():
         out.append(f"  {table} <- {', '.join(parents) if parents else 'no raw asset'}")
     for vendor in feeding_none:
-        out.append(f"  {vendor} feeds no conformed table: its raw tables are the product (see docs/vendors/{vendor}.md)")
+        out.append(
+            f"  {vendor} feeds no conformed table: its raw tables are the product (see docs/vendors/{vendor}.md)"
+        )
     out += [
         "",
         "How to read it:",

@@ -1,8 +1,8 @@
 """``conformed/timesheets`` and ``conformed/projects``: every enabled vendor's frame, mapped by
 its ``conform.py`` and unioned, with the data-quality checks reported on each write."""
 
-
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -10,11 +10,11 @@ from pydantic import Field
 
 from ..ingest import DATE_WINDOW_BACKFILL, daily_partitions, frame_preview, partition_window
 from ..ingest.metadata import add_partition_metadata, row_partitions_of
-from ..vendors.registry import VendorPlugin
-from .checks import CheckOutcome, project_checks, projects_known, row_count_not_dropping, timesheet_checks
 from ..ingest.records import PAYLOAD_COLUMN
 from ..storage import PRIMARY_KEY, SKIP_COLUMNS
+from ..vendors.registry import VendorPlugin
 from .catalog import PROJECT_CHECK_DESCRIPTIONS, PROJECT_SCHEMA, TIMESHEET_CHECK_DESCRIPTIONS, TIMESHEET_SCHEMA
+from .checks import CheckOutcome, project_checks, projects_known, row_count_not_dropping, timesheet_checks
 from .schema import (
     PROJECT_KEY,
     TIMESHEET_KEY,
@@ -85,8 +85,7 @@ def _write_or_block(
     if failed:
         # Nothing is written: the warehouse keeps the last good data for this window.
         raise dg.Failure(
-            description=f"{asset_key.to_user_string()} not written: blocking check(s) failed: "
-            + ", ".join(failed),
+            description=f"{asset_key.to_user_string()} not written: blocking check(s) failed: " + ", ".join(failed),
             metadata={"rows_rejected": len(frame)},
         )
     yield dg.Output(frame, metadata=metadata)
@@ -163,9 +162,7 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
         description="One row per timesheet line (employee × work date × project/task × source) "
         "across every enabled vendor, in one schema. See docs/conformed-model.md.",
     )
-    def conformed_timesheets(
-        context: dg.AssetExecutionContext, config: ConformedConfig, **inputs: pd.DataFrame
-    ):
+    def conformed_timesheets(context: dg.AssetExecutionContext, config: ConformedConfig, **inputs: pd.DataFrame):
         first, last = partition_window(context)
         projects = inputs.pop("conformed_projects")
         frame = _union(inputs, conformers, conform_timesheet_frame)
@@ -177,7 +174,8 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
         outcomes.append(projects_known(frame, projects))
         outcomes.append(
             row_count_not_dropping(
-                by_day, _previous_counts(context, TIMESHEETS_KEY, "rows_by_work_date"),
+                by_day,
+                _previous_counts(context, TIMESHEETS_KEY, "rows_by_work_date"),
                 config.max_row_drop_fraction,
             )
         )
@@ -209,9 +207,7 @@ def build_conformed_projects(plugins: list[VendorPlugin]) -> dg.AssetsDefinition
         owners=["team:data-platform"],
         description="One row per project/job across every enabled vendor. See docs/conformed-model.md.",
     )
-    def conformed_projects(
-        context: dg.AssetExecutionContext, config: ConformedConfig, **inputs: pd.DataFrame
-    ):
+    def conformed_projects(context: dg.AssetExecutionContext, config: ConformedConfig, **inputs: pd.DataFrame):
         frame = _union(inputs, conformers, conform_project_frame)
         counts = {"all": len(frame)}
         outcomes = project_checks(frame)
@@ -229,5 +225,3 @@ def build_conformed_projects(plugins: list[VendorPlugin]) -> dg.AssetsDefinition
         yield from _write_or_block(frame, outcomes, PROJECTS_KEY, metadata)
 
     return conformed_projects
-
-

@@ -3,7 +3,7 @@ warehouse stores it as, and what each check proves and what to do when it fails.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import dagster as dg
 
@@ -38,8 +38,7 @@ TIMESHEET_COLUMN_DESCRIPTIONS: Mapping[str, str] = {
     **_SHARED,
     "entry_id": "Stable key of the line, unique within source_system; composed per vendor from "
     "the vendor's ids (docs/conformed-model.md).",
-    "work_date": "Day the hours were worked, in the vendor's timezone as reported (the "
-    "partition key).",
+    "work_date": "Day the hours were worked, in the vendor's timezone as reported (the partition key).",
     "employee_id": "The vendor's employee/user id.",
     "employee_name": "Employee display name, when the vendor provides one.",
     "task": "Phase, activity, task or pay code of the line, as the vendor has it.",

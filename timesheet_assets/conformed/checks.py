@@ -6,8 +6,9 @@ rules are reported and the write goes ahead.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -40,19 +41,19 @@ def _examples(frame: pd.DataFrame, mask: pd.Series, columns: list[str]) -> str:
     return shown.to_markdown(index=False) if len(shown) else ""
 
 
-def primary_key_unique(
-    frame: pd.DataFrame, key: tuple[str, ...], kept: pd.DataFrame | None = None
-) -> CheckOutcome:
+def primary_key_unique(frame: pd.DataFrame, key: tuple[str, ...], kept: pd.DataFrame | None = None) -> CheckOutcome:
     """Duplicates in the table as it will be after the write: the new rows plus ``kept``, the
     stored rows the write leaves alone (other days, minus the keys it brings, since a key
     lives on one day only). ``kept`` is ``None`` for a write that replaces the whole table."""
     columns = list(key)
-    whole = frame[columns] if kept is None or kept.empty else pd.concat(
-        [frame[columns], kept[columns]], ignore_index=True
+    whole = (
+        frame[columns] if kept is None or kept.empty else pd.concat([frame[columns], kept[columns]], ignore_index=True)
     )
     dupes = whole.duplicated(columns, keep=False)
     return CheckOutcome(
-        "primary_key_unique", not dupes.any(), True,
+        "primary_key_unique",
+        not dupes.any(),
+        True,
         f"({', '.join(key)}) identifies exactly one row in the whole table",
         {
             "duplicate_rows": int(dupes.sum()),
@@ -66,8 +67,11 @@ def required_not_null(frame: pd.DataFrame, required: tuple[str, ...]) -> CheckOu
     nulls = {c: int(frame[c].isna().sum()) for c in required if c in frame.columns}
     bad = {c: n for c, n in nulls.items() if n}
     return CheckOutcome(
-        "required_columns_not_null", not bad, True,
-        "required columns hold a value on every row", {"null_counts": bad},
+        "required_columns_not_null",
+        not bad,
+        True,
+        "required columns hold a value on every row",
+        {"null_counts": bad},
     )
 
 
@@ -75,7 +79,9 @@ def status_allowed(frame: pd.DataFrame, allowed: tuple[str, ...]) -> CheckOutcom
     bad = ~frame["status"].isin(allowed) if len(frame) else pd.Series(dtype=bool)
     values = sorted({str(v) for v in frame.loc[bad, "status"].unique()}) if len(frame) else []
     return CheckOutcome(
-        "status_in_allowed_set", not bad.any(), True,
+        "status_in_allowed_set",
+        not bad.any(),
+        True,
         f"status is one of {', '.join(allowed)}",
         {"rows": int(bad.sum()), "unexpected_values": ", ".join(values)},
     )
@@ -87,7 +93,9 @@ def hours_in_range(frame: pd.DataFrame) -> CheckOutcome:
     for column in cols:
         bad |= (frame[column] < 0) | (frame[column] > MAX_HOURS_PER_DAY)
     return CheckOutcome(
-        "hours_between_0_and_24", not bad.any(), False,
+        "hours_between_0_and_24",
+        not bad.any(),
+        False,
         "each line's hours lie in [0, 24]",
         {"rows": int(bad.sum()), "examples": _examples(frame, bad, ["source_system", "entry_id", *cols])},
     )
@@ -99,9 +107,14 @@ def employee_day_hours(frame: pd.DataFrame) -> CheckOutcome:
     per_day = frame.groupby(["source_system", "employee_id", "work_date"], dropna=False)["total_hours"].sum()
     over = per_day[per_day > MAX_HOURS_PER_DAY + ROUNDING]
     return CheckOutcome(
-        "employee_day_at_most_24h", over.empty, False,
+        "employee_day_at_most_24h",
+        over.empty,
+        False,
         "one employee's lines on one day add up to at most 24 hours",
-        {"employee_days_over": int(len(over)), "examples": over.head(5).reset_index().to_markdown(index=False) if len(over) else ""},
+        {
+            "employee_days_over": int(len(over)),
+            "examples": over.head(5).reset_index().to_markdown(index=False) if len(over) else "",
+        },
     )
 
 
@@ -112,9 +125,16 @@ def total_is_sum(frame: pd.DataFrame) -> CheckOutcome:
     at_least = frame["total_hours"] >= parts - ROUNDING
     bad = ~((~travel & exact) | (travel & at_least))
     return CheckOutcome(
-        "total_equals_regular_plus_overtime", not bad.any(), False,
+        "total_equals_regular_plus_overtime",
+        not bad.any(),
+        False,
         "total_hours = regular_hours + overtime_hours (Aimsio: plus travel time)",
-        {"rows": int(bad.sum()), "examples": _examples(frame, bad, ["source_system", "entry_id", "regular_hours", "overtime_hours", "total_hours"])},
+        {
+            "rows": int(bad.sum()),
+            "examples": _examples(
+                frame, bad, ["source_system", "entry_id", "regular_hours", "overtime_hours", "total_hours"]
+            ),
+        },
     )
 
 
@@ -129,7 +149,9 @@ def projects_known(timesheets: pd.DataFrame, projects: pd.DataFrame) -> CheckOut
     unknown_mask = pd.Series([p not in known for p in pairs], index=with_project.index)
     unknown = with_project[unknown_mask]
     return CheckOutcome(
-        "project_id_in_projects", unknown.empty, False,
+        "project_id_in_projects",
+        unknown.empty,
+        False,
         "every timesheet project_id exists in conformed/projects for the same source",
         {
             "unknown_project_rows": int(len(unknown)),
@@ -149,7 +171,9 @@ def row_count_not_dropping(
     now = sum(int(current[k]) for k in shared)
     dropped = before > 0 and now < before * (1 - max_drop_fraction)
     return CheckOutcome(
-        "row_count_not_dropping", not dropped, False,
+        "row_count_not_dropping",
+        not dropped,
+        False,
         f"row count did not drop by more than {max_drop_fraction:.0%} versus the last run",
         {"previous_rows": before, "current_rows": now, "max_drop_fraction": max_drop_fraction},
     )

@@ -11,7 +11,5 @@ from .assets import build_conformed_projects, build_conformed_timesheets
 
 def conformed_definitions(plugins: list[VendorPlugin]) -> dg.Definitions:
     return dg.Definitions(
-        assets=with_code_references(
-            [build_conformed_timesheets(plugins), build_conformed_projects(plugins)]
-        )
+        assets=with_code_references([build_conformed_timesheets(plugins), build_conformed_projects(plugins)])
     )

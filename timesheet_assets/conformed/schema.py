@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -48,10 +48,18 @@ PROJECT_COLUMNS: Mapping[str, str] = {
 TIMESHEET_KEY = ("source_system", "entry_id")
 PROJECT_KEY = ("source_system", "project_id")
 TIMESHEET_REQUIRED = (
-    "source_system", "entry_id", "work_date", "employee_id", "regular_hours", "overtime_hours",
-    "total_hours", "status", "ingested_at",
+    "source_system",
+    "entry_id",
+    "work_date",
+    "employee_id",
+    "regular_hours",
+    "overtime_hours",
+    "total_hours",
+    "status",
+    "ingested_at",
 )
 PROJECT_REQUIRED = ("source_system", "project_id", "status", "ingested_at")
+
 
 def _conform(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
     missing = [c for c in columns if c not in frame.columns]

@@ -281,7 +281,11 @@ class VendorClient:
                         if reauthenticated or self.auth is None:
                             detail = str(exc) or "session or token rejected"
                             raise self._http_error(
-                                VendorAuthError, method, path, response, attempt,
+                                VendorAuthError,
+                                method,
+                                path,
+                                response,
+                                attempt,
                                 message=f"{detail} (after re-authentication)" if reauthenticated else detail,
                             ) from None
                         self._reauthenticate(method, path)
@@ -296,8 +300,12 @@ class VendorClient:
             # A retryable failure.
             if attempt >= self.retry.max_attempts:
                 raise VendorTransportError(
-                    self.vendor, method, path, response.status_code if response else None,
-                    attempt, self.redact(failure or "request failed"),
+                    self.vendor,
+                    method,
+                    path,
+                    response.status_code if response else None,
+                    attempt,
+                    self.redact(failure or "request failed"),
                 )
             delay = wait if wait is not None else self.retry.backoff(attempt, self._rng)
             self.metrics.add("retries")
@@ -305,11 +313,18 @@ class VendorClient:
             slept_from = self.clock.monotonic()
             self.metrics.add_wait(
                 "seconds_waited_rate_limit" if throttled else "seconds_waited_backoff",
-                slept_from, slept_from + delay,
+                slept_from,
+                slept_from + delay,
             )
             self.log.warning(
                 "%s %s %s: %s (attempt %d of %d), retrying in %.2f s",
-                self.vendor, method, path, failure, attempt, self.retry.max_attempts, delay,
+                self.vendor,
+                method,
+                path,
+                failure,
+                attempt,
+                self.retry.max_attempts,
+                delay,
             )
             self.clock.sleep(delay)
 
@@ -344,7 +359,12 @@ class VendorClient:
         if said:
             message += f" ({said})"
         return VendorOutageError(
-            self.vendor, method, path, response.status_code, attempt, self.redact(message),
+            self.vendor,
+            method,
+            path,
+            response.status_code,
+            attempt,
+            self.redact(message),
             retry_after_seconds=wait,
         )
 
@@ -370,5 +390,3 @@ class VendorClient:
             attempt,
             self.redact(message) if message else None,
         )
-
-

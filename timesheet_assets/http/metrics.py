@@ -25,14 +25,10 @@ class MetricsSnapshot:
     bytes_received: int = 0
 
     def __sub__(self, other: MetricsSnapshot) -> MetricsSnapshot:
-        return MetricsSnapshot(
-            **{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)}
-        )
+        return MetricsSnapshot(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
 
     def __add__(self, other: MetricsSnapshot) -> MetricsSnapshot:
-        return MetricsSnapshot(
-            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
-        )
+        return MetricsSnapshot(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
     def as_metadata(self) -> dict[str, float | int]:
         """Plain values keyed the way the metadata panel in the UI shows them."""

@@ -63,9 +63,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 def body_wait_hint(response: httpx.Response) -> float | None:
     """A wait hint from a JSON error body, e.g. Blikk's ``{"waitInSeconds": 3}``."""
-    if "json" not in response.headers.get("content-type", "") and not response.content.startswith(
-        b"{"
-    ):
+    if "json" not in response.headers.get("content-type", "") and not response.content.startswith(b"{"):
         return None
     try:
         body = json.loads(response.content)

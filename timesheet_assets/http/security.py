@@ -32,9 +32,7 @@ def ensure_safe_url(url: str, *, setting: str = "base URL") -> httpx.URL:
     if parsed.scheme == "http" and parsed.host and is_loopback_host(parsed.host):
         return parsed
     shown = f"{parsed.scheme}://{parsed.host}" if parsed.host else repr(url[:40])
-    raise InsecureURLError(
-        f"{setting} {shown} refused: only https:// is allowed (http:// only for loopback hosts)"
-    )
+    raise InsecureURLError(f"{setting} {shown} refused: only https:// is allowed (http:// only for loopback hosts)")
 
 
 def same_origin(a: httpx.URL, b: httpx.URL) -> bool:

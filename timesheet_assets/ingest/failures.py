@@ -8,8 +8,9 @@ opening the chained errors (Dagster's own headline for a step whose retries ran 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import dagster as dg
 
@@ -33,7 +34,7 @@ class _StepAttempt:
         self.baseline = _STEP_BASELINES.setdefault(key, self._metrics())
 
     @classmethod
-    def current(cls) -> "_StepAttempt | None":
+    def current(cls) -> _StepAttempt | None:
         try:
             return cls(dg.OpExecutionContext.get())
         except dg.DagsterInvariantViolationError:

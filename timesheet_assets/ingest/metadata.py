@@ -8,7 +8,8 @@ names are the vocabulary of docs/operations.md, "Materialization metadata".
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -16,7 +17,14 @@ import pandas as pd
 from ..http import MetricsSnapshot
 from ..storage.types import frame_types
 from .partitions import row_partitions
-from .records import INGESTED_COLUMN, PAYLOAD_COLUMN, QUARANTINE_COLUMN, SHARED_COLUMN_DESCRIPTIONS, RawFrame, typed_frame
+from .records import (
+    INGESTED_COLUMN,
+    PAYLOAD_COLUMN,
+    QUARANTINE_COLUMN,
+    SHARED_COLUMN_DESCRIPTIONS,
+    RawFrame,
+    typed_frame,
+)
 
 PREVIEW_ROWS = 10
 COLUMN_SCHEMA = "dagster/column_schema"
@@ -74,7 +82,9 @@ def partition_column(context: dg.AssetExecutionContext, asset_key: dg.AssetKey) 
     return str(column) if spec.partitions_def is not None and column else None
 
 
-def row_partitions_of(context: dg.AssetExecutionContext, asset_key: dg.AssetKey, frame: pd.DataFrame) -> pd.Series | None:
+def row_partitions_of(
+    context: dg.AssetExecutionContext, asset_key: dg.AssetKey, frame: pd.DataFrame
+) -> pd.Series | None:
     """Each row's partition key in this run (null outside it), or None when the asset is
     not partitioned by a column of the frame."""
     column = partition_column(context, asset_key)
@@ -86,7 +96,10 @@ def row_partitions_of(context: dg.AssetExecutionContext, asset_key: dg.AssetKey,
 
 
 def add_partition_metadata(
-    context: dg.AssetExecutionContext, asset_key: dg.AssetKey, by_partition: Mapping[str, Mapping[str, Any]], empty: Mapping[str, Any]
+    context: dg.AssetExecutionContext,
+    asset_key: dg.AssetKey,
+    by_partition: Mapping[str, Mapping[str, Any]],
+    empty: Mapping[str, Any],
 ) -> None:
     """Metadata for each partition of the run (``empty`` for a partition without rows); it
     takes precedence over the output's and the IO manager's metadata of the same name."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from datetime import date, timedelta
-from functools import lru_cache
-from typing import Any, Sequence
+from functools import cache
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -20,7 +21,7 @@ DATE_WINDOW_BACKFILL = dg.BackfillPolicy.single_run()
 warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy` .* is currently in beta")
 
 
-@lru_cache(maxsize=None)
+@cache
 def daily_partitions(start_date: str | None = None) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=start_date or partitions_start_date(), end_offset=1)
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from functools import lru_cache
-from typing import Any, Callable, Generic, Iterable, Iterator, Mapping, Sequence, TypeVar
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -98,7 +99,7 @@ class FastPath:
         return _list_adapter(self.item)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _list_adapter(item: Any) -> TypeAdapter:
     """``TypeAdapter(list[item])``, built once per item type (building it takes milliseconds)."""
     return TypeAdapter(list[item])
@@ -174,9 +175,7 @@ def _payload_texts(records: list[Any]) -> list[str]:
         return [_payload_text(record) for record in records]
 
 
-def _quarantined_row(
-    spec: RawSpec, record: Any, index: int, reason: str, default_date: date | None
-) -> dict[str, Any]:
+def _quarantined_row(spec: RawSpec, record: Any, index: int, reason: str, default_date: date | None) -> dict[str, Any]:
     row: dict[str, Any] = {c: None for c in spec.columns}
     if spec.date_column:
         when = None
@@ -215,7 +214,7 @@ def build_raw_frame(
     ingested_at: datetime | None = None,
     keep_models: bool = False,
 ) -> RawFrame:
-    ingested_at = ingested_at or datetime.now(timezone.utc)
+    ingested_at = ingested_at or datetime.now(UTC)
     with cyclic_gc_paused():
         records = list(records)
         fast: tuple[pd.DataFrame, list[int]] | None = None
@@ -229,8 +228,8 @@ def build_raw_frame(
             frame = _merge_in_order(fast[0], fast[1], typed_frame(rows, spec.columns), positions)
         else:
             frame = fast[0]
-    frame[INGESTED_COLUMN] = pd.Timestamp(ingested_at).tz_convert("UTC") if len(frame) else pd.Series(
-        dtype="datetime64[ns, UTC]"
+    frame[INGESTED_COLUMN] = (
+        pd.Timestamp(ingested_at).tz_convert("UTC") if len(frame) else pd.Series(dtype="datetime64[ns, UTC]")
     )
     return RawFrame(
         frame=frame, records_served=len(records), quarantined=quarantined, models=models, descriptions=spec.descriptions
@@ -280,9 +279,7 @@ def _record_rows(
     return rows, positions, quarantined, models
 
 
-def _validate_batch(
-    adapter: TypeAdapter, records: list[Any], candidates: list[int]
-) -> tuple[list[Any], list[int]]:
+def _validate_batch(adapter: TypeAdapter, records: list[Any], candidates: list[int]) -> tuple[list[Any], list[int]]:
     """Validate ``records[i]`` for the candidates in one call; the validated items and the
     indices they belong to (candidates that fail are left out)."""
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -21,15 +21,15 @@ def parse_utc_timestamp(value: Any) -> datetime | None:
         if "." in text:
             head, _, tail = text.partition(".")
             digits = "".join(ch for ch in tail if ch.isdigit())
-            rest = tail[len(digits):]
+            rest = tail[len(digits) :]
             text = f"{head}.{digits[:6]}{rest}" if digits else head + rest
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     try:
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
     except (OverflowError, ValueError):  # e.g. year 1 with a positive offset has no UTC
         return None

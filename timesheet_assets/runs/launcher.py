@@ -125,9 +125,7 @@ class LocalProcessRunLauncher(RunLauncher, ConfigurableClass):
             # A worker nobody can find must not run: the run is failed by whoever called us.
             worker.kill_group()
             raise
-        threading.Thread(
-            target=self._reap, args=(run.run_id, process), name=f"reap-{process.pid}", daemon=True
-        ).start()
+        threading.Thread(target=self._reap, args=(run.run_id, process), name=f"reap-{process.pid}", daemon=True).start()
         self._instance.report_engine_event(
             f"Run worker started: process {worker.pid} on {worker.host}.", run, cls=self.__class__
         )

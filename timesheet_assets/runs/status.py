@@ -144,6 +144,7 @@ def refuse_write_unless_run_in_progress(context: dg.OutputContext) -> None:
     if step_context is None:
         return
     ensure_run_in_progress(
-        step_context.instance, context.run_id, f"write of {context.asset_key.to_user_string()}"
-        if context.has_asset_key else "warehouse write",
+        step_context.instance,
+        context.run_id,
+        f"write of {context.asset_key.to_user_string()}" if context.has_asset_key else "warehouse write",
     )

@@ -51,9 +51,7 @@ class FaultKnobs:
 
     def clear(self) -> None:
         defaults = FaultKnobs()
-        self.update(
-            **{name: getattr(defaults, name) for name in self.__dataclass_fields__ if name != "seed"}
-        )
+        self.update(**{name: getattr(defaults, name) for name in self.__dataclass_fields__ if name != "seed"})
 
     def draw(self, path: str) -> Any | None:
         """The fault for this request, if any."""

@@ -123,7 +123,7 @@ def build_app(sandbox: Sandbox, routes: Sequence[BaseRoute]) -> Starlette:
 def route_path(scope) -> str:
     root = scope.get("root_path", "")
     path = scope.get("path", "")
-    return path[len(root):] if root and path.startswith(root) else path
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 class SandboxMiddleware:
@@ -260,7 +260,7 @@ class SandboxMiddleware:
     async def _control(self, scope, receive, send, path: str) -> None:
         sb = self.sandbox
         request = Request(scope, receive)
-        action = path[len(CONTROL_PREFIX):].strip("/")
+        action = path[len(CONTROL_PREFIX) :].strip("/")
         if action == "stats":
             response: Response = JSONResponse(sb.stats.summary())
         elif action == "faults" and request.method == "POST":

@@ -64,8 +64,7 @@ class SandboxStats:
         return [
             r
             for r in items
-            if (path_suffix is None or r.path.endswith(path_suffix))
-            and (method is None or r.method == method)
+            if (path_suffix is None or r.path.endswith(path_suffix)) and (method is None or r.method == method)
         ]
 
     def arrivals(self, path_suffix: str | None = None) -> list[float]:

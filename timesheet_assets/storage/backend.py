@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 from dagster._core.storage.db_io_manager import TableSlice
@@ -33,7 +34,7 @@ class StoredColumn:
 class Session(ABC):
     """One warehouse connection inside one open transaction."""
 
-    backend: "WarehouseBackend"
+    backend: WarehouseBackend
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -113,7 +114,7 @@ class _Rows:
 
 
 class DuckDBSession(Session):
-    def __init__(self, backend: "DuckDBBackend", connection: duckdb.DuckDBPyConnection):
+    def __init__(self, backend: DuckDBBackend, connection: duckdb.DuckDBPyConnection):
         self.backend = backend
         self.connection = connection
 

@@ -4,8 +4,9 @@ warehouse backends, chosen by the ``database`` setting (a DuckDB path or a Postg
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import dagster as dg
 import pandas as pd

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -84,7 +85,7 @@ def _is_nested(logical: str) -> bool:
 
 
 class PostgresSession(Session):
-    def __init__(self, backend: "PostgresBackend", connection: Any):
+    def __init__(self, backend: PostgresBackend, connection: Any):
         self.backend = backend
         self.connection = connection
 
@@ -155,7 +156,10 @@ class PostgresBackend(WarehouseBackend):
             "WHERE n.nspname = ? AND c.relname = ? AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
             [table_slice.schema, table_slice.table],
         ).fetchall()
-        return {name: StoredColumn(physical=physical, untyped=comment == UNTYPED_COMMENT) for name, physical, comment in rows}
+        return {
+            name: StoredColumn(physical=physical, untyped=comment == UNTYPED_COMMENT)
+            for name, physical, comment in rows
+        }
 
     def ensure_schema(self, session: Session, table_slice: TableSlice) -> None:
         # Writers of the same table take turns (as DuckDB's file lock makes them): two
@@ -234,7 +238,7 @@ class PostgresBackend(WarehouseBackend):
 
             def render(index: int) -> str:
                 path = os.path.join(scratch, f"rows-{index}.csv")
-                engine.register("outgoing_frame", frame.iloc[starts[index]:starts[index] + COPY_SLICE_ROWS])
+                engine.register("outgoing_frame", frame.iloc[starts[index] : starts[index] + COPY_SLICE_ROWS])
                 engine.execute(
                     f"COPY (SELECT {', '.join(renders)} FROM outgoing_frame) TO '{path}' "
                     "(FORMAT csv, HEADER false, QUOTE '\"', ESCAPE '\"', NULLSTR '')"
@@ -281,5 +285,3 @@ class PostgresBackend(WarehouseBackend):
                     f"SELECT * FROM read_csv('{path}', columns = {columns}, header = false, quote = '\"', "
                     "escape = '\"', nullstr = '', allow_quoted_nulls = false, auto_detect = false)"
                 ).fetchdf()
-
-

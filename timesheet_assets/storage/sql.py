@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import dagster as dg
 from dagster._core.storage.db_io_manager import TablePartitionDimension, TableSlice

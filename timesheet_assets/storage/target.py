@@ -10,8 +10,8 @@ never contains it, for a good URL or a malformed one.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..settings import SettingError
@@ -113,9 +113,7 @@ def parse_target(raw: str, password: str | None = None) -> WarehouseTarget:
         parts = urlsplit(raw)
         port = parts.port
     except ValueError:
-        raise SettingError(
-            f"TIMESHEET_WAREHOUSE is not a valid PostgreSQL URL (bad port or host): {shown}"
-        ) from None
+        raise SettingError(f"TIMESHEET_WAREHOUSE is not a valid PostgreSQL URL (bad port or host): {shown}") from None
     if not parts.hostname:
         raise SettingError(f"TIMESHEET_WAREHOUSE names no PostgreSQL host: {shown}")
     dbname = unquote(parts.path.lstrip("/"))

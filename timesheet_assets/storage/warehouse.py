@@ -21,17 +21,18 @@ range, so a single-run backfill of 30 days replaces exactly those 30 days. The b
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
 
+from ..runs.status import refuse_write_unless_run_in_progress
 from .backend import CONSTRAINED_SCHEMAS, Session, StoredColumn, WarehouseBackend
 from .sql import delete_matching_keys_statement, insert_by_name_statement, qualified, table_name, where
 from .types import common_type, frame_types, is_null_type
-from ..runs.status import refuse_write_unless_run_in_progress
 
 WRITE_MODE = "write_mode"
 PRIMARY_KEY = "primary_key"
@@ -101,7 +102,9 @@ def evolve_columns(
     return widened
 
 
-def write_frame(context: dg.OutputContext, table_slice: TableSlice, frame: pd.DataFrame, session: Session) -> dict[str, Any]:
+def write_frame(
+    context: dg.OutputContext, table_slice: TableSlice, frame: pd.DataFrame, session: Session
+) -> dict[str, Any]:
     """Everything after the slice was deleted (``WarehouseDbClient.delete_table_slice``), in
     the same transaction; returns the materialization metadata."""
     backend = session.backend

@@ -51,9 +51,7 @@ class VendorResource(dg.ConfigurableResource):
 
     base_url: str = Field(description="API root URL; https only (plain http only for loopback).")
     timeout_seconds: float = Field(default=30.0, description="Per-request timeout (connect/read).")
-    requests_per_second: float | None = Field(
-        default=None, description="Override the documented/default request rate."
-    )
+    requests_per_second: float | None = Field(default=None, description="Override the documented/default request rate.")
     max_in_flight: int | None = Field(default=None, description="Override the parallel-call cap.")
     max_attempts: int = Field(default=6, description="Attempts per request before giving up.")
     backoff_cap_seconds: float = Field(default=30.0, description="Longest backoff between attempts.")
@@ -119,9 +117,7 @@ class VendorResource(dg.ConfigurableResource):
         logger: Any = None,
         between_requests: Callable[[], None] | None = None,
     ) -> VendorClient:
-        limiter = RateLimiter(
-            self.effective_rate, burst=1, max_in_flight=self.effective_in_flight, clock=clock
-        )
+        limiter = RateLimiter(self.effective_rate, burst=1, max_in_flight=self.effective_in_flight, clock=clock)
         client = VendorClient(
             self.vendor_label,
             self.base_url,

@@ -3,9 +3,10 @@ clock and a helper that evaluates one sensor tick against a real Dagster instanc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -29,7 +30,7 @@ class FakeNow:
 
     def __init__(self) -> None:
         # Starts at the real time: job timestamps from the sandbox (purge dates) line up.
-        self.at = datetime.now(timezone.utc).replace(microsecond=0)
+        self.at = datetime.now(UTC).replace(microsecond=0)
 
     def __call__(self) -> datetime:
         return self.at

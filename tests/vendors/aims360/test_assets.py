@@ -36,9 +36,7 @@ def test_run_request_materializes_exactly_the_sandbox_rows(aims, harness, instan
     request = run_request_of(h)
     exports, polls, downloads = calls(aims, "/exportdata"), status_calls(aims), calls(aims, "/publishlink/")
 
-    result = materialize(
-        h.assets(), {"aims360": resource}, warehouse, instance=instance, run_config=request.run_config
-    )
+    result = materialize(h.assets(), {"aims360": resource}, warehouse, instance=instance, run_config=request.run_config)
 
     # The run only downloads: the sensor already did the job handling.
     assert (calls(aims, "/exportdata"), status_calls(aims)) == (exports, polls)
@@ -93,7 +91,9 @@ def test_json_csv_and_excel_outputs_give_equal_frames(aims, instance, tmp_path: 
     pd.testing.assert_frame_equal(frames["JSON"], frames["CSV"])
     pd.testing.assert_frame_equal(frames["JSON"], frames["Excel"])
     assert types["JSON"] == types["CSV"] == types["Excel"]
-    assert {k: types["JSON"][k] for k in ("order_no", "total_qty", "total_amount", "rush", "order_date", "last_modified")} == {
+    assert {
+        k: types["JSON"][k] for k in ("order_no", "total_qty", "total_amount", "rush", "order_date", "last_modified")
+    } == {
         "order_no": "VARCHAR",  # leading zeros: a code, not a number
         "total_qty": "BIGINT",
         "total_amount": "DOUBLE",
@@ -140,7 +140,5 @@ def test_expired_publishlink_in_run_config_falls_back_to_a_fresh_export(aims, ha
     assert calls(aims, "/exportdata") == 2  # the purged job could not be rerun
     assert calls(aims, f"/backgroundjob/{job_id}/rerun") == 1
     assert len(read_table(warehouse, TABLE)) == ROWS
-    warnings = [
-        e.message for e in instance.all_logs(result.run_id) if "is gone (HTTP 410" in (e.message or "")
-    ]
+    warnings = [e.message for e in instance.all_logs(result.run_id) if "is gone (HTTP 410" in (e.message or "")]
     assert warnings and "exporting the view again" in warnings[0]

@@ -6,7 +6,6 @@ from benchmarks.vendor_aims360 import run_benchmark
 from tests.support.benchmark_rows import BENCHMARK_ROW_KEYS as KEYS
 
 
-
 def test_benchmark_reports_the_three_scenarios():
     rows = run_benchmark(200)
     assert [r["scenario"] for r in rows] == ["full", "no_change", "after_1pct_changed"]

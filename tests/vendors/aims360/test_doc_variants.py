@@ -47,16 +47,18 @@ def test_status_rows_without_completed_date_still_complete_a_manual_run(aims, in
     aims.state.sparse_job_rows = True
     resource = make_resource(aims.url)
 
-    first = materialize(view_assets(), {"aims360": resource}, warehouse, instance=instance,
-                        run_config=QUICK, raise_on_error=False)
+    first = materialize(
+        view_assets(), {"aims360": resource}, warehouse, instance=instance, run_config=QUICK, raise_on_error=False
+    )
     assert first.success, failure_text(first)
     assert order_numbers(warehouse) == served_order_numbers(aims)
     assert len(order_numbers(warehouse)) == ROWS
 
     # Second run reruns the job (same id) and must not wait for a completedDate that never comes.
     aims.state.change_view("Orders/Open Orders")
-    second = materialize(view_assets(), {"aims360": resource}, warehouse, instance=instance,
-                         run_config=QUICK, raise_on_error=False)
+    second = materialize(
+        view_assets(), {"aims360": resource}, warehouse, instance=instance, run_config=QUICK, raise_on_error=False
+    )
     assert second.success, failure_text(second)
     job_id = materialization_metadata(first, KEY)["job_id"]
     assert calls(aims, f"/backgroundjob/{job_id}/rerun") == 1
@@ -77,8 +79,9 @@ def test_status_rows_without_completed_date_give_one_run_per_completion(aims, ha
             raise AssertionError(f"no RunRequest: {[d.skip_message for d in h.history]}")
         (request,) = data.run_requests
         keys.append(request.run_key)
-        result = materialize(h.assets(), {"aims360": h.resource}, warehouse, instance=instance,
-                             run_config=request.run_config)
+        result = materialize(
+            h.assets(), {"aims360": h.resource}, warehouse, instance=instance, run_config=request.run_config
+        )
         assert materialization_metadata(result, KEY)["rows"] == ROWS
         assert h.tick().run_requests == []  # the completion is delivered once
         now.advance(h.settings.refresh_interval_seconds + 1)
@@ -92,12 +95,15 @@ def test_status_rows_without_completed_date_give_one_run_per_completion(aims, ha
     [(("POST",), "GET"), (("GET",), "POST")],
     ids=["server_has_only_post_client_prefers_get", "server_has_only_get_client_prefers_post"],
 )
-def test_status_form_the_server_lacks_falls_back_to_the_other_documented_form(aims, instance, warehouse, served, configured):
+def test_status_form_the_server_lacks_falls_back_to_the_other_documented_form(
+    aims, instance, warehouse, served, configured
+):
     aims.state.status_forms = served
     resource = make_resource(aims.url, status_method=configured)
 
-    result = materialize(view_assets(), {"aims360": resource}, warehouse, instance=instance,
-                         run_config=QUICK, raise_on_error=False)
+    result = materialize(
+        view_assets(), {"aims360": resource}, warehouse, instance=instance, run_config=QUICK, raise_on_error=False
+    )
 
     assert result.success, failure_text(result)
     assert order_numbers(warehouse) == served_order_numbers(aims)
@@ -122,8 +128,9 @@ def test_job_filter_spelled_only_one_way_by_the_server_is_found_and_kept(aims, i
     aims.state.rerun_forms = ("filter",)  # the rerun must use the spelling that worked too
     resource = make_resource(aims.url)
     for _ in range(2):
-        result = materialize(view_assets(), {"aims360": resource}, warehouse, instance=instance,
-                             run_config=QUICK, raise_on_error=False)
+        result = materialize(
+            view_assets(), {"aims360": resource}, warehouse, instance=instance, run_config=QUICK, raise_on_error=False
+        )
         assert result.success, failure_text(result)
     assert order_numbers(warehouse) == served_order_numbers(aims)
     assert calls(aims, "/exportdata") == 1  # the second run reran the job
@@ -136,8 +143,9 @@ def test_rerun_served_only_in_the_aqua_page_spelling_is_used(aims, instance, war
     aims.state.rerun_forms = ("filter",)
     resource = make_resource(aims.url)
     first = materialize(view_assets(), {"aims360": resource}, warehouse, instance=instance, run_config=QUICK)
-    second = materialize(view_assets(), {"aims360": resource}, warehouse, instance=instance,
-                         run_config=QUICK, raise_on_error=False)
+    second = materialize(
+        view_assets(), {"aims360": resource}, warehouse, instance=instance, run_config=QUICK, raise_on_error=False
+    )
     assert second.success, failure_text(second)
     job_id = materialization_metadata(first, KEY)["job_id"]
     assert materialization_metadata(second, KEY)["job_id"] == job_id
@@ -177,8 +185,14 @@ def test_rerun_answered_with_the_jobs_current_row_is_not_taken_for_a_rerun():
 def test_empty_view_served_as_json_null_lands_as_an_empty_table(aims, instance, warehouse):
     aims.state.json_null_when_empty = True
     aims.state.view("Orders/Open Orders").base_rows = []
-    result = materialize(view_assets(), {"aims360": make_resource(aims.url)}, warehouse,
-                         instance=instance, run_config=QUICK, raise_on_error=False)
+    result = materialize(
+        view_assets(),
+        {"aims360": make_resource(aims.url)},
+        warehouse,
+        instance=instance,
+        run_config=QUICK,
+        raise_on_error=False,
+    )
     assert result.success, failure_text(result)
     assert materialization_metadata(result, KEY)["rows"] == 0
     assert len(read_table(warehouse, TABLE)) == 0
@@ -199,7 +213,9 @@ def test_json_export_empty_or_under_an_unlisted_key(body, rows):
 
 
 def test_one_row_object_export_is_still_one_row():
-    assert parse_export(json.dumps({"Order No": "1", "Qty": 2}).encode(), "JSON").records == [{"Order No": "1", "Qty": 2}]
+    assert parse_export(json.dumps({"Order No": "1", "Qty": 2}).encode(), "JSON").records == [
+        {"Order No": "1", "Qty": 2}
+    ]
 
 
 # -- optional job fields in a shape the docs do not show -----------------------------------

@@ -70,7 +70,9 @@ def step_retries(result) -> int:
 
 # -- a 200 that is not the requested file ------------------------------------------------------
 @pytest.mark.parametrize("output_format", ["JSON", "CSV", "Excel"])
-def test_a_200_that_is_not_the_requested_file_fails_the_run_and_keeps_the_table(aims, instance, warehouse, output_format):
+def test_a_200_that_is_not_the_requested_file_fails_the_run_and_keeps_the_table(
+    aims, instance, warehouse, output_format
+):
     res = make_resource(aims.url, output_format=output_format, max_attempts=3, backoff_cap_seconds=0.02)
     clean = run(res, warehouse, instance)
     meta = materialization_metadata(clean, KEY)
@@ -79,29 +81,59 @@ def test_a_200_that_is_not_the_requested_file_fails_the_run_and_keeps_the_table(
     assert before["order_no"].tolist() == [r["Order No"] for r in aims.state.view_rows(VIEW)]
     job = aims.state.job(meta["job_id"])
     # The run the sensor requests for a completed job: the download only.
-    download_only = {"ops": {OP: {"config": {
-        "job_id": job.job_id, "publish_link": job.publish_link, "scope": "Private", "output_format": output_format,
-    }}}}
+    download_only = {
+        "ops": {
+            OP: {
+                "config": {
+                    "job_id": job.job_id,
+                    "publish_link": job.publish_link,
+                    "scope": "Private",
+                    "output_format": output_format,
+                }
+            }
+        }
+    }
     cases = {
-        "plain_text": (b"Access Denied", "text/plain", 0,
-                       f"publishlink answered text instead of the {output_format} export the job was asked "
-                       "for: Access Denied"),
-        "text_labelled_as_the_file": (b"Access Denied", FILE_TYPES[output_format], 0,
-                                      f"instead of the {output_format} export the job was asked for: Access Denied"),
-        "html_page": (HTML_PAGE, "text/html; charset=utf-8", 0,
-                      f"publishlink answered an HTML page instead of the {output_format} export the job was "
-                      "asked for: Access Denied"),
+        "plain_text": (
+            b"Access Denied",
+            "text/plain",
+            0,
+            f"publishlink answered text instead of the {output_format} export the job was asked for: Access Denied",
+        ),
+        "text_labelled_as_the_file": (
+            b"Access Denied",
+            FILE_TYPES[output_format],
+            0,
+            f"instead of the {output_format} export the job was asked for: Access Denied",
+        ),
+        "html_page": (
+            HTML_PAGE,
+            "text/html; charset=utf-8",
+            0,
+            f"publishlink answered an HTML page instead of the {output_format} export the job was "
+            "asked for: Access Denied",
+        ),
         # Perhaps the output is not written yet: retried, then an outage for the step retry.
-        "empty_body": (b"", FILE_TYPES[output_format], 1,
-                       f"failed with HTTP 200 after 3 attempts: publishlink answered an empty body where a "
-                       f"{output_format} file was expected"),
+        "empty_body": (
+            b"",
+            FILE_TYPES[output_format],
+            1,
+            f"failed with HTTP 200 after 3 attempts: publishlink answered an empty body where a "
+            f"{output_format} file was expected",
+        ),
     }
     for name, (body, media_type, retries, message) in cases.items():
         aims.state.publishlink_instead = (body, media_type)
         downloads = sum(1 for r in aims.sandbox.stats.calls() if "/publishlink/" in r.path)
 
-        result = run(res, warehouse, instance, run_config=download_only, ok=False,
-                     retry_policy=dg.RetryPolicy(max_retries=1, delay=0))
+        result = run(
+            res,
+            warehouse,
+            instance,
+            run_config=download_only,
+            ok=False,
+            retry_policy=dg.RetryPolicy(max_retries=1, delay=0),
+        )
 
         text = failure_text(result)
         assert MASKED_LINK in text and message in text, (name, text)
@@ -118,16 +150,31 @@ def test_a_200_that_is_not_the_requested_file_fails_the_run_and_keeps_the_table(
     [
         (b"Access Denied", "CSV", None, VendorRejected, "text instead of the CSV export"),
         (b"Access Denied\r\n", "CSV", "text/csv", VendorRejected, "text instead of the CSV export"),
-        (b"Access Denied.\r\nYou are not authorised to read this link.\r\n", "CSV", "text/csv", VendorRejected,
-         "Access Denied."),
+        (
+            b"Access Denied.\r\nYou are not authorised to read this link.\r\n",
+            "CSV",
+            "text/csv",
+            VendorRejected,
+            "Access Denied.",
+        ),
         (b"Error: the export failed, please retry\r\n", "CSV", "text/csv", VendorRejected, "Error: the export failed"),
-        (b'{"message": "Access Denied"}', "CSV", "text/csv", VendorRejected,
-         "Access Denied (a JSON message came instead of the CSV export)"),
+        (
+            b'{"message": "Access Denied"}',
+            "CSV",
+            "text/csv",
+            VendorRejected,
+            "Access Denied (a JSON message came instead of the CSV export)",
+        ),
         (b'{"message": "Access Denied"}', "Excel", None, VendorRejected, "Access Denied (a JSON message"),
         (b'{"error": {"code": 403, "message": "Access Denied"}}', "JSON", None, VendorRejected, "Access Denied"),
         (b'[{"Order No": "1"}]', "CSV", "application/json", VendorRejected, "JSON instead of the CSV export"),
-        (b"Order No,Qty\r\n1,2\r\n", "JSON", "application/json", VendorRejected,
-         "text instead of the JSON export the job was asked for: Order No,Qty"),
+        (
+            b"Order No,Qty\r\n1,2\r\n",
+            "JSON",
+            "application/json",
+            VendorRejected,
+            "text instead of the JSON export the job was asked for: Order No,Qty",
+        ),
         (b"Order No,Qty\r\n1,2\r\n", "Excel", "application/vnd.ms-excel", VendorRejected, "text instead of the Excel"),
         (b"PK\x03\x04...", "CSV", "text/csv", VendorRejected, "a zip file (an xlsx workbook?) instead of the CSV"),
         (b"<?xml version='1.0'?><Error>Denied</Error>", "JSON", None, VendorRejected, "an XML document instead"),
@@ -135,7 +182,9 @@ def test_a_200_that_is_not_the_requested_file_fails_the_run_and_keeps_the_table(
         (b"\xef\xbb\xbf", "JSON", None, MalformedBody, "empty body where a JSON file was expected"),
     ],
 )
-def test_bodies_that_are_not_the_requested_format_are_refused_with_what_they_are(body, output_format, content_type, error, message):
+def test_bodies_that_are_not_the_requested_format_are_refused_with_what_they_are(
+    body, output_format, content_type, error, message
+):
     with pytest.raises(error, match=None) as info:
         parse_export(body, output_format, content_type)
     assert message in str(info.value)
@@ -150,7 +199,10 @@ def test_the_requested_format_decides_not_the_body_or_its_content_type():
     # JSON labelled as text.
     assert parse_export(b'[{"A": 1}]', "JSON", "text/plain").records == [{"A": 1}]
     # A one-column view served as a CSV file with rows is a view, not a message.
-    assert parse_export(b"Style\r\nST-1\r\nST-2\r\n", "CSV", "text/csv").records == [{"Style": "ST-1"}, {"Style": "ST-2"}]
+    assert parse_export(b"Style\r\nST-1\r\nST-2\r\n", "CSV", "text/csv").records == [
+        {"Style": "ST-1"},
+        {"Style": "ST-2"},
+    ]
     # A view with no rows is its header line.
     assert parse_export(b"Order No,Customer\r\n", "CSV", "text/csv").records == []
     assert parse_export(b"[]", "JSON", "application/json").records == []
@@ -209,7 +261,9 @@ def test_legacy_xls_and_files_under_other_content_types_give_the_json_frame(aims
         assert (meta["output_format"], meta["rows"], meta["quarantined"]) == (output_format, ROWS, 0), name
         served = [r for r in aims.sandbox.stats.calls() if "/publishlink/" in r.path][-1]
         assert served.status == 200
-        frames[name] = ordered(read_table(str(tmp_path / f"{name}.duckdb"), TABLE)).drop(columns=["payload", "ingested_at"])
+        frames[name] = ordered(read_table(str(tmp_path / f"{name}.duckdb"), TABLE)).drop(
+            columns=["payload", "ingested_at"]
+        )
     assert materialization_metadata(result, KEY)["file_type"] == "xls"
     for name, frame in frames.items():
         pd.testing.assert_frame_equal(frames["JSON"], frame, obj=name)
@@ -307,5 +361,6 @@ def test_trusted_publishlink_hosts():
     assert trusted_publishlink_hosts("https://api.aims360.rest.example.com", []) == ()
     assert trusted_publishlink_hosts("http://127.0.0.1:8000", ["127.0.0.2"]) == ("127.0.0.2",)
     assert make_resource("https://apieast.aims360.rest").allowed_token_hosts() == (
-        "api.aims360.rest", "apiwest.aims360.rest",
+        "api.aims360.rest",
+        "apiwest.aims360.rest",
     )

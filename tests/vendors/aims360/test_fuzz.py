@@ -33,9 +33,30 @@ SCALARS = (
     | st.integers(min_value=-(10**30), max_value=10**30)
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=20)
-    | st.sampled_from(["", " ", "0007", "1e999", "-0", "2024-02-30", "9999-12-31", "0001-01-01T00:00:00+01:00",
-                       "2024-05-01T10:00:00+99:99", "2024-05-01 12:00:00.5+02:00", "true", "FALSE", "NaN",
-                       "99999999999999999999", "\ud800", "a\x00b", "e5", "+E-3", ".5", "5."])
+    | st.sampled_from(
+        [
+            "",
+            " ",
+            "0007",
+            "1e999",
+            "-0",
+            "2024-02-30",
+            "9999-12-31",
+            "0001-01-01T00:00:00+01:00",
+            "2024-05-01T10:00:00+99:99",
+            "2024-05-01 12:00:00.5+02:00",
+            "true",
+            "FALSE",
+            "NaN",
+            "99999999999999999999",
+            "\ud800",
+            "a\x00b",
+            "e5",
+            "+E-3",
+            ".5",
+            "5.",
+        ]
+    )
 )
 JSON = st.recursive(
     SCALARS,
@@ -124,12 +145,21 @@ def test_view_row_model_accepts_any_object_and_refuses_everything_else_with_a_va
 
 
 @FUZZ
-@given(st.binary(max_size=200) | JSON.map(lambda v: json.dumps(v).encode()) | st.lists(st.lists(SCALARS.map(str), max_size=4), max_size=4).map(
-    lambda rows: "\r\n".join(",".join(r) for r in rows).encode("utf-8", "surrogatepass")
-))
+@given(
+    st.binary(max_size=200)
+    | JSON.map(lambda v: json.dumps(v).encode())
+    | st.lists(st.lists(SCALARS.map(str), max_size=4), max_size=4).map(
+        lambda rows: "\r\n".join(",".join(r) for r in rows).encode("utf-8", "surrogatepass")
+    )
+)
 def test_export_parser_returns_rows_or_a_malformed_or_rejected_body(body):
-    for output_format, content_type in (("JSON", None), ("JSON", "application/json"), ("CSV", "text/csv"),
-                                        ("CSV", "text/plain"), ("Excel", None)):
+    for output_format, content_type in (
+        ("JSON", None),
+        ("JSON", "application/json"),
+        ("CSV", "text/csv"),
+        ("CSV", "text/plain"),
+        ("Excel", None),
+    ):
         try:
             export = parse_export(body, output_format, content_type)
         except (MalformedBody, VendorRejected):
@@ -138,8 +168,20 @@ def test_export_parser_returns_rows_or_a_malformed_or_rejected_body(body):
         view_frame(export.records)  # and whatever it parsed types without raising
 
 
-JOB_KEYS = ["jobId", "jobID", "jobStatus", "jobStatusText", "percentCompleted", "publishLink",
-            "publishLinkAccessScope", "completedDate", "purgeDateTime", "purgeDays", "canReRun", "value"]
+JOB_KEYS = [
+    "jobId",
+    "jobID",
+    "jobStatus",
+    "jobStatusText",
+    "percentCompleted",
+    "publishLink",
+    "publishLinkAccessScope",
+    "completedDate",
+    "purgeDateTime",
+    "purgeDays",
+    "canReRun",
+    "value",
+]
 
 
 @FUZZ

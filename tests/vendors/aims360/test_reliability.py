@@ -61,9 +61,7 @@ def run(res, warehouse, instance=None, *, run_config=FAST_POLLS, retry_policy=No
     previous materialization, so the run creates a job instead of rerunning one."""
     settings = make_settings()
     assets = [build_view_asset(v, settings, retry_policy=retry_policy) for v in settings.views]
-    return materialize(
-        assets, {"aims360": res}, warehouse, instance=instance, run_config=run_config, raise_on_error=ok
-    )
+    return materialize(assets, {"aims360": res}, warehouse, instance=instance, run_config=run_config, raise_on_error=ok)
 
 
 def sensor_run_config(harness, res) -> dict:
@@ -87,8 +85,7 @@ def column_types(warehouse) -> dict[str, str]:
     with duckdb.connect(warehouse, read_only=True) as conn:
         return dict(
             conn.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_name = 'orders_open_orders'"
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'orders_open_orders'"
             ).fetchall()
         )
 
@@ -289,28 +286,40 @@ def test_500_fails_at_once_naming_the_call_and_leaves_the_table(aims, harness, i
 # different call, so that together they cover every endpoint of both flows.
 EXHAUSTED = {
     "503_burst_on_job_status": (
-        {"status_rates": {503: 1.0}, "retry_after": None}, STATUS, "manual",
+        {"status_rates": {503: 1.0}, "retry_after": None},
+        STATUS,
+        "manual",
         "GET /jobsmanagement/odata/v1.0/backgroundjob failed with HTTP 503 after 3 attempts",
     ),
     "502_burst_on_exportdata": (
-        {"status_rates": {502: 1.0}}, EXPORT, "create",
+        {"status_rates": {502: 1.0}},
+        EXPORT,
+        "create",
         "POST /reports/v1.0/exportdata failed with HTTP 502 after 3 attempts",
     ),
     "429_storm_on_token": (
-        {"status_rates": {429: 1.0}, "retry_after": "0"}, TOKEN, "token",
+        {"status_rates": {429: 1.0}, "retry_after": "0"},
+        TOKEN,
+        "token",
         "POST /authentication/v1/authentication/Token failed with HTTP 429 after 3 attempts",
     ),
     "timeouts_on_publishlink_manual": (
-        {"script": ["timeout"] * 6, "timeout_seconds": 0.5}, PUBLISHLINK, "manual",
+        {"script": ["timeout"] * 6, "timeout_seconds": 0.5},
+        PUBLISHLINK,
+        "manual",
         f"{MASKED_LINK} failed with no response after 3 attempts: ReadTimeout",
     ),
     "resets_on_rerun": (
-        {"reset_rate": 1.0}, RERUN, "manual",
+        {"reset_rate": 1.0},
+        RERUN,
+        "manual",
         "POST /jobsmanagement/v1.0/backgroundjob/{job_id}/rerun failed with no response after 3 "
         "attempts: RemoteProtocolError",
     ),
     "truncated_json_on_publishlink_sensor_run": (
-        {"truncate_rate": 1.0}, PUBLISHLINK, "sensor",
+        {"truncate_rate": 1.0},
+        PUBLISHLINK,
+        "sensor",
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink JSON could not be decoded",
     ),
 }
@@ -337,14 +346,23 @@ LONG_WAITS = {
 }
 
 
-def test_a_wait_longer_than_the_cap_is_an_outage_for_the_step_retry_not_an_early_retry(aims, harness, instance, warehouse):
+def test_a_wait_longer_than_the_cap_is_an_outage_for_the_step_retry_not_an_early_retry(
+    aims, harness, instance, warehouse
+):
     res = fast(aims)
     before, _ = clean_run(aims, res, warehouse, instance)
     for name, (status, fragment, flow, call) in LONG_WAITS.items():
         calls_before = len(statuses(aims, fragment))
         result = faulty_run(
-            aims, harness, res, warehouse, instance, flow,
-            status_rates={status: 1.0}, retry_after="3600", path_contains=fragment,
+            aims,
+            harness,
+            res,
+            warehouse,
+            instance,
+            flow,
+            status_rates={status: 1.0},
+            retry_after="3600",
+            path_contains=fragment,
         )
 
         assert (
@@ -427,11 +445,14 @@ def test_drifting_json_rows_are_kept_and_non_objects_quarantined(aims, instance,
     res = fast(aims)
     clean_run(aims, res, warehouse, instance)
     assert {k: column_types(warehouse)[k] for k in ("total_qty", "order_date")} == {
-        "total_qty": "BIGINT", "order_date": "DATE",
+        "total_qty": "BIGINT",
+        "order_date": "DATE",
     }
     served = aims.state.view_rows(VIEW)
     bad = drifted(served)
-    monkeypatch.setattr(aims.state.view(VIEW), "rows", lambda version=None: [dict(r) if isinstance(r, dict) else r for r in bad])
+    monkeypatch.setattr(
+        aims.state.view(VIEW), "rows", lambda version=None: [dict(r) if isinstance(r, dict) else r for r in bad]
+    )
 
     result = run(res, warehouse, instance)
 
@@ -466,7 +487,8 @@ def test_drifting_json_rows_are_kept_and_non_objects_quarantined(aims, instance,
     run(res, warehouse, instance)
     assert_every_row_once(aims, warehouse)
     assert {k: column_types(warehouse)[k] for k in ("total_qty", "order_date")} == {
-        "total_qty": "BIGINT", "order_date": "DATE",
+        "total_qty": "BIGINT",
+        "order_date": "DATE",
     }
 
 
@@ -499,44 +521,66 @@ def test_drifting_csv_rows_are_kept_with_nulls_and_text(aims, instance, warehous
     assert frame["season"].tolist()[0] == "Fall" and pd.isna(frame.loc[1, "season"]) and pd.isna(frame.loc[3, "season"])
     assert frame["column_6"].tolist()[2] == "EXTRA"
     assert json.loads(frame.loc[1, "payload"]) == {
-        "Order No": "0000002", "Customer": "Lee Apparel", "Total Qty": "twelve",
-        "Order Date": "2024-05-02", "Season": None,
+        "Order No": "0000002",
+        "Customer": "Lee Apparel",
+        "Total Qty": "twelve",
+        "Order Date": "2024-05-02",
+        "Season": None,
     }
     assert frame["customer"].tolist()[2] == "Kim, Apparel"
 
 
 MALFORMED = {
     "json_cut_off": (
-        "JSON", b'[{"Order No": "0000001", "Customer": ', "application/json", 1,
+        "JSON",
+        b'[{"Order No": "0000001", "Customer": ',
+        "application/json",
+        1,
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink JSON could not be decoded",
     ),
     "csv_cut_mid_row": (
-        "CSV", b"Order No,Customer,Total Qty\r\n0000001,Diaz Apparel,12\r\n0000002,Lee", "text/csv", 1,
+        "CSV",
+        b"Order No,Customer,Total Qty\r\n0000001,Diaz Apparel,12\r\n0000002,Lee",
+        "text/csv",
+        1,
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink CSV ends mid-row (row 2 "
         "has 2 of 3 columns and no line break): the file is truncated",
     ),
     "csv_open_quote": (
-        "CSV", b'Order No,Notes\r\n0000001,"Call Dock 4\r\n', "text/csv", 1,
+        "CSV",
+        b'Order No,Notes\r\n0000001,"Call Dock 4\r\n',
+        "text/csv",
+        1,
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink CSV ends inside a quoted "
         "field: the file is truncated",
     ),
     "corrupt_excel": (
-        "Excel", b"PK\x03\x04 not really a workbook",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", 1,
+        "Excel",
+        b"PK\x03\x04 not really a workbook",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        1,
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink Excel file could not be read (BadZipFile)",
     ),
     "corrupt_legacy_excel": (
-        "Excel", bytes.fromhex("d0cf11e0a1b11ae1") + b" not really a workbook", "application/vnd.ms-excel", 1,
+        "Excel",
+        bytes.fromhex("d0cf11e0a1b11ae1") + b" not really a workbook",
+        "application/vnd.ms-excel",
+        1,
         f"{MASKED_LINK} failed with HTTP 200 after 3 attempts: publishlink Excel (xls) file could not be read",
     ),
     "error_envelope_under_200": (
-        "JSON", b'{"message": "Access Denied"}', "application/json", 0,
+        "JSON",
+        b'{"message": "Access Denied"}',
+        "application/json",
+        0,
         f"{MASKED_LINK} failed with HTTP 200 after 1 attempt: Access Denied",
     ),
     "json_that_is_not_rows": (
-        "JSON", b'"a string, not rows"', "application/json", 0,
-        f"{MASKED_LINK} failed with HTTP 200 after 1 attempt: publishlink JSON is neither a list of "
-        "rows nor an object",
+        "JSON",
+        b'"a string, not rows"',
+        "application/json",
+        0,
+        f"{MASKED_LINK} failed with HTTP 200 after 1 attempt: publishlink JSON is neither a list of rows nor an object",
     ),
 }
 
@@ -547,9 +591,18 @@ def test_malformed_export_file_fails_clearly_and_leaves_the_table(aims, instance
     # Download the clean run's (completed) job again, as a sensor-requested run does.
     job = aims.state.job(meta["job_id"])
     for name, (output_format, body, media_type, retries, message) in MALFORMED.items():
-        download_only = {"ops": {OP: {"config": {
-            "job_id": job.job_id, "publish_link": job.publish_link, "scope": "Private", "output_format": output_format,
-        }}}}
+        download_only = {
+            "ops": {
+                OP: {
+                    "config": {
+                        "job_id": job.job_id,
+                        "publish_link": job.publish_link,
+                        "scope": "Private",
+                        "output_format": output_format,
+                    }
+                }
+            }
+        }
         monkeypatch.setattr(
             aims_sandbox, "render_output", lambda rows, fmt, n, b=body, m=media_type: Response(b, media_type=m)
         )

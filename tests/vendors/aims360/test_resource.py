@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -43,12 +43,18 @@ def test_job_status_row_tolerates_spellings_strings_nulls_and_extra_keys():
         }
     )
     assert (job.job_id, job.is_completed, job.percent_completed, job.can_rerun) == ("abc", True, 100.0, True)
-    assert job.purge_deadline() == datetime(2019, 7, 7, 6, 9, 22, 737123, tzinfo=timezone.utc)
+    assert job.purge_deadline() == datetime(2019, 7, 7, 6, 9, 22, 737123, tzinfo=UTC)
     assert job.model_extra == {"somethingNew": {"x": 1}}
     sparse = BackgroundJob.model_validate({"jobID": 52714, "jobStatus": "Queued"})
     assert (sparse.job_id, sparse.is_pending, sparse.can_rerun, sparse.purge_deadline()) == ("52714", True, None, None)
-    assert BackgroundJob.model_validate({"jobID": "x", "jobStatus": "Failed", "jobStatusText": "boom"}).describe() == "Failed: boom"
-    assert BackgroundJob.model_validate({"jobID": "x", "canReRun": "No", "percentCompleted": 40}).describe() == "unknown status (40%)"
+    assert (
+        BackgroundJob.model_validate({"jobID": "x", "jobStatus": "Failed", "jobStatusText": "boom"}).describe()
+        == "Failed: boom"
+    )
+    assert (
+        BackgroundJob.model_validate({"jobID": "x", "canReRun": "No", "percentCompleted": 40}).describe()
+        == "unknown status (40%)"
+    )
     assert ExportJob.model_validate({"jobID": "j", "extra": 1}).job_id == "j"
 
 
@@ -99,7 +105,10 @@ def test_parse_export_reads_json_csv_and_excel_to_the_same_frame():
         "Excel": parse_export(as_xlsx(ROWS), "Excel"),
     }
     assert {k: v.output_format for k, v in parsed.items()} == {
-        "JSON": "JSON", "OData": "JSON", "CSV": "CSV", "Excel": "Excel",
+        "JSON": "JSON",
+        "OData": "JSON",
+        "CSV": "CSV",
+        "Excel": "Excel",
     }
     frames = {k: view_frame(v.records)[0].frame.drop(columns=["payload", "ingested_at"]) for k, v in parsed.items()}
     for name in ("OData", "CSV", "Excel"):
@@ -127,7 +136,9 @@ def test_parse_export_error_envelope_and_odd_rows():
     assert raw.quarantined == 1
     assert names == {"a": "a", "payload": "view_payload", "A": "a_2"}
     assert raw.frame["quarantine_reason"].notna().tolist() == [False, True, False]
-    mixed = view_frame([{"t": "2024-05-01"}, {"t": "2024-05-01T10:00:00Z"}, {"t": "2024-05-01 12:00:00.5+02:00"}, {"t": ""}])
+    mixed = view_frame(
+        [{"t": "2024-05-01"}, {"t": "2024-05-01T10:00:00Z"}, {"t": "2024-05-01 12:00:00.5+02:00"}, {"t": ""}]
+    )
     assert mixed[0].frame["t"].tolist()[:3] == [
         pd.Timestamp("2024-05-01", tz="UTC"),
         pd.Timestamp("2024-05-01 10:00", tz="UTC"),
@@ -160,20 +171,36 @@ def test_numeric_and_choice_settings_name_their_variable():
         Aims360Settings.from_env({"AIMS360_STALL_TIMEOUT_SECONDS": "0"})
     with pytest.raises(Aims360ConfigError, match="AIMS360_OUTPUT_FORMAT must be one of JSON, CSV, Excel"):
         resource_from_env({"AIMS360_OUTPUT_FORMAT": "xml"})
-    res = resource_from_env({"AIMS360_OUTPUT_FORMAT": "csv", "AIMS360_PUBLISHLINK_SCOPE": "people in organization",
-                             "AIMS360_STATUS_METHOD": "post", "AIMS360_PUBLISHLINK_HOSTS": "api.aims360.rest, x.test"})
+    res = resource_from_env(
+        {
+            "AIMS360_OUTPUT_FORMAT": "csv",
+            "AIMS360_PUBLISHLINK_SCOPE": "people in organization",
+            "AIMS360_STATUS_METHOD": "post",
+            "AIMS360_PUBLISHLINK_HOSTS": "api.aims360.rest, x.test",
+        }
+    )
     assert (res.output_format, res.publishlink_scope, res.status_method, res.publishlink_hosts) == (
-        "CSV", "PeopleInOrganization", "POST", ["api.aims360.rest", "x.test"]
+        "CSV",
+        "PeopleInOrganization",
+        "POST",
+        ["api.aims360.rest", "x.test"],
     )
     assert resource_from_env({}).base_url == "https://api.aims360.rest"
     settings = Aims360Settings.from_env({})
-    assert (settings.sensor_interval_seconds, settings.stall_timeout_seconds, settings.refresh_interval_seconds,
-            settings.max_attempts, settings.failure_cooldown_seconds) == (60, 1800.0, 86400.0, 3, 3600.0)
+    assert (
+        settings.sensor_interval_seconds,
+        settings.stall_timeout_seconds,
+        settings.refresh_interval_seconds,
+        settings.max_attempts,
+        settings.failure_cooldown_seconds,
+    ) == (60, 1800.0, 86400.0, 3, 3600.0)
 
 
 # -- polling without the sensor ------------------------------------------------------------
 def test_wait_for_job_fails_with_the_status_text(aims, resource):
-    aims.state.queue_lifecycles(JobLifecycle(queued_polls=0, progress=(), outcome="Failed", failure_text="View query failed"))
+    aims.state.queue_lifecycles(
+        JobLifecycle(queued_polls=0, progress=(), outcome="Failed", failure_text="View query failed")
+    )
     job = resource.create_export_job(ORDERS)
     with pytest.raises(ExportJobFailed, match=f"AIMS360 job {job.job_id} Failed: View query failed"):
         resource.wait_for_job(job.job_id, timeout_seconds=5, first_poll_seconds=0.01)

@@ -76,9 +76,15 @@ def test_token_endpoint_takes_a_password_grant_form(aims):
     [
         ({"exportType": "Report"}, "exportType must be 'View'."),
         ({"exportDataSettings": {"source": "Orders"}}, "exportDataSettings must name the source and viewName."),
-        ({"exportDataSettings": {"source": "Orders", "viewName": "Nope"}}, "View 'Nope' was not found for source 'Orders'."),
+        (
+            {"exportDataSettings": {"source": "Orders", "viewName": "Nope"}},
+            "View 'Nope' was not found for source 'Orders'.",
+        ),
         ({"outputFormat": "xml"}, "outputFormat must be JSON, CSV or Excel."),
-        ({"publishLinkAccessScope": "Everyone"}, "publishLinkAccessScope must be Public, Private or PeopleInOrganization."),
+        (
+            {"publishLinkAccessScope": "Everyone"},
+            "publishLinkAccessScope must be Public, Private or PeopleInOrganization.",
+        ),
     ],
 )
 def test_exportdata_validates_the_request(http, change, message):
@@ -134,7 +140,9 @@ def test_jobs_are_invisible_to_other_organisations(aims, http):
 
 
 def test_rerun_rules(aims, http):
-    aims.state.queue_lifecycles(JobLifecycle(queued_polls=0, progress=()), JobLifecycle(queued_polls=0, progress=(), can_rerun=False))
+    aims.state.queue_lifecycles(
+        JobLifecycle(queued_polls=0, progress=()), JobLifecycle(queued_polls=0, progress=(), can_rerun=False)
+    )
     rerunnable = http.post(EXPORT, json=GOOD_EXPORT).json()
     fixed = http.post(EXPORT, json=GOOD_EXPORT).json()
     running = http.post(f"{STATUS_POST}/{rerunnable['jobId']}/rerun")
@@ -160,7 +168,10 @@ def test_rerun_rules(aims, http):
     assert status(http, rerunnable["jobId"]).json()["value"][0]["numberOfAttempts"] == 2
 
     refused = http.post(f"{STATUS_POST}/{fixed['jobId']}/rerun")
-    assert (refused.status_code, refused.json()["message"]) == (400, f"Job '{fixed['jobId']}' cannot be rerun (canReRun is No).")
+    assert (refused.status_code, refused.json()["message"]) == (
+        400,
+        f"Job '{fixed['jobId']}' cannot be rerun (canReRun is No).",
+    )
     assert status(http, fixed["jobId"]).json()["value"][0]["canReRun"] == "No"
 
     aims.state.purge(rerunnable["jobId"])
@@ -180,11 +191,18 @@ def test_output_is_not_served_before_completion_and_wrong_token_is_denied(aims, 
 def test_module_contract():
     env = aims_sandbox.sandbox_env("http://127.0.0.1:9999")
     assert set(env) == {
-        "AIMS360_BASE_URL", "AIMS360_CLIENT_ID", "AIMS360_CLIENT_SECRET", "AIMS360_USERNAME",
-        "AIMS360_PASSWORD", "AIMS360_VIEWS",
+        "AIMS360_BASE_URL",
+        "AIMS360_CLIENT_ID",
+        "AIMS360_CLIENT_SECRET",
+        "AIMS360_USERNAME",
+        "AIMS360_PASSWORD",
+        "AIMS360_VIEWS",
     }
     assert env["AIMS360_BASE_URL"] == "http://127.0.0.1:9999"
-    assert aims_sandbox.expected_timesheets(CONFIG, date(2024, 5, 1), date(2024, 5, 31)) == {"lines": 0, "total_hours": 0.0}
+    assert aims_sandbox.expected_timesheets(CONFIG, date(2024, 5, 1), date(2024, 5, 31)) == {
+        "lines": 0,
+        "total_hours": 0.0,
+    }
     assert aims_sandbox.expected_projects(CONFIG) == 0
     app = aims_sandbox.create_app(CONFIG)
     again = aims_sandbox.create_app(CONFIG)

@@ -40,9 +40,7 @@ def publishlink_requests(server, host: str | None = None):
     ]
 
 
-def test_public_scope_sensor_flow_sends_no_authorization_to_the_publishlink(
-    aims, harness, instance, warehouse
-):
+def test_public_scope_sensor_flow_sends_no_authorization_to_the_publishlink(aims, harness, instance, warehouse):
     aims.state.upper_case_scopes = True  # the API's spelling varies: "PUBLIC"
     public = make_resource(aims.url, publishlink_scope="Public")
     h = harness(res=public)
@@ -104,8 +102,12 @@ def test_sensor_run_with_a_private_foreign_publishlink_fails_without_sending_the
     assert link.startswith("http://127.0.0.2:")
 
     result = materialize(
-        h.assets(), {"aims360": make_resource(aims.url)}, warehouse, instance=instance,
-        run_config=request.run_config, raise_on_error=False,
+        h.assets(),
+        {"aims360": make_resource(aims.url)},
+        warehouse,
+        instance=instance,
+        run_config=request.run_config,
+        raise_on_error=False,
     )
 
     assert not result.success

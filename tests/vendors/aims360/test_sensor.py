@@ -227,7 +227,10 @@ def test_api_outage_is_retried_on_later_ticks_and_shown(aims, harness):
     h.tick()
     aims.sandbox.knobs.update(script=[503, 503], path_contains="backgroundjob")
     data = h.tick()
-    assert "AIMS360 call failed (AIMS360 GET /jobsmanagement/odata/v1.0/backgroundjob failed with HTTP 503" in data.skip_message
+    assert (
+        "AIMS360 call failed (AIMS360 GET /jobsmanagement/odata/v1.0/backgroundjob failed with HTTP 503"
+        in data.skip_message
+    )
     assert data.skip_message.endswith("retrying next tick (1 of 3)")
     assert "Queued" in h.tick().skip_message
     assert load_cursor(h.cursor)["orders_open_orders"].errors == 0

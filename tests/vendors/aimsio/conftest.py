@@ -5,7 +5,7 @@ behave the same."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import dagster as dg
 import pytest

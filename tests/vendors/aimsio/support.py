@@ -3,8 +3,9 @@ counts from the sandbox's log, and raw-asset runs through Dagster."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import Any, Callable
+from typing import Any
 
 import dagster as dg
 
@@ -48,7 +49,7 @@ def list_calls(server: SandboxServer, endpoint: str = TIMECARDS) -> int:
 
 def detail_calls(server: SandboxServer, endpoint: str = TIMECARDS) -> list[str]:
     prefix = f"{API}/{endpoint}/"
-    return [r.path[len(prefix):] for r in server.sandbox.stats.calls() if r.path.startswith(prefix)]
+    return [r.path[len(prefix) :] for r in server.sandbox.stats.calls() if r.path.startswith(prefix)]
 
 
 def full_refresh_config(*op_names: str) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from timesheet_assets.vendors.aimsio.sandbox import (
 from .support import (
     JOB_ORDERS,
     JOB_ORDERS_ASSET,
-    JOB_ORDERS_KEY,
     TIMECARDS_ASSET,
     TIMECARDS_KEY,
     config,
@@ -83,8 +82,11 @@ def test_a_first_batch_without_any_date_does_not_break_later_writes(serve_app, w
     assert pd.isna(raw.loc["undated", "work_date"])
     # The first write created work_date from nulls only; the warehouse typed it on the second.
     with duckdb.connect(warehouse, read_only=True) as conn:
-        types = dict(conn.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                  "WHERE table_name = 'timecards'").fetchall())
+        types = dict(
+            conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'timecards'"
+            ).fetchall()
+        )
     assert (types["work_date"], types["record_date"]) == ("DATE", "TIMESTAMP WITH TIME ZONE")
     conformed = conform_timecards(raw.reset_index())
     assert list(conformed["work_date"]) == [date(2025, 4, 21)]
@@ -173,8 +175,12 @@ def test_a_run_failing_mid_way_or_in_the_write_changes_nothing_and_the_next_run_
             raise NotImplementedError
 
     failed = run_raw(
-        server, warehouse, instance, resource=fast,
-        resources={"io_manager": RefusingWarehouse()}, raise_on_error=False,
+        server,
+        warehouse,
+        instance,
+        resource=fast,
+        resources={"io_manager": RefusingWarehouse()},
+        raise_on_error=False,
     )
     assert not failed.success
     assert sorted(detail_calls(server)) == sorted(changed)
@@ -188,9 +194,7 @@ def test_a_run_failing_mid_way_or_in_the_write_changes_nothing_and_the_next_run_
     assert stored_versions(warehouse) == store.timecard_updated
 
 
-def test_full_refresh_quarantine_deletions_job_orders_and_the_conformed_mapping(
-    serve_app, warehouse, instance
-):
+def test_full_refresh_quarantine_deletions_job_orders_and_the_conformed_mapping(serve_app, warehouse, instance):
     cfg = config(12, projects=4)
     server, store = start(serve_app, cfg)
     fast = unthrottled(server)
@@ -232,7 +236,10 @@ def test_full_refresh_quarantine_deletions_job_orders_and_the_conformed_mapping(
     # Full refresh on demand: every detail again, still one row per GUID.
     server.sandbox.stats.reset()
     refreshed = run_raw(
-        server, warehouse, instance, resource=fast,
+        server,
+        warehouse,
+        instance,
+        resource=fast,
         run_config=full_refresh_config("raw__aimsio__timecards"),
     )
     assert list_calls(server) == 1 and len(detail_calls(server)) == 13

@@ -58,10 +58,14 @@ def test_an_empty_listing_in_any_empty_shape_is_a_run_with_nothing_to_fetch(serv
         details.append(request.path_params["guid"])
         return JSONResponse({})
 
-    server = serve_app(Starlette(routes=[
-        Route(f"{API}/CurrentTimeCard", listing),
-        Route(f"{API}/CurrentTimeCard/{{guid}}", detail),
-    ]))
+    server = serve_app(
+        Starlette(
+            routes=[
+                Route(f"{API}/CurrentTimeCard", listing),
+                Route(f"{API}/CurrentTimeCard/{{guid}}", detail),
+            ]
+        )
+    )
     resource = AimsioResource(base_url=server.url, username="u", password="pw")
     fetched = resource.fetch_timecards(known={"stored-card": 1_700_000_000_000})
     assert fetched.listing.stubs == [] and fetched.listing.unusable == []
@@ -128,8 +132,12 @@ def test_a_record_date_without_an_offset_is_local_time_in_the_records_zone(
 ):
     """The document sends epoch ms; a date-only or offset-less timestamp names the record's
     local day and time, so reading it as UTC would move the work date by a day."""
-    body = {**DOC_EXAMPLE_TIMECARD, "timeCardTimeZone": zone, "timeCardRecordDate": record_date,
-            "timeCardCreatedAt": record_date}
+    body = {
+        **DOC_EXAMPLE_TIMECARD,
+        "timeCardTimeZone": zone,
+        "timeCardRecordDate": record_date,
+        "timeCardCreatedAt": record_date,
+    }
     raw, conformed, _ = _land(serve_app, warehouse, instance, {"iso-date": body})
     row = raw.loc["iso-date"]
     assert row["work_date"] == work_date
@@ -153,27 +161,29 @@ def test_a_payroll_period_status_of_any_shape_is_read(serve_app, warehouse, inst
     assert raw.loc["closed-period", "payroll_period_status"].lower() in {"closed", "paid"}
 
 
-
 def test_an_exported_timecard_is_not_read_as_approved(serve_app, warehouse, instance):
     """``timeCardIsExportedToIntegration`` says an integration exported the card; the document
     has no approval field. An open payroll period with the flag set stays ``submitted``; the
     flag is kept in raw, and only a closed payroll period makes a line ``paid``."""
     bodies = {
-        "exported-open": {**DOC_EXAMPLE_TIMECARD, "timeCardIsExportedToIntegration": True,
-                          "timeCardPayrollPeriodStatus": "OPEN"},
+        "exported-open": {
+            **DOC_EXAMPLE_TIMECARD,
+            "timeCardIsExportedToIntegration": True,
+            "timeCardPayrollPeriodStatus": "OPEN",
+        },
         "exported-no-period": {**DOC_EXAMPLE_TIMECARD, "timeCardIsExportedToIntegration": "true"},
         "not-exported-closed": {**DOC_EXAMPLE_TIMECARD, "timeCardPayrollPeriodStatus": "CLOSED"},
     }
     raw, conformed, _ = _land(serve_app, warehouse, instance, bodies)
     assert list(raw.loc[list(bodies), "is_exported"]) == [True, True, False]
     assert dict(conformed.loc[list(bodies), "status"]) == {
-        "exported-open": "submitted", "exported-no-period": "submitted", "not-exported-closed": "paid",
+        "exported-open": "submitted",
+        "exported-no-period": "submitted",
+        "not-exported-closed": "paid",
     }
 
 
-def test_job_order_dates_without_an_offset_keep_their_day_in_the_job_orders_zone(
-    serve_app, warehouse, instance
-):
+def test_job_order_dates_without_an_offset_keep_their_day_in_the_job_orders_zone(serve_app, warehouse, instance):
     server, store = start(serve_app, config(0, projects=1))
     guid = next(iter(store.job_orders))
     store.job_orders[guid].update(

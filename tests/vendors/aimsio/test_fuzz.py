@@ -53,12 +53,45 @@ json_values = st.recursive(
 tricky = st.one_of(
     scalars,
     st.sampled_from(
-        ["", "  ", "NaN", "Infinity", "-Infinity", "-1", "-0.5", "1e400", "1e308", "0x10", "٣", "8.000",
-         "2025-04-21T10:30:00Z", "2025-04-21", "9999-12-31T23:59:59+14:00", "0001-01-01T00:00:00-12:00",
-         "America/Winnipeg", "Mars/Olympus", "../../etc/passwd", "a" * 300, "\x00"]
+        [
+            "",
+            "  ",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "-1",
+            "-0.5",
+            "1e400",
+            "1e308",
+            "0x10",
+            "٣",
+            "8.000",
+            "2025-04-21T10:30:00Z",
+            "2025-04-21",
+            "9999-12-31T23:59:59+14:00",
+            "0001-01-01T00:00:00-12:00",
+            "America/Winnipeg",
+            "Mars/Olympus",
+            "../../etc/passwd",
+            "a" * 300,
+            "\x00",
+        ]
     ),
-    st.sampled_from([10**17, -(10**17), 2**63, -(2**63), 10**30, 253402300799999, -62135596800000,
-                     1745231400000, 1745231400000.5, -1, 0]),
+    st.sampled_from(
+        [
+            10**17,
+            -(10**17),
+            2**63,
+            -(2**63),
+            10**30,
+            253402300799999,
+            -62135596800000,
+            1745231400000,
+            1745231400000.5,
+            -1,
+            0,
+        ]
+    ),
     st.lists(st.integers(), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
@@ -206,7 +239,11 @@ def test_any_list_page_yields_stubs_or_quarantined_rows_with_unique_keys(element
     assert all(identifiers) and len(set(identifiers)) == len(identifiers)
     assert len(listing.stubs) + len(listing.unusable) <= len(elements)
     assert all(isinstance(reason, str) and reason for _, reason in listing.unusable)
-    details = data.draw(st.lists(mutated(DOC_EXAMPLE_TIMECARD, _aliases(TimeCard)), min_size=len(listing.stubs), max_size=len(listing.stubs)))
+    details = data.draw(
+        st.lists(
+            mutated(DOC_EXAMPLE_TIMECARD, _aliases(TimeCard)), min_size=len(listing.stubs), max_size=len(listing.stubs)
+        )
+    )
     fetched = ChangedRecords(listing, listing.stubs, details)
     raw = build_incremental_frame(TIMECARD_SPEC, fetched)
     frame = raw.frame
@@ -219,8 +256,18 @@ def test_any_list_page_yields_stubs_or_quarantined_rows_with_unique_keys(element
 
 @pytest.mark.parametrize(
     "value",
-    [float("inf"), float("-inf"), float("nan"), "Infinity", "1e400", 10**20, -(10**20), 10**400,
-     "0001-01-01T00:00:00-12:00", "9999-12-31T23:59:59+14:00"],
+    [
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+        "Infinity",
+        "1e400",
+        10**20,
+        -(10**20),
+        10**400,
+        "0001-01-01T00:00:00-12:00",
+        "9999-12-31T23:59:59+14:00",
+    ],
 )
 def test_values_that_used_to_crash_the_asset_now_quarantine_the_record(value):
     """Found by the fuzz tests: these escaped as OverflowError/OSError (not validation errors)

@@ -3,7 +3,7 @@ test_vanished.py)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
@@ -18,8 +18,8 @@ from timesheet_assets.vendors.aimsio.listing_state import (
 )
 from timesheet_assets.vendors.aimsio.settings import vanished_timecards
 
-T0 = datetime(2026, 3, 1, 5, tzinfo=timezone.utc)
-T1 = datetime(2026, 3, 2, 5, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 5, tzinfo=UTC)
+T1 = datetime(2026, 3, 2, 5, tzinfo=UTC)
 
 
 def _stored(rows: list[dict]) -> StoredState:
@@ -27,30 +27,49 @@ def _stored(rows: list[dict]) -> StoredState:
 
 
 def test_known_versions_leave_out_records_that_had_left_so_a_returning_one_is_fetched():
-    stored = _stored([
-        {"record_key": "a", "source_updated_at_ms": 5, "listed": True},
-        {"record_key": "b", "source_updated_at_ms": 6, "listed": False, "detail_after_vanishing": "http 404"},
-        # Written before the listing columns existed: read as listed.
-        {"record_key": "c", "source_updated_at_ms": 7, "listed": None},
-        {"record_key": "d", "source_updated_at_ms": None, "listed": True},
-    ])
+    stored = _stored(
+        [
+            {"record_key": "a", "source_updated_at_ms": 5, "listed": True},
+            {"record_key": "b", "source_updated_at_ms": 6, "listed": False, "detail_after_vanishing": "http 404"},
+            # Written before the listing columns existed: read as listed.
+            {"record_key": "c", "source_updated_at_ms": 7, "listed": None},
+            {"record_key": "d", "source_updated_at_ms": None, "listed": True},
+        ]
+    )
     assert stored.known_versions() == {"a": 5, "c": 7, "d": None}
 
 
 def test_records_that_left_are_asked_about_once_oldest_first_within_the_bound():
-    stored = _stored([
-        {"record_key": "listed", "source_updated_at_ms": 1, "listed": True},
-        {"record_key": "left-now-2", "source_updated_at_ms": 1, "listed": True},
-        {"record_key": "left-now-1", "source_updated_at_ms": 1, "listed": True},
-        {"record_key": "waiting-new", "source_updated_at_ms": 1, "listed": False,
-         "vanished_at": T1, "detail_after_vanishing": PENDING},
-        {"record_key": "waiting-old", "source_updated_at_ms": 1, "listed": False,
-         "vanished_at": T0, "detail_after_vanishing": PENDING},
-        {"record_key": "answered", "source_updated_at_ms": 1, "listed": False,
-         "vanished_at": T0, "detail_after_vanishing": "http 404"},
-        # A quarantined list element: not a record, nothing to ask about.
-        {"record_key": "stub:0123abcd", "source_updated_at_ms": None, "listed": True},
-    ])
+    stored = _stored(
+        [
+            {"record_key": "listed", "source_updated_at_ms": 1, "listed": True},
+            {"record_key": "left-now-2", "source_updated_at_ms": 1, "listed": True},
+            {"record_key": "left-now-1", "source_updated_at_ms": 1, "listed": True},
+            {
+                "record_key": "waiting-new",
+                "source_updated_at_ms": 1,
+                "listed": False,
+                "vanished_at": T1,
+                "detail_after_vanishing": PENDING,
+            },
+            {
+                "record_key": "waiting-old",
+                "source_updated_at_ms": 1,
+                "listed": False,
+                "vanished_at": T0,
+                "detail_after_vanishing": PENDING,
+            },
+            {
+                "record_key": "answered",
+                "source_updated_at_ms": 1,
+                "listed": False,
+                "vanished_at": T0,
+                "detail_after_vanishing": "http 404",
+            },
+            # A quarantined list element: not a record, nothing to ask about.
+            {"record_key": "stub:0123abcd", "source_updated_at_ms": None, "listed": True},
+        ]
+    )
     plan = plan_vanished(stored, {"listed"}, lookups=3, listing_empty=False)
     assert plan.left == ["left-now-1", "left-now-2"]
     assert plan.ask == ["waiting-old", "waiting-new", "left-now-1"]
@@ -71,19 +90,36 @@ def test_an_empty_listing_marks_nothing_as_gone():
 
 
 def test_gone_rows_record_when_a_record_was_last_listed_and_what_was_answered():
-    stored = _stored([
-        {"record_key": "new-gone", "source_updated_at_ms": 1_700_000_000_000, "listed": True,
-         "last_listed_at": T0},
-        {"record_key": "old-gone", "source_updated_at_ms": 1_700_000_000_001, "listed": False,
-         "last_listed_at": T0, "vanished_at": T0, "detail_after_vanishing": PENDING},
-    ])
-    kept = pd.DataFrame({
-        "record_key": ["new-gone", "old-gone"], "source_updated_at_ms": [1_700_000_000_000, 1_700_000_000_001],
-        "payload": ["{}", "{}"], "quarantine_reason": [None, None], "ingested_at": [T0, T0],
-    })
-    now = datetime(2026, 3, 3, 5, tzinfo=timezone.utc)
+    stored = _stored(
+        [
+            {"record_key": "new-gone", "source_updated_at_ms": 1_700_000_000_000, "listed": True, "last_listed_at": T0},
+            {
+                "record_key": "old-gone",
+                "source_updated_at_ms": 1_700_000_000_001,
+                "listed": False,
+                "last_listed_at": T0,
+                "vanished_at": T0,
+                "detail_after_vanishing": PENDING,
+            },
+        ]
+    )
+    kept = pd.DataFrame(
+        {
+            "record_key": ["new-gone", "old-gone"],
+            "source_updated_at_ms": [1_700_000_000_000, 1_700_000_000_001],
+            "payload": ["{}", "{}"],
+            "quarantine_reason": [None, None],
+            "ingested_at": [T0, T0],
+        }
+    )
+    now = datetime(2026, 3, 3, 5, tzinfo=UTC)
     rows = gone_rows(
-        pd.DataFrame(), kept, stored, {"new-gone": PENDING, "old-gone": "http 404"}, now, T1,
+        pd.DataFrame(),
+        kept,
+        stored,
+        {"new-gone": PENDING, "old-gone": "http 404"},
+        now,
+        T1,
         {"record_key": "string", "payload": "string", "quarantine_reason": "string"},
     ).set_index("record_key")
     assert not rows["listed"].any()

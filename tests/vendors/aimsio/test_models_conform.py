@@ -40,7 +40,10 @@ def test_doc_example_parses_with_the_documents_key_casing_and_string_numbers():
     assert card.guid == "6344bf5e-3ed3-45a3-a8bf-59e86a8e2872"
     assert card.description == "OK"  # from "timeCarddescription"
     assert (card.regular_hours, card.overtime_hours, card.double_time_hours, card.travel_hours) == (
-        0.0, 2.0, 8.0, 0.0,
+        0.0,
+        2.0,
+        8.0,
+        0.0,
     )
     assert card.record_date == 1745231400000
     assert card.is_billable is False and card.is_deleted is False and card.is_exported is False
@@ -64,7 +67,10 @@ def test_numbers_as_ints_floats_strings_or_null_and_either_description_spelling(
     del body["timeCardPhaseCode"]
     card = TimeCard.model_validate(body)
     assert (card.regular_hours, card.overtime_hours, card.double_time_hours, card.travel_hours) == (
-        7.0, 1.5, None, 0.25,
+        7.0,
+        1.5,
+        None,
+        0.25,
     )
     assert card.description == "schema spelling"
     assert card.employee_code == "30"
@@ -163,11 +169,19 @@ def test_job_order_model_and_conform_tolerate_a_sparse_body():
     assert (job.guid, job.number, job.name, job.status) == ("j1", "2025116", None, None)
     frame = pd.DataFrame(
         {
-            "record_key": ["j1"], "job_order_number": ["2025116"], "name": [None], "status": [None],
-            "customer_guid": [None], "customer_name": [None], "start_date": [None],
-            "end_date": [None], "manager_name": [None], "is_deleted": [None],
+            "record_key": ["j1"],
+            "job_order_number": ["2025116"],
+            "name": [None],
+            "status": [None],
+            "customer_guid": [None],
+            "customer_name": [None],
+            "start_date": [None],
+            "end_date": [None],
+            "manager_name": [None],
+            "is_deleted": [None],
             "source_updated_at": [pd.Timestamp("2025-01-01", tz="UTC")],
-            "ingested_at": [pd.Timestamp("2025-01-02", tz="UTC")], "quarantine_reason": [None],
+            "ingested_at": [pd.Timestamp("2025-01-02", tz="UTC")],
+            "quarantine_reason": [None],
         }
     )
     out = conform_job_orders(frame)

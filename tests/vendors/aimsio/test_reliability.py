@@ -142,18 +142,35 @@ def test_a_transient_fault_is_retried_and_every_row_lands_exactly_once(fault, se
         assert cards["seconds_waited_rate_limit"] >= minimum
 
 
-def test_faults_spread_over_the_ten_detail_threads_neither_duplicate_nor_skip_records(
-    serve_app, warehouse, instance
-):
+def test_faults_spread_over_the_ten_detail_threads_neither_duplicate_nor_skip_records(serve_app, warehouse, instance):
     """Issue 9 item 3 for the fan-out: mixed faults hit the 10 concurrent detail calls; each
     record is still fetched successfully once and written once, with its listed
     ``updatedAt``."""
     server, store = start(serve_app, config(40))
     resource = fast(server, max_attempts=16)
-    faults = [502, "reset", 503, "truncate", 429, None, "timeout", 504, None, "reset",
-              503, None, "truncate", 502, None, 429, "timeout", None, 503, 502]
-    server.sandbox.knobs.update(script=faults, path_contains="/CurrentTimeCard/", retry_after=None,
-                                timeout_seconds=0.5)
+    faults = [
+        502,
+        "reset",
+        503,
+        "truncate",
+        429,
+        None,
+        "timeout",
+        504,
+        None,
+        "reset",
+        503,
+        None,
+        "truncate",
+        502,
+        None,
+        429,
+        "timeout",
+        None,
+        503,
+        502,
+    ]
+    server.sandbox.knobs.update(script=faults, path_contains="/CurrentTimeCard/", retry_after=None, timeout_seconds=0.5)
     result = run_raw(server, warehouse, instance, resource=resource)
     injected = len([f for f in faults if f is not None])
     assert sum(server.sandbox.stats.faults_injected.values()) == injected
@@ -178,17 +195,15 @@ def _crash_after_insert(proof: list[int]):
 
     def handle_output(self, context, table_slice, obj, connection):
         original(self, context, table_slice, obj, connection)
-        proof.append(connection.execute(
-            "SELECT count(*) FROM aimsio.timecards WHERE description LIKE 'Revised%'"
-        ).fetchone()[0])
+        proof.append(
+            connection.execute("SELECT count(*) FROM aimsio.timecards WHERE description LIKE 'Revised%'").fetchone()[0]
+        )
         raise OSError("warehouse disk full (after the insert, before the commit)")
 
     return handle_output
 
 
-def test_faults_that_outlast_the_retries_fail_clearly_and_change_nothing(
-    serve_app, warehouse, instance, monkeypatch
-):
+def test_faults_that_outlast_the_retries_fail_clearly_and_change_nothing(serve_app, warehouse, instance, monkeypatch):
     server, store = start(serve_app, config(12))
     resource = fast(server)
     run_raw(server, warehouse, instance, resource=resource)
@@ -205,18 +220,36 @@ def test_faults_that_outlast_the_retries_fail_clearly_and_change_nothing(
     cases = [
         # (name, knobs for one changed detail ("{guid}") or the list call, expected message)
         ("http-500", dict(script=[500], path_contains="/{guid}"), detail("HTTP 500 after 1 attempt:")),
-        ("503-outage-on-one-detail", dict(status_rates={503: 1.0}, path_contains="/{guid}"),
-         detail("HTTP 503 after 3 attempts:")),
-        ("429-storm-without-end", dict(status_rates={429: 1.0}, retry_after=None, path_contains=f"/{TIMECARDS}"),
-         listing + "HTTP 429 after 3 attempts:"),
-        ("read-timeout", dict(script=["timeout"] * 3, timeout_seconds=0.5, path_contains="/{guid}"),
-         detail("no response after 3 attempts: ReadTimeout")),
-        ("connection-reset", dict(reset_rate=1.0, path_contains="/{guid}"),
-         detail("no response after 3 attempts: RemoteProtocolError")),
-        ("truncated-list", dict(truncate_rate=1.0, path_contains=f"/{TIMECARDS}"),
-         listing + "HTTP 200 after 3 attempts: response body is not valid JSON"),
-        ("credentials-revoked-mid-fan-out", dict(script=[401, 401], path_contains="/{guid}"),
-         detail("HTTP 401 after 2 attempts: .*check AIMSIO_USERNAME / AIMSIO_PASSWORD")),
+        (
+            "503-outage-on-one-detail",
+            dict(status_rates={503: 1.0}, path_contains="/{guid}"),
+            detail("HTTP 503 after 3 attempts:"),
+        ),
+        (
+            "429-storm-without-end",
+            dict(status_rates={429: 1.0}, retry_after=None, path_contains=f"/{TIMECARDS}"),
+            listing + "HTTP 429 after 3 attempts:",
+        ),
+        (
+            "read-timeout",
+            dict(script=["timeout"] * 3, timeout_seconds=0.5, path_contains="/{guid}"),
+            detail("no response after 3 attempts: ReadTimeout"),
+        ),
+        (
+            "connection-reset",
+            dict(reset_rate=1.0, path_contains="/{guid}"),
+            detail("no response after 3 attempts: RemoteProtocolError"),
+        ),
+        (
+            "truncated-list",
+            dict(truncate_rate=1.0, path_contains=f"/{TIMECARDS}"),
+            listing + "HTTP 200 after 3 attempts: response body is not valid JSON",
+        ),
+        (
+            "credentials-revoked-mid-fan-out",
+            dict(script=[401, 401], path_contains="/{guid}"),
+            detail("HTTP 401 after 2 attempts: .*check AIMSIO_USERNAME / AIMSIO_PASSWORD"),
+        ),
         ("write-fails-after-insert", {}, r"OSError: warehouse disk full"),
     ]
     for name, knobs, expected in cases:
@@ -228,8 +261,9 @@ def test_faults_that_outlast_the_retries_fail_clearly_and_change_nothing(
             knobs = {**knobs, "path_contains": knobs["path_contains"].format(guid=changed[1])}
         server.sandbox.knobs.update(**knobs)
         if name == "write-fails-after-insert":
-            monkeypatch.setattr(warehouse_module.ByNamePandasTypeHandler, "handle_output",
-                                _crash_after_insert(crash_proof))
+            monkeypatch.setattr(
+                warehouse_module.ByNamePandasTypeHandler, "handle_output", _crash_after_insert(crash_proof)
+            )
         failed = run_raw(server, warehouse, instance, resource=resource, raise_on_error=False)
         monkeypatch.undo()
         server.sandbox.knobs.clear()
@@ -260,9 +294,7 @@ def test_faults_that_outlast_the_retries_fail_clearly_and_change_nothing(
     assert stored_versions(warehouse) == store.timecard_updated
 
 
-def test_a_change_landing_during_the_fan_out_is_fetched_by_the_next_run(
-    serve_app, warehouse, instance, monkeypatch
-):
+def test_a_change_landing_during_the_fan_out_is_fetched_by_the_next_run(serve_app, warehouse, instance, monkeypatch):
     """A row keeps the ``updatedAt`` the list call showed, not the clock: a record edited
     while the details are being fetched lists a different one next run and comes again."""
     edited: list[str] = []
@@ -297,8 +329,14 @@ def test_permanent_errors_skip_step_retries_and_outages_use_them(serve_app, ware
     timecards, job_orders = build_assets(retry_policy=dg.RetryPolicy(max_retries=1))
     server, _ = start(serve_app, config(3, projects=2))
 
-    rejected = run_raw(server, warehouse, instance, assets=[timecards],
-                       resource=fast(server, password="not-the-password"), raise_on_error=False)
+    rejected = run_raw(
+        server,
+        warehouse,
+        instance,
+        assets=[timecards],
+        resource=fast(server, password="not-the-password"),
+        raise_on_error=False,
+    )
     assert not rejected.success
     text = failure_text(rejected)
     assert f"Aimsio GET {API}/{TIMECARDS} failed with HTTP 401 after 2 attempts" in text
@@ -308,8 +346,9 @@ def test_permanent_errors_skip_step_retries_and_outages_use_them(serve_app, ware
 
     server.sandbox.stats.reset()
     server.sandbox.knobs.update(status_rates={503: 1.0}, path_contains=f"/{JOB_ORDERS}")
-    outage = run_raw(server, warehouse, instance, assets=[job_orders],
-                     resource=fast(server, max_attempts=2), raise_on_error=False)
+    outage = run_raw(
+        server, warehouse, instance, assets=[job_orders], resource=fast(server, max_attempts=2), raise_on_error=False
+    )
     assert not outage.success
     assert f"Aimsio GET {API}/{JOB_ORDERS} failed with HTTP 503 after 2 attempts" in failure_text(
         outage, JOB_ORDERS_NODE
@@ -356,15 +395,24 @@ def test_drifting_and_bad_payloads_are_kept_or_quarantined_and_a_malformed_page_
     server, store = start(serve_app, config(4, projects=2))
     resource = fast(server)
 
-    store.put_timecard({**DOC_EXAMPLE_TIMECARD, "timeCardGuid": "extra-fields",
-                        "brandNewField": {"nested": [1, "x"]}, "timeCardNewFlag": True})
-    store.put_timecard({"timeCardGuid": "sparse", "timeCardRecordDate": 1745231400000,
-                        "timeCardEmployeeGuid": "e-1"})
+    store.put_timecard(
+        {
+            **DOC_EXAMPLE_TIMECARD,
+            "timeCardGuid": "extra-fields",
+            "brandNewField": {"nested": [1, "x"]},
+            "timeCardNewFlag": True,
+        }
+    )
+    store.put_timecard({"timeCardGuid": "sparse", "timeCardRecordDate": 1745231400000, "timeCardEmployeeGuid": "e-1"})
     for key, (change, _) in BAD_TIMECARDS.items():
         store.put_timecard({**DOC_EXAMPLE_TIMECARD, **change, "timeCardGuid": key})
     store.put_timecard([1, 2, 3], guid="array-body")  # a detail that is not an object
-    bad_job = {"jobOrderGuid": "bad-job", "jobOrderName": "Late", "jobOrderStartDate": "soon",
-               "jobOrderSurveyNotes": "kept"}
+    bad_job = {
+        "jobOrderGuid": "bad-job",
+        "jobOrderName": "Late",
+        "jobOrderStartDate": "soon",
+        "jobOrderSurveyNotes": "kept",
+    }
     with store._lock:
         store.job_orders["bad-job"] = bad_job
         store.job_order_updated["bad-job"] = store._next_updated_at()
@@ -431,6 +479,7 @@ def test_drifting_and_bad_payloads_are_kept_or_quarantined_and_a_malformed_page_
         text = failure_text(failed)
         assert re.search(
             rf"Aimsio GET {API}/{TIMECARDS} failed with HTTP 200 after 1 attempt: expected a JSON "
-            rf"array of {{dtype, guid, updatedAt}} stubs, got {shape}", text
+            rf"array of {{dtype, guid, updatedAt}} stubs, got {shape}",
+            text,
         ), text
         pd.testing.assert_frame_equal(table(warehouse), before)

@@ -10,7 +10,13 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from timesheet_assets.http import InsecureURLError, VendorAuthError, VendorHTTPError, VendorOutageError, VendorTransportError
+from timesheet_assets.http import (
+    InsecureURLError,
+    VendorAuthError,
+    VendorHTTPError,
+    VendorOutageError,
+    VendorTransportError,
+)
 from timesheet_assets.ingest import permanent_errors_fail_fast
 from timesheet_assets.vendors.aimsio.resource import PORTAL_URL, AimsioResource, basic_token
 from timesheet_assets.vendors.aimsio.sandbox import SANDBOX_USERNAME
@@ -34,9 +40,7 @@ def test_base_url_defaults_to_the_portal_and_the_api_path_is_added_once():
     resource = AimsioResource(username="u", password="p")
     assert resource.base_url == PORTAL_URL
     assert resource.endpoint_path("CurrentTimeCard") == "/rest/api/standard/v1/CurrentTimeCard"
-    with_path = AimsioResource(
-        base_url="https://sandbox.aimsio.com/rest/api/standard/v1/", username="u", password="p"
-    )
+    with_path = AimsioResource(base_url="https://sandbox.aimsio.com/rest/api/standard/v1/", username="u", password="p")
     assert with_path.endpoint_path("JobOrder", "a/b") == "/JobOrder/a%2Fb"
     assert str(with_path.client.url_for(with_path.endpoint_path("JobOrder"))) == (
         "https://sandbox.aimsio.com/rest/api/standard/v1/JobOrder"
@@ -74,8 +78,7 @@ def _tolerant_app() -> Starlette:
 
     async def listing(request):
         return JSONResponse(
-            {"value": [{"dtype": "TimeCard", "id": 41, "updatedAt": 1700000000000.0},
-                       {"dtype": "TimeCard", "id": 42}]}
+            {"value": [{"dtype": "TimeCard", "id": 41, "updatedAt": 1700000000000.0}, {"dtype": "TimeCard", "id": 42}]}
         )
 
     async def detail(request):

@@ -48,8 +48,12 @@ def test_list_and_detail_shapes_follow_the_document(serve_app):
     detail = httpx.get(f"{server.url}{API}/CurrentTimeCard/{stubs[0]['guid']}", auth=AUTH).json()
     assert set(detail) == set(DOC_EXAMPLE_TIMECARD)  # same keys, including "timeCarddescription"
     assert detail["timeCardGuid"] == stubs[0]["guid"]
-    for key in ("timeCardEmployeeRegularHours", "timeCardEmployeeOverTimeHours",
-                "timeCardEmployeeDoubleTimeHours", "timeCardEmployeeTravelTimeHours"):
+    for key in (
+        "timeCardEmployeeRegularHours",
+        "timeCardEmployeeOverTimeHours",
+        "timeCardEmployeeDoubleTimeHours",
+        "timeCardEmployeeTravelTimeHours",
+    ):
         assert HOURS.match(detail[key]), (key, detail[key])
     assert isinstance(detail["timeCardRecordDate"], int) and isinstance(detail["timeCardCreatedAt"], int)
     jobs = httpx.get(f"{server.url}{API}/JobOrder", auth=AUTH).json()

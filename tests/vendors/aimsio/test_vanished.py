@@ -16,7 +16,17 @@ from timesheet_assets.vendors.aimsio import PLUGIN
 from timesheet_assets.vendors.aimsio.conform import conform_timecards
 from timesheet_assets.vendors.aimsio.sandbox import AimsioMutations, _work_date
 
-from .support import ANCHOR, TIMECARDS_KEY, config, detail_calls, list_calls, run_raw, start, stored_versions, unthrottled
+from .support import (
+    ANCHOR,
+    TIMECARDS_KEY,
+    config,
+    detail_calls,
+    list_calls,
+    run_raw,
+    start,
+    stored_versions,
+    unthrottled,
+)
 
 TABLE = "aimsio.timecards"
 
@@ -200,13 +210,17 @@ def test_the_days_a_run_touched_outside_its_window_go_to_the_sensor(serve_app, w
     first = run_raw(server, warehouse, instance, resource=fast, window=window)
     all_days = {_work_date(b) for b in store.timecards.values()}
     outside = sorted(d.isoformat() for d in all_days if not window[0] <= d <= window[1])
-    assert materialization_metadata(first, "raw aimsio timecards".split())["days_to_reread"] == outside
+    assert materialization_metadata(first, ["raw", "aimsio", "timecards"])["days_to_reread"] == outside
 
     def card_on(day: date) -> str:
         return next(k for k in mutations.entry_keys(day, day))
 
-    old, moved, inside, removed = (ANCHOR - timedelta(days=12), ANCHOR - timedelta(days=2),
-                                   ANCHOR - timedelta(days=1), ANCHOR - timedelta(days=15))
+    old, moved, inside, removed = (
+        ANCHOR - timedelta(days=12),
+        ANCHOR - timedelta(days=2),
+        ANCHOR - timedelta(days=1),
+        ANCHOR - timedelta(days=15),
+    )
     mutations.edit_hours(card_on(old), 0.5)  # an old day
     mutations.move(card_on(moved), ANCHOR - timedelta(days=9))  # from inside the window to an old day
     mutations.edit_hours(card_on(inside), 0.5)  # inside: the run's own conformed step rebuilds it

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,10 @@ def resource_for(server: SandboxServer, **overrides: Any) -> AjeraResource:
     reading = ajera_sandbox.ajera_state(server).dataset.reading
     # The sandbox has no documented limit to protect; tests run faster than the default.
     values: dict[str, Any] = {
-        "requests_per_second": 50.0, "backoff_cap_seconds": 0.2, "status_scan_days": 0, **overrides
+        "requests_per_second": 50.0,
+        "backoff_cap_seconds": 0.2,
+        "status_scan_days": 0,
+        **overrides,
     }
     return AjeraResource.from_values(ajera_sandbox.sandbox_env(server.url, reading), **values)
 

@@ -6,7 +6,6 @@ from benchmarks.vendor_ajera import run_benchmark
 from tests.support.benchmark_rows import BENCHMARK_ROW_KEYS as KEYS
 
 
-
 def test_benchmark_reports_each_scenario_from_sandbox_counts():
     rows = run_benchmark(records=100)
     assert [row["scenario"] for row in rows] == ["full", "no_change", "after_1pct_changed"]

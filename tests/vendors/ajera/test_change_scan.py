@@ -39,8 +39,11 @@ def _approvable(state, week: date) -> int | None:
     for key, ts in sorted(state.dataset.timesheets.items()):
         flags = ts["list"]
         if state.dataset.week_first_day(ts) == week and (
-            flags["Rejected"] or not all(flags[f] for f in ("Submitted", "Supervisor Approved",
-                                                              "Project Manager Approved", "Accounting Approved"))
+            flags["Rejected"]
+            or not all(
+                flags[f]
+                for f in ("Submitted", "Supervisor Approved", "Project Manager Approved", "Accounting Approved")
+            )
         ):
             return key
     return None
@@ -48,7 +51,11 @@ def _approvable(state, week: date) -> int | None:
 
 def _has_free_employee(state, week: date) -> bool:
     """Whether somebody has no timesheet for ``week`` (so a late one is a new timesheet)."""
-    busy = {ts["list"]["Employee Key"] for ts in state.dataset.timesheets.values() if state.dataset.week_first_day(ts) == week}
+    busy = {
+        ts["list"]["Employee Key"]
+        for ts in state.dataset.timesheets.values()
+        if state.dataset.week_first_day(ts) == week
+    }
     return len(busy) < len(state.dataset.employees)
 
 
@@ -75,12 +82,21 @@ def test_status_scan_reports_the_days_of_changed_weeks_before_the_run(ajera_serv
     late = source.add_late(edit_week + timedelta(days=2))
     assert int(late.split(":")[0]) not in known  # a new timesheet, not a line on an old one
     approved = _approvable(state, approve_week)
-    source.approve(next(k for k in source.entry_keys(approve_week, approve_week + timedelta(days=6))
-                        if int(k.split(":")[0]) == approved))
+    source.approve(
+        next(
+            k
+            for k in source.entry_keys(approve_week, approve_week + timedelta(days=6))
+            if int(k.split(":")[0]) == approved
+        )
+    )
     gone = int(source.entry_keys(delete_week, delete_week + timedelta(days=6))[0].split(":")[0])
     # A deleted week is re-read on the days the warehouse holds rows for it.
-    gone_days = {k.rsplit(":", 1)[1] for k in day_cells(state.dataset, config.first_date, ANCHOR) if k.startswith(f"{gone}:")}
-    for key in [k for k in source.entry_keys(delete_week, delete_week + timedelta(days=6)) if int(k.split(":")[0]) == gone]:
+    gone_days = {
+        k.rsplit(":", 1)[1] for k in day_cells(state.dataset, config.first_date, ANCHOR) if k.startswith(f"{gone}:")
+    }
+    for key in [
+        k for k in source.entry_keys(delete_week, delete_week + timedelta(days=6)) if int(k.split(":")[0]) == gone
+    ]:
         source.delete(key)
     assert gone not in state.dataset.timesheets
     # Hours moved between two days of one week: its total and flags stay as they were.
@@ -91,7 +107,8 @@ def test_status_scan_reports_the_days_of_changed_weeks_before_the_run(ajera_serv
         return f"{head}:{(date.fromisoformat(day) + timedelta(days=1)).isoformat()}"
 
     moved = next(  # onto an empty day of the same line, so the moved entry is a new key
-        k for k in sorted(week_keys)
+        k
+        for k in sorted(week_keys)
         if date.fromisoformat(k.rsplit(":", 1)[1]) < move_week + timedelta(days=6) and next_day(k) not in week_keys
     )
     moved_to = source.move(moved, date.fromisoformat(moved.rsplit(":", 1)[1]) + timedelta(days=1))
@@ -108,9 +125,15 @@ def test_status_scan_reports_the_days_of_changed_weeks_before_the_run(ajera_serv
         | gone_days
     )
     assert meta["days_to_reread"] == expected
-    assert (meta["change_scan_weeks_changed"], meta["change_scan_weeks_new"], meta["change_scan_weeks_gone"]) == (2, 1, 1)
+    assert (meta["change_scan_weeks_changed"], meta["change_scan_weeks_new"], meta["change_scan_weeks_gone"]) == (
+        2,
+        1,
+        1,
+    )
     assert (meta["change_scan"], meta["change_scan_first"], meta["change_scan_last"]) == (
-        "scanned", SCAN_WINDOW[0].isoformat(), SCAN_WINDOW[1].isoformat()
+        "scanned",
+        SCAN_WINDOW[0].isoformat(),
+        SCAN_WINDOW[1].isoformat(),
     )
     # The scan costs list calls only: one ListTimesheets for the run and the scan together.
     assert state.calls("ListTimesheets") == meta["list_requests"] == 1
@@ -142,21 +165,30 @@ def test_status_scan_reports_the_days_of_changed_weeks_before_the_run(ajera_serv
 def test_a_run_whose_range_covers_the_scan_window_scans_nothing(ajera_server, warehouse, instance):
     config = small_config(days=21)
     server = ajera_server(config)
-    result = materialize([ajera_timesheets], {"ajera": resource_for(server, status_scan_days=21)}, warehouse,
-                         first=config.first_date, last=ANCHOR, instance=instance)
+    result = materialize(
+        [ajera_timesheets],
+        {"ajera": resource_for(server, status_scan_days=21)},
+        warehouse,
+        first=config.first_date,
+        last=ANCHOR,
+        instance=instance,
+    )
     meta = materialization_metadata(result, TIMESHEETS)
     assert meta["change_scan"].startswith("turned off") and "days_to_reread" not in meta
     assert "change_scan_first" not in meta
 
 
-def test_reconciliation_names_the_week_day_and_employee_the_warehouse_got_wrong(ajera_server, warehouse, instance, reading):
+def test_reconciliation_names_the_week_day_and_employee_the_warehouse_got_wrong(
+    ajera_server, warehouse, instance, reading
+):
     config = small_config(days=28)
     server = ajera_server(config, timesheet_date=reading)
     state = ajera_state(server)
     source = server.sandbox.extra["mutations"]
     resource = resource_for(server)
-    first_load = materialize([ajera_timesheets], {"ajera": resource}, warehouse, first=config.first_date, last=ANCHOR,
-                             instance=instance)
+    first_load = materialize(
+        [ajera_timesheets], {"ajera": resource}, warehouse, first=config.first_date, last=ANCHOR, instance=instance
+    )
     [clean] = [c for c in first_load.get_asset_check_evaluations() if c.check_name == TOTALS_CHECK]
     assert clean.passed and clean.metadata["weeks_checked"].value > 0
 
@@ -164,17 +196,22 @@ def test_reconciliation_names_the_week_day_and_employee_the_warehouse_got_wrong(
     stale_day = window[0] - timedelta(days=2)  # same week, outside the window: not re-read
     stale = source.entry_keys(stale_day, stale_day)[0]
     stale_key = int(stale.split(":")[0])
-    assert first_day(date.fromisoformat(state.dataset.timesheets[stale_key]["list"]["Timesheet Date"]), reading) < window[0]
+    assert (
+        first_day(date.fromisoformat(state.dataset.timesheets[stale_key]["list"]["Timesheet Date"]), reading)
+        < window[0]
+    )
     source.edit_hours(stale, 2.0)
     # And a week whose list total disagrees with its own day cells (Ajera's numbers differ).
     inconsistent = next(
-        k for k in sorted({int(x.split(":")[0]) for x in source.entry_keys(ANCHOR - timedelta(days=3), ANCHOR)})
+        k
+        for k in sorted({int(x.split(":")[0]) for x in source.entry_keys(ANCHOR - timedelta(days=3), ANCHOR)})
         if k != stale_key
     )
     state.dataset.timesheets[inconsistent]["list"]["Timesheet Total"] += 1.0
 
-    result = materialize([ajera_timesheets], {"ajera": resource}, warehouse, first=window[0], last=window[1],
-                         instance=instance)
+    result = materialize(
+        [ajera_timesheets], {"ajera": resource}, warehouse, first=window[0], last=window[1], instance=instance
+    )
 
     [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == TOTALS_CHECK]
     assert not check.passed
@@ -184,7 +221,9 @@ def test_reconciliation_names_the_week_day_and_employee_the_warehouse_got_wrong(
     assert mismatches[stale_key]["days"] == [stale_day.isoformat()]
     assert mismatches[stale_key]["timesheet_total"] == pytest.approx(mismatches[stale_key]["warehouse_hours"] + 2.0)
     assert mismatches[inconsistent]["days"] == []
-    assert mismatches[inconsistent]["ajera_day_cells_hours"] == pytest.approx(mismatches[inconsistent]["warehouse_hours"])
+    assert mismatches[inconsistent]["ajera_day_cells_hours"] == pytest.approx(
+        mismatches[inconsistent]["warehouse_hours"]
+    )
     names = {state.dataset.timesheets[k]["list"]["Employee"] for k in (stale_key, inconsistent)}
     assert all(name in meta["employees"] for name in names)
     assert meta["days"] == stale_day.isoformat()

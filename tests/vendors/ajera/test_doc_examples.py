@@ -156,7 +156,10 @@ def test_under_the_default_reading_the_documented_hours_fall_on_weekdays(serve_a
     built, _ = fetch_doc_window(server, *DOC_WEEK[WEEK_ENDING])
     days = {date.fromisoformat(key.rsplit(":", 1)[1]) for key in built.frame["record_key"]}
     assert sorted(d.strftime("%a") for d in days) == ["Mon", "Tue", "Wed"]
-    assert AjeraResource(base_url="https://x.example/AjeraAPI.ashx", api_id="i", username="u", password="p").timesheet_date == WEEK_ENDING
+    assert (
+        AjeraResource(base_url="https://x.example/AjeraAPI.ashx", api_id="i", username="u", password="p").timesheet_date
+        == WEEK_ENDING
+    )
 
 
 def test_client_sends_only_documented_argument_names(serve_app):
@@ -187,8 +190,13 @@ def test_requests_say_they_accept_json_and_send_the_password_once(serve_app):
     fetch_doc_window(server, *DOC_WEEK[WEEK_ENDING])
     bodies = server.app.state.received
     create = bodies[0]
-    assert create == {"Method": "CreateAPISession", "Username": "doc-user", "Password": "doc-password",
-                      "APIVersion": 2, "UseSessionCookie": False}
+    assert create == {
+        "Method": "CreateAPISession",
+        "Username": "doc-user",
+        "Password": "doc-password",
+        "APIVersion": 2,
+        "UseSessionCookie": False,
+    }
     assert sum(json.dumps(body).count("doc-password") for body in bodies) == 1
     assert server.app.state.accept == ["application/json"] * len(bodies)
 
@@ -241,7 +249,9 @@ def test_what_the_doc_leaves_open_is_tolerated(serve_app):
 
 def test_an_errors_entry_fails_even_with_response_code_200(serve_app):
     answer = {
-        "ResponseCode": 200, "Message": "Success", "Content": {"Timesheets": []},
+        "ResponseCode": 200,
+        "Message": "Success",
+        "Content": {"Timesheets": []},
         "Errors": [{"ErrorID": 17, "ErrorMessage": "Authorizing Employee is not set."}],
     }
     server = serve_app(doc_replay_app({"ListTimesheets": answer}))

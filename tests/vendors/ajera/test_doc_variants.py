@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import date
 
 import pytest
 from starlette.responses import Response
@@ -87,15 +86,25 @@ def test_session_refusal_worded_as_invalid_token_recreates_the_session(serve_app
 
     def list_timesheets(body):
         if next(refusals, False):
-            return {**SUCCESS, "ResponseCode": 400, "Message": "Bad Request", "Content": None,
-                    "Errors": [{"ErrorID": 9, "ErrorMessage": "Invalid token."}]}
+            return {
+                **SUCCESS,
+                "ResponseCode": 400,
+                "Message": "Bad Request",
+                "Content": None,
+                "Errors": [{"ErrorID": 9, "ErrorMessage": "Invalid token."}],
+            }
         return fixture("list_timesheets_response")
 
     server = serve_app(doc_replay_app({"ListTimesheets": list_timesheets}))
     built, _ = fetch_doc_window(server, *DOC_WEEK)
     assert set(built.frame["record_key"]) == DOC_DAY_ROWS
     assert methods_called(server) == [
-        "CreateAPISession", "ListTimesheets", "CreateAPISession", "ListTimesheets", "GetTimesheets", "EndAPISession",
+        "CreateAPISession",
+        "ListTimesheets",
+        "CreateAPISession",
+        "ListTimesheets",
+        "GetTimesheets",
+        "EndAPISession",
     ]
 
 
@@ -204,8 +213,13 @@ def test_paging_travels_beside_method_arguments(serve_app):
     projects = [{"ProjectKey": k, "ID": f"P{k}", "Description": "x", "Status": "Active"} for k in (1, 2, 3)]
 
     def list_projects(body):
-        return {**SUCCESS, "PageSize": body["PageSize"], "PageNumber": body["PageNumber"], "PageCount": 1,
-                "Content": {"Projects": projects}}
+        return {
+            **SUCCESS,
+            "PageSize": body["PageSize"],
+            "PageNumber": body["PageNumber"],
+            "PageCount": 1,
+            "Content": {"Projects": projects},
+        }
 
     server = serve_app(doc_replay_app({"ListProjects": list_projects}))
     resource = doc_resource(server)

@@ -31,8 +31,11 @@ def test_errors_entry_under_http_200_fails_the_run_with_the_vendor_message(ajera
     server = ajera_server()
     state = ajera_state(server)
     result = materialize(
-        [ajera_projects], {"ajera": resource_for(server, page_size=5000)}, warehouse,
-        instance=instance, raise_on_error=False,
+        [ajera_projects],
+        {"ajera": resource_for(server, page_size=5000)},
+        warehouse,
+        instance=instance,
+        raise_on_error=False,
     )
     assert not result.success
     message = failure_message(result)

@@ -54,12 +54,35 @@ EDGE_NUMBERS = st.sampled_from(
     [0, -1, -24.5, 24.25, 1e308, -1e308, 2**63, 2**63 - 1, -(2**63) - 1, 10**30, 0.1, math.nan, math.inf, -math.inf]
 )
 EDGE_TEXT = st.sampled_from(
-    ["", " ", "eight", "8", "-3", "1e400", "NaN", "true", "null", "2025-02-30", "9999-12-31", "0001-01-01",
-     "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "2025-03-16T00:00:00", "Active", "\u0000", "ÿ" * 40]
+    [
+        "",
+        " ",
+        "eight",
+        "8",
+        "-3",
+        "1e400",
+        "NaN",
+        "true",
+        "null",
+        "2025-02-30",
+        "9999-12-31",
+        "0001-01-01",
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59-05:00",
+        "2025-03-16T00:00:00",
+        "Active",
+        "\u0000",
+        "ÿ" * 40,
+    ]
 )
 SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=12) | EDGE_NUMBERS | EDGE_TEXT
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | EDGE_NUMBERS
+    | EDGE_TEXT
 )
 JSON = st.recursive(
     SCALARS,
@@ -221,8 +244,9 @@ def test_timesheet_pipeline_never_raises_and_accounts_for_every_week(served):
     assert hours.map(math.isfinite).all()
     # Every valid week reports Ajera's numbers for the reconciliation, each day inside its week.
     assert len(weeks) == len(fetch.listed) - rejected
-    assert all(week.week is None or set(week.cells) <= {
-        week.week[0] + timedelta(days=i) for i in range(7)} for week in weeks)
+    assert all(
+        week.week is None or set(week.cells) <= {week.week[0] + timedelta(days=i) for i in range(7)} for week in weeks
+    )
 
     conformed = conform_timesheets(duckdb_round_trip(frame))
     assert list(conformed.columns) == list(TIMESHEET_COLUMNS)

@@ -4,7 +4,7 @@ answer is full; every timesheet lands once."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import pytest
@@ -20,7 +20,8 @@ from .conftest import resource_for, small_config
 
 def _weeks_touching(state, first: date, last: date) -> set[int]:
     return {
-        key for key, ts in state.dataset.timesheets.items()
+        key
+        for key, ts in state.dataset.timesheets.items()
         if touches(date.fromisoformat(ts["list"]["Timesheet Date"]), first, last, state.dataset.reading)
     }
 
@@ -114,7 +115,11 @@ class AlwaysFull(AjeraResource):
 
 
 def test_one_employee_with_a_full_week_fails_the_run_saying_so():
-    resource = AlwaysFull(base_url="https://ajera.example.test/AjeraAPI.ashx", api_id="i", username="u", password="p",
-                          list_cap=3)
-    with pytest.raises(VendorRejected, match=r"ListTimesheets: employee 2[01] has 3 timesheets dated .* the list cannot be split further"):
+    resource = AlwaysFull(
+        base_url="https://ajera.example.test/AjeraAPI.ashx", api_id="i", username="u", password="p", list_cap=3
+    )
+    with pytest.raises(
+        VendorRejected,
+        match=r"ListTimesheets: employee 2[01] has 3 timesheets dated .* the list cannot be split further",
+    ):
         resource.fetch_timesheets(date(2025, 3, 3), date(2025, 3, 9))

@@ -30,7 +30,12 @@ def test_projects_are_paged_batched_and_conformed(ajera_server, warehouse, insta
     assert len(raw) == expected_projects(config) == 23
     assert raw["quarantine_reason"].isna().all()
     meta = materialization_metadata(result, ["raw", "ajera", "projects"])
-    assert (meta["rows"], meta["list_requests"], meta["detail_requests"], meta["projects_missing_detail"]) == (23, 3, 3, 0)
+    assert (meta["rows"], meta["list_requests"], meta["detail_requests"], meta["projects_missing_detail"]) == (
+        23,
+        3,
+        3,
+        0,
+    )
 
     conformed = conform_projects(raw).set_index("project_id")
     source = {p["ProjectKey"]: p for p in state.dataset.projects}
@@ -55,8 +60,13 @@ def test_projects_are_paged_batched_and_conformed(ajera_server, warehouse, insta
 
 
 EXPECTED_STATUS = {
-    "Preliminary": "planned", "Marketing": "planned", "Active": "active", "Hold": "active",
-    "WorkHold": "active", "BillingHold": "active", "Closed": "completed",
+    "Preliminary": "planned",
+    "Marketing": "planned",
+    "Active": "active",
+    "Hold": "active",
+    "WorkHold": "active",
+    "BillingHold": "active",
+    "Closed": "completed",
 }
 
 
@@ -74,13 +84,18 @@ def test_version_1_nested_projects_read_the_same(ajera_server, warehouse, instan
     server = ajera_server(config)
     state = ajera_state(server)
     for version in (1, 2):
-        materialize([ajera_projects], {"ajera": resource_for(server, api_version=version)}, warehouse, instance=instance)
+        materialize(
+            [ajera_projects], {"ajera": resource_for(server, api_version=version)}, warehouse, instance=instance
+        )
         raw = read_table(warehouse, "ajera.projects").set_index("record_key")
         for project in state.dataset.projects:
             row = raw.loc[str(project["ProjectKey"])]
             client = project["InvoiceGroups"][0]["Client"]
             assert (row.client_key, row.client_name) == (str(client["ClientKey"]), client["Description"])
-            assert row.project_manager == f"{project['ProjectManager']['FirstName']} {project['ProjectManager']['LastName']}"
+            assert (
+                row.project_manager
+                == f"{project['ProjectManager']['FirstName']} {project['ProjectManager']['LastName']}"
+            )
             assert row.status == project["Status"]
 
 
@@ -93,13 +108,26 @@ def test_listed_project_missing_from_get_projects_keeps_its_list_record(ajera_se
     raw = read_table(warehouse, "ajera.projects").set_index("record_key")
     assert len(raw) == 4 and raw["quarantine_reason"].isna().all()
     kept = raw.loc[str(missing["ProjectKey"])]
-    assert (kept.project_number, kept.description, kept.status) == (missing["ID"], missing["Description"], missing["Status"])
+    assert (kept.project_number, kept.description, kept.status) == (
+        missing["ID"],
+        missing["Description"],
+        missing["Status"],
+    )
     assert pd.isna(kept.client_name)  # the list record has no client
     assert materialization_metadata(result, ["raw", "ajera", "projects"])["projects_missing_detail"] == 1
 
 
 def test_project_status_mapping_is_case_and_space_tolerant():
-    statuses = pd.Series(["Active", " inactive", "PRELIMINARY", "Work Hold", "billing_hold", "Cancelled", None, "Whatever"])
+    statuses = pd.Series(
+        ["Active", " inactive", "PRELIMINARY", "Work Hold", "billing_hold", "Cancelled", None, "Whatever"]
+    )
     assert list(project_status(statuses)) == [
-        "active", "completed", "planned", "active", "active", "cancelled", "unknown", "unknown",
+        "active",
+        "completed",
+        "planned",
+        "active",
+        "active",
+        "cancelled",
+        "unknown",
+        "unknown",
     ]

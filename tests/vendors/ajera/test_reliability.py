@@ -30,24 +30,25 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 import pytest
 
 from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
+from tests.support.step_retries import use_quick_step_retries
 from timesheet_assets.ingest import QUARANTINE_CHECK
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.ajera import sandbox as ajera_sandbox
 from timesheet_assets.vendors.ajera.assets import ajera_projects, ajera_timesheets
 from timesheet_assets.vendors.ajera.conform import conform_projects, conform_timesheets
 from timesheet_assets.vendors.ajera.sandbox import ajera_state, day_cells, touch_timesheets
-from tests.support.step_retries import use_quick_step_retries
 
 from .conftest import resource_for, small_config
 
@@ -59,7 +60,14 @@ ASSETS = [ajera_timesheets, ajera_projects]
 # Small batches and pages so faults can hit a later page or batch: 1 ListTimesheets + 4
 # GetTimesheets, 2 ListProjects pages + 2 GetProjects, inside one session.
 OPTIONS: dict[str, Any] = dict(timesheet_batch_size=10, page_size=4, project_batch_size=4, backoff_cap_seconds=0.05)
-LOGICAL = {"CreateAPISession": 1, "ListTimesheets": 1, "GetTimesheets": 4, "ListProjects": 2, "GetProjects": 2, "EndAPISession": 1}
+LOGICAL = {
+    "CreateAPISession": 1,
+    "ListTimesheets": 1,
+    "GetTimesheets": 4,
+    "ListProjects": 2,
+    "GetProjects": 2,
+    "EndAPISession": 1,
+}
 ATTEMPTS = 3  # max_attempts in the runs that are meant to fail
 
 
@@ -145,8 +153,12 @@ def faulty_server(serve_app):
 def run(server, warehouse, assets=ASSETS, **options: Any) -> dg.ExecuteInProcessResult:
     """One run (ephemeral Dagster instance) over the whole window."""
     return materialize(
-        list(assets), {"ajera": resource_for(server, **{**OPTIONS, **options})}, warehouse,
-        first=FIRST, last=LAST, raise_on_error=False,
+        list(assets),
+        {"ajera": resource_for(server, **{**OPTIONS, **options})},
+        warehouse,
+        first=FIRST,
+        last=LAST,
+        raise_on_error=False,
     )
 
 
@@ -205,7 +217,11 @@ RECOVERED: dict[str, tuple[dict[str, list[Any]], dict[str, Any], dict[str, Any]]
     ),
     "reset-mid-body": ({"GetTimesheets": [None, "reset", "reset"], "ListProjects": ["reset"]}, {}, {}),
     "truncated-json": (
-        {"CreateAPISession": ["truncate"], "ListProjects": [None, "truncate"], "GetTimesheets": ["truncate", "truncate"]},
+        {
+            "CreateAPISession": ["truncate"],
+            "ListProjects": [None, "truncate"],
+            "GetTimesheets": ["truncate", "truncate"],
+        },
         {},
         {},
     ),
@@ -324,35 +340,62 @@ def twice(*faults: Any) -> list[Any]:
 # (asset, plan, knobs, options, failure message, step retried?)
 FAILURES: dict[str, tuple[Any, dict[str, list[Any]], dict[str, Any], dict[str, Any], str, bool]] = {
     "500": (
-        ajera_timesheets, {"GetTimesheets": [None, 500]}, {}, {},
-        "Ajera POST /AjeraAPI.ashx failed with HTTP 500 after 1 attempt: GetTimesheets: sandbox fault", False,
+        ajera_timesheets,
+        {"GetTimesheets": [None, 500]},
+        {},
+        {},
+        "Ajera POST /AjeraAPI.ashx failed with HTTP 500 after 1 attempt: GetTimesheets: sandbox fault",
+        False,
     ),
     "503-outlasting-retries": (
-        ajera_projects, {"GetProjects": twice(*[503] * ATTEMPTS)}, dict(retry_after="0"), {},
-        "Ajera POST /AjeraAPI.ashx failed with HTTP 503 after 3 attempts: GetProjects: sandbox fault", True,
+        ajera_projects,
+        {"GetProjects": twice(*[503] * ATTEMPTS)},
+        dict(retry_after="0"),
+        {},
+        "Ajera POST /AjeraAPI.ashx failed with HTTP 503 after 3 attempts: GetProjects: sandbox fault",
+        True,
     ),
     "429-storm-outlasting-retries": (
-        ajera_timesheets, {"ListTimesheets": twice(*[429] * ATTEMPTS)}, dict(retry_after="0"), {},
-        "Ajera POST /AjeraAPI.ashx failed with HTTP 429 after 3 attempts: ListTimesheets: sandbox fault", True,
+        ajera_timesheets,
+        {"ListTimesheets": twice(*[429] * ATTEMPTS)},
+        dict(retry_after="0"),
+        {},
+        "Ajera POST /AjeraAPI.ashx failed with HTTP 429 after 3 attempts: ListTimesheets: sandbox fault",
+        True,
     ),
     "read-timeout": (
-        ajera_projects, {"ListProjects": twice(None, *["timeout"] * ATTEMPTS)}, dict(timeout_seconds=0.6),
+        ajera_projects,
+        {"ListProjects": twice(None, *["timeout"] * ATTEMPTS)},
+        dict(timeout_seconds=0.6),
         dict(timeout_seconds=0.2),
-        "Ajera POST /AjeraAPI.ashx failed with no response after 3 attempts: ListProjects: ReadTimeout", True,
+        "Ajera POST /AjeraAPI.ashx failed with no response after 3 attempts: ListProjects: ReadTimeout",
+        True,
     ),
     "reset-mid-body": (
-        ajera_timesheets, {"GetTimesheets": twice(None, *["reset"] * ATTEMPTS)}, {}, {},
-        "Ajera POST /AjeraAPI.ashx failed with no response after 3 attempts: GetTimesheets: RemoteProtocolError", True,
+        ajera_timesheets,
+        {"GetTimesheets": twice(None, *["reset"] * ATTEMPTS)},
+        {},
+        {},
+        "Ajera POST /AjeraAPI.ashx failed with no response after 3 attempts: GetTimesheets: RemoteProtocolError",
+        True,
     ),
     "truncated-json": (
-        ajera_projects, {"ListProjects": twice(None, *["truncate"] * ATTEMPTS)}, {}, {},
+        ajera_projects,
+        {"ListProjects": twice(None, *["truncate"] * ATTEMPTS)},
+        {},
+        {},
         "Ajera POST /AjeraAPI.ashx failed with HTTP 200 after 3 attempts: ListProjects: response body is not "
-        "valid JSON", True,
+        "valid JSON",
+        True,
     ),
     "session-refused-after-recreation": (
-        ajera_timesheets, {}, dict(token_expiry_after_calls=0), {},
+        ajera_timesheets,
+        {},
+        dict(token_expiry_after_calls=0),
+        {},
         "Ajera POST /AjeraAPI.ashx failed with HTTP 200 after 2 attempts: ListTimesheets: ResponseCode 401: "
-        "Invalid or expired session token. (after re-authentication)", False,
+        "Invalid or expired session token. (after re-authentication)",
+        False,
     ),
 }
 
@@ -363,9 +406,7 @@ def test_persistent_fault_fails_clearly_and_leaves_warehouse_as_it_was(fresh, ca
     fresh.hook.plan = copy.deepcopy(plan)
     fresh.server.sandbox.knobs.update(**knobs)
 
-    result = run(
-        fresh.server, fresh.warehouse, assets=[asset], max_attempts=ATTEMPTS, max_in_flight=1, **options
-    )
+    result = run(fresh.server, fresh.warehouse, assets=[asset], max_attempts=ATTEMPTS, max_in_flight=1, **options)
 
     assert not result.success
     messages = failure_messages(result)
@@ -411,7 +452,8 @@ def test_unknown_fields_are_kept_and_missing_optional_fields_become_nulls(faulty
     assert_every_row_exactly_once(server, warehouse)
     checks = {(c.asset_key.path[-1], c.check_name): c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {
-        ("timesheets", QUARANTINE_CHECK): True, ("projects", QUARANTINE_CHECK): True,
+        ("timesheets", QUARANTINE_CHECK): True,
+        ("projects", QUARANTINE_CHECK): True,
         ("timesheets", "timesheet_totals_reconcile"): True,
     }
     timesheets = read_table(warehouse, "ajera.timesheets")
@@ -438,9 +480,7 @@ def test_unknown_fields_are_kept_and_missing_optional_fields_become_nulls(faulty
     assert conformed_projects.loc[str(bare["ProjectKey"]), ["customer_id", "manager_name", "start_date"]].isna().all()
 
 
-def test_wrong_types_and_impossible_values_are_quarantined_and_counted(
-    faulty_server, warehouse, monkeypatch
-):
+def test_wrong_types_and_impossible_values_are_quarantined_and_counted(faulty_server, warehouse, monkeypatch):
     server, _ = faulty_server()
     state = ajera_state(server)
     wrong_type, too_many_hours, impossible_date = corrupted = set(_in_window_keys(server)[:3])
@@ -448,8 +488,10 @@ def test_wrong_types_and_impossible_values_are_quarantined_and_counted(
     state.dataset.timesheets[wrong_type]["list"]["Employee Key"] = "E-20"
     state.dataset.timesheets[too_many_hours]["detail"]["Project"]["Detail"][0]["D2 Overtime"] = 30
     state.dataset.timesheets[impossible_date]["detail"]["TimesheetDate"] = "2025-02-30T00:00:00"
-    bad_projects = {str(state.dataset.projects[3]["ProjectKey"]): "EstimatedStartDate",
-                    str(state.dataset.projects[4]["ProjectKey"]): "Status"}
+    bad_projects = {
+        str(state.dataset.projects[3]["ProjectKey"]): "EstimatedStartDate",
+        str(state.dataset.projects[4]["ProjectKey"]): "Status",
+    }
     state.dataset.projects[3].update(ActualStartDate=None, EstimatedStartDate="2024-13-01")
     state.dataset.projects[4]["Status"] = 7
     allowed, list_timesheets, paged = ajera_sandbox.METHODS["ListTimesheets"]
@@ -507,12 +549,16 @@ MALFORMED = {
     # Content that is not an object used to read as "no timesheets" and would have replaced
     # the window with nothing.
     "content-not-an-object": (
-        ajera_timesheets, "ListTimesheets", lambda content: "<html>maintenance</html>",
+        ajera_timesheets,
+        "ListTimesheets",
+        lambda content: "<html>maintenance</html>",
         "Ajera POST /AjeraAPI.ashx failed with HTTP 200 after 1 attempt: ListTimesheets: malformed answer: "
         "Content is str, not an object",
     ),
     "record-list-not-a-list": (
-        ajera_projects, "ListProjects", lambda content: {"Projects": {"ProjectKey": 100}},
+        ajera_projects,
+        "ListProjects",
+        lambda content: {"Projects": {"ProjectKey": 100}},
         "Ajera POST /AjeraAPI.ashx failed with HTTP 200 after 1 attempt: ListProjects: malformed answer: "
         "Content.Projects is not a list",
     ),

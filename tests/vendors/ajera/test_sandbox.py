@@ -38,8 +38,15 @@ def api(ajera_server):
 
 
 def session(api, version=2) -> str:
-    status, body = api({"Method": "CreateAPISession", "Username": USERNAME, "Password": PASSWORD,
-                        "APIVersion": version, "UseSessionCookie": False})
+    status, body = api(
+        {
+            "Method": "CreateAPISession",
+            "Username": USERNAME,
+            "Password": PASSWORD,
+            "APIVersion": version,
+            "UseSessionCookie": False,
+        }
+    )
     assert status == 200 and body["ResponseCode"] == 200 and body["Errors"] == []
     assert body["Content"]["SessionExpiration"]
     return body["Content"]["SessionToken"]
@@ -54,30 +61,79 @@ def refusal(answer) -> tuple[int, int, str]:
 def test_refusals_use_the_documented_envelope(api):
     token = session(api)
     cases = [
-        (api({"Method": "ListTimesheets", "SessionToken": token}, query=""), (200, 400, "The API id in the URL is missing or not valid.")),
-        (api({"Method": "ListTimesheets", "SessionToken": token}, query="wrong"), (200, 400, "The API id in the URL is missing or not valid.")),
+        (
+            api({"Method": "ListTimesheets", "SessionToken": token}, query=""),
+            (200, 400, "The API id in the URL is missing or not valid."),
+        ),
+        (
+            api({"Method": "ListTimesheets", "SessionToken": token}, query="wrong"),
+            (200, 400, "The API id in the URL is missing or not valid."),
+        ),
         (api({"Method": "DeleteEverything", "SessionToken": token}), (200, 400, "Unknown method 'DeleteEverything'")),
-        (api({"Method": "GetTimesheets", "SessionToken": token, "MethodArguments": {}}),
-         (200, 400, "GetTimesheets: RequestedTimesheets is required")),
-        (api({"Method": "GetTimesheets", "SessionToken": token, "MethodArguments": {"RequestedTimesheets": ["1"]}}),
-         (200, 400, "GetTimesheets: RequestedTimesheets must be an array of integers")),
-        (api({"Method": "ListTimesheets", "SessionToken": token, "MethodArguments": {"FilterByWeek": 1}}),
-         (200, 400, "ListTimesheets: unknown argument(s) FilterByWeek")),
-        (api({"Method": "ListTimesheets", "SessionToken": token, "MethodArguments": {"FilterByEarliestTimesheetDate": "soon"}}),
-         (200, 400, "ListTimesheets: FilterByEarliestTimesheetDate must be a date (YYYY-MM-DD)")),
-        (api({"Method": "ListProjects", "SessionToken": token, "PageResults": True, "PageNumber": 0, "PageSize": 10}),
-         (200, 400, "ListProjects: PageNumber must be 1 or greater")),
-        (api({"Method": "ListProjects", "SessionToken": token, "PageResults": True, "PageNumber": 1, "PageSize": 1001}),
-         (200, 400, "ListProjects: PageSize must be between 1 and 1000")),
+        (
+            api({"Method": "GetTimesheets", "SessionToken": token, "MethodArguments": {}}),
+            (200, 400, "GetTimesheets: RequestedTimesheets is required"),
+        ),
+        (
+            api({"Method": "GetTimesheets", "SessionToken": token, "MethodArguments": {"RequestedTimesheets": ["1"]}}),
+            (200, 400, "GetTimesheets: RequestedTimesheets must be an array of integers"),
+        ),
+        (
+            api({"Method": "ListTimesheets", "SessionToken": token, "MethodArguments": {"FilterByWeek": 1}}),
+            (200, 400, "ListTimesheets: unknown argument(s) FilterByWeek"),
+        ),
+        (
+            api(
+                {
+                    "Method": "ListTimesheets",
+                    "SessionToken": token,
+                    "MethodArguments": {"FilterByEarliestTimesheetDate": "soon"},
+                }
+            ),
+            (200, 400, "ListTimesheets: FilterByEarliestTimesheetDate must be a date (YYYY-MM-DD)"),
+        ),
+        (
+            api(
+                {"Method": "ListProjects", "SessionToken": token, "PageResults": True, "PageNumber": 0, "PageSize": 10}
+            ),
+            (200, 400, "ListProjects: PageNumber must be 1 or greater"),
+        ),
+        (
+            api(
+                {
+                    "Method": "ListProjects",
+                    "SessionToken": token,
+                    "PageResults": True,
+                    "PageNumber": 1,
+                    "PageSize": 1001,
+                }
+            ),
+            (200, 400, "ListProjects: PageSize must be between 1 and 1000"),
+        ),
         # Paging belongs beside MethodArguments (the general API page), not inside it.
-        (api({"Method": "ListProjects", "SessionToken": token, "MethodArguments": {"PageResults": True, "PageNumber": 1, "PageSize": 10}}),
-         (200, 400, "ListProjects: unknown argument(s) PageNumber, PageResults, PageSize")),
-        (api({"Method": "ListProjects", "SessionToken": "not-a-session"}), (200, 401, "Invalid or expired session token.")),
+        (
+            api(
+                {
+                    "Method": "ListProjects",
+                    "SessionToken": token,
+                    "MethodArguments": {"PageResults": True, "PageNumber": 1, "PageSize": 10},
+                }
+            ),
+            (200, 400, "ListProjects: unknown argument(s) PageNumber, PageResults, PageSize"),
+        ),
+        (
+            api({"Method": "ListProjects", "SessionToken": "not-a-session"}),
+            (200, 401, "Invalid or expired session token."),
+        ),
         (api({"Method": "ListProjects"}), (200, 401, "SessionToken is required.")),
-        (api({"Method": "CreateAPISession", "Username": USERNAME, "Password": "nope", "APIVersion": 2}),
-         (200, 401, "Invalid username or password.")),
-        (api({"Method": "CreateAPISession", "Username": USERNAME, "Password": PASSWORD, "APIVersion": 3}),
-         (200, 400, "CreateAPISession: APIVersion must be one of 1, 2")),
+        (
+            api({"Method": "CreateAPISession", "Username": USERNAME, "Password": "nope", "APIVersion": 2}),
+            (200, 401, "Invalid username or password."),
+        ),
+        (
+            api({"Method": "CreateAPISession", "Username": USERNAME, "Password": PASSWORD, "APIVersion": 3}),
+            (200, 400, "CreateAPISession: APIVersion must be one of 1, 2"),
+        ),
     ]
     for answer, expected in cases:
         assert refusal(answer) == expected
@@ -92,23 +148,40 @@ def test_non_json_body_is_http_400_with_the_envelope(ajera_server):
 
 def test_credentials_belong_at_the_top_level_of_the_session_call(api):
     """As the general API page shows ``CreateAPISession``: credentials beside ``Method``."""
-    assert refusal(api({"Method": "CreateAPISession", "MethodArguments": {
-        "Username": USERNAME, "Password": PASSWORD, "APIVersion": 1, "UseSessionCookie": False}})) == (
-        200, 400, "CreateAPISession: unknown argument(s) APIVersion, Password, UseSessionCookie, Username")
+    assert refusal(
+        api(
+            {
+                "Method": "CreateAPISession",
+                "MethodArguments": {
+                    "Username": USERNAME,
+                    "Password": PASSWORD,
+                    "APIVersion": 1,
+                    "UseSessionCookie": False,
+                },
+            }
+        )
+    ) == (200, 400, "CreateAPISession: unknown argument(s) APIVersion, Password, UseSessionCookie, Username")
 
 
 def test_timesheet_methods_need_an_api_version_2_session(api):
     token = session(api, version=1)
     assert refusal(api({"Method": "ListTimesheets", "SessionToken": token})) == (
-        200, 400, "Unauthorized method ListTimesheets for api version 1 but is supported with api version 2")
+        200,
+        400,
+        "Unauthorized method ListTimesheets for api version 1 but is supported with api version 2",
+    )
     status, body = api({"Method": "ListProjects", "SessionToken": token})
     assert body["ResponseCode"] == 200 and body["Content"]["Projects"]
 
 
 def test_get_projects_answers_flat_lists_to_version_2_and_nested_projects_to_version_1(api):
     keys = [100, 101]
-    flat = api({"Method": "GetProjects", "SessionToken": session(api, 2), "MethodArguments": {"RequestedProjects": keys}})[1]
-    nested = api({"Method": "GetProjects", "SessionToken": session(api, 1), "MethodArguments": {"RequestedProjects": keys}})[1]
+    flat = api(
+        {"Method": "GetProjects", "SessionToken": session(api, 2), "MethodArguments": {"RequestedProjects": keys}}
+    )[1]
+    nested = api(
+        {"Method": "GetProjects", "SessionToken": session(api, 1), "MethodArguments": {"RequestedProjects": keys}}
+    )[1]
     assert set(flat["Content"]) == {"Projects", "InvoiceGroups", "Phases", "Resources"}
     assert all("InvoiceGroups" not in p for p in flat["Content"]["Projects"])
     assert {g["ProjectKey"] for g in flat["Content"]["InvoiceGroups"]} == set(keys)
@@ -133,16 +206,30 @@ def test_paging_filters_and_employee_methods(api):
     assert (default["PageSize"], default["PageNumber"]) == (10, 1)  # the general page's defaults
     unpaged = api({"Method": "ListProjects", "SessionToken": token})[1]
     assert "PageCount" not in unpaged and len(unpaged["Content"]["Projects"]) == config.projects
-    employees = api({"Method": "ListEmployees", "SessionToken": token,
-                     "PageResults": True, "PageNumber": 1, "PageSize": 3})[1]["Content"]["Employees"]
+    employees = api(
+        {"Method": "ListEmployees", "SessionToken": token, "PageResults": True, "PageNumber": 1, "PageSize": 3}
+    )[1]["Content"]["Employees"]
     assert len(employees) == 3
-    detail = api({"Method": "GetEmployees", "SessionToken": token,
-                  "MethodArguments": {"RequestedEmployees": [employees[0]["EmployeeKey"]]}})[1]["Content"]["Employees"]
+    detail = api(
+        {
+            "Method": "GetEmployees",
+            "SessionToken": token,
+            "MethodArguments": {"RequestedEmployees": [employees[0]["EmployeeKey"]]},
+        }
+    )[1]["Content"]["Employees"]
     assert detail[0]["LastName"] == employees[0]["LastName"]
     week = timesheet_date_for(config.anchor_date, WEEK_ENDING)
-    listed = api({"Method": "ListTimesheets", "SessionToken": token, "MethodArguments": {
-        "FilterByEarliestTimesheetDate": week.isoformat(), "FilterByLatestTimesheetDate": week.isoformat(),
-        "FilterBySubmitted": True}})[1]["Content"]["Timesheets"]
+    listed = api(
+        {
+            "Method": "ListTimesheets",
+            "SessionToken": token,
+            "MethodArguments": {
+                "FilterByEarliestTimesheetDate": week.isoformat(),
+                "FilterByLatestTimesheetDate": week.isoformat(),
+                "FilterBySubmitted": True,
+            },
+        }
+    )[1]["Content"]["Timesheets"]
     assert listed and all(t["Timesheet Date"] == week.isoformat() and t["Submitted"] for t in listed)
 
 
@@ -165,10 +252,14 @@ def test_every_timesheet_date_is_a_sunday_and_the_reading_places_the_week(readin
 
 def test_list_cap_cuts_answers_silently(ajera_server):
     server = ajera_server(small_config(time_records=40), list_cap=7)
-    response = httpx.post(f"{server.url}{ENDPOINT}?{API_ID}", json={"Method": "CreateAPISession", "Username": USERNAME,
-                          "Password": PASSWORD, "APIVersion": 2})
+    response = httpx.post(
+        f"{server.url}{ENDPOINT}?{API_ID}",
+        json={"Method": "CreateAPISession", "Username": USERNAME, "Password": PASSWORD, "APIVersion": 2},
+    )
     token = response.json()["Content"]["SessionToken"]
-    listed = httpx.post(f"{server.url}{ENDPOINT}?{API_ID}", json={"Method": "ListTimesheets", "SessionToken": token}).json()
+    listed = httpx.post(
+        f"{server.url}{ENDPOINT}?{API_ID}", json={"Method": "ListTimesheets", "SessionToken": token}
+    ).json()
     assert listed["ResponseCode"] == 200 and listed["Errors"] == []
     assert len(listed["Content"]["Timesheets"]) == 7
 
@@ -179,7 +270,10 @@ def test_data_is_deterministic_and_covers_the_configured_days():
     cells = day_cells(build_dataset(config), config.first_date, config.anchor_date)
     worked = {date.fromisoformat(key.rsplit(":", 1)[1]) for key in cells}
     assert min(worked) >= config.first_date and max(worked) <= config.anchor_date
-    assert day_cells(build_dataset(config), config.first_date - timedelta(days=7), config.first_date - timedelta(days=1)) == {}
+    assert (
+        day_cells(build_dataset(config), config.first_date - timedelta(days=7), config.first_date - timedelta(days=1))
+        == {}
+    )
     assert len(build_dataset(config).timesheets) == 60
     flags = [t["list"] for t in build_dataset(config).timesheets.values()]
     assert any(f["Paid"] for f in flags) and any(f["Rejected"] for f in flags)

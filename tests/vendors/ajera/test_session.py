@@ -25,8 +25,12 @@ def test_session_expiring_mid_run_is_recreated_once_and_ended_at_teardown(ajera_
     first, last = config.first_date, config.anchor_date
     result = materialize(
         # One call at a time so the call counts below are exact.
-        [ajera_timesheets], {"ajera": resource_for(server, timesheet_batch_size=10, max_in_flight=1)}, warehouse,
-        first=first, last=last, instance=instance,
+        [ajera_timesheets],
+        {"ajera": resource_for(server, timesheet_batch_size=10, max_in_flight=1)},
+        warehouse,
+        first=first,
+        last=last,
+        instance=instance,
     )
     assert state.calls("CreateAPISession") == 2
     assert state.calls("GetTimesheets") == 5  # four batches, one of them repeated with the new session

@@ -58,14 +58,24 @@ def test_twelve_week_backfill_lands_each_day_row_once_with_minimal_calls(ajera_s
     first, last = config.first_date, config.anchor_date
     assert (last - first).days + 1 == 84
     resource = resource_for(server, timesheet_batch_size=batch)
-    assets = [ajera_timesheets, ajera_projects, build_conformed_timesheets([PLUGIN]), build_conformed_projects([PLUGIN])]
+    assets = [
+        ajera_timesheets,
+        ajera_projects,
+        build_conformed_timesheets([PLUGIN]),
+        build_conformed_projects([PLUGIN]),
+    ]
     # conformed/timesheets checks project ids against conformed/projects: load projects first.
     materialize(assets, {"ajera": resource}, warehouse, instance=instance, selection=[PROJECTS_KEY, CONFORMED_PROJECTS])
     state.method_calls.clear()
     server.sandbox.stats.reset()
 
     result = materialize(
-        assets, {"ajera": resource}, warehouse, first=first, last=last, instance=instance,
+        assets,
+        {"ajera": resource},
+        warehouse,
+        first=first,
+        last=last,
+        instance=instance,
         selection=[TIMESHEETS_KEY, CONFORMED_TIMESHEETS],
     )
 
@@ -75,7 +85,10 @@ def test_twelve_week_backfill_lands_each_day_row_once_with_minimal_calls(ajera_s
     list_calls, session_calls = 1, 2
     assert server.sandbox.stats.count() == list_calls + math.ceil(timesheets / batch) + session_calls
     assert dict(state.method_calls) == {
-        "CreateAPISession": 1, "ListTimesheets": 1, "GetTimesheets": math.ceil(timesheets / batch), "EndAPISession": 1,
+        "CreateAPISession": 1,
+        "ListTimesheets": 1,
+        "GetTimesheets": math.ceil(timesheets / batch),
+        "EndAPISession": 1,
     }
 
     raw = read_raw(warehouse)
@@ -90,11 +103,16 @@ def test_twelve_week_backfill_lands_each_day_row_once_with_minimal_calls(ajera_s
     assert conformed["entry_id"].is_unique
     assert conformed["total_hours"].sum() == pytest.approx(sum(cells.values()))
     assert dict(zip(conformed["entry_id"], conformed["total_hours"])) == pytest.approx(cells)
-    assert expected_timesheets(config, first, last, reading) == {"lines": len(cells), "total_hours": pytest.approx(sum(cells.values()))}
+    assert expected_timesheets(config, first, last, reading) == {
+        "lines": len(cells),
+        "total_hours": pytest.approx(sum(cells.values())),
+    }
     assert set(conformed["status"]) == {"draft", "submitted", "approved", "rejected", "paid"}
     assert all(check.passed for check in result.get_asset_check_evaluations())
     assert {c.check_name for c in result.get_asset_check_evaluations()} >= {
-        TOTALS_CHECK, QUARANTINE_CHECK, "project_id_in_projects"
+        TOTALS_CHECK,
+        QUARANTINE_CHECK,
+        "project_id_in_projects",
     }
 
     meta = materialization_metadata(result, ["raw", "ajera", "timesheets"])
@@ -113,7 +131,9 @@ def test_window_starting_mid_week_keeps_the_days_of_the_earlier_week(ajera_serve
     first = ANCHOR - timedelta(days=10)  # a Wednesday: its week began before it under either reading
     last = first + timedelta(days=5)
     assert first.weekday() == 2
-    materialize([ajera_timesheets], {"ajera": resource_for(server)}, warehouse, first=first, last=last, instance=instance)
+    materialize(
+        [ajera_timesheets], {"ajera": resource_for(server)}, warehouse, first=first, last=last, instance=instance
+    )
     raw = valid_rows(warehouse)
     cells = day_cells(state.dataset, first, last)
     assert set(raw["record_key"]) == set(cells)
@@ -162,10 +182,13 @@ def test_invalid_or_missing_timesheets_are_quarantined_whole(ajera_server, wareh
     state = ajera_state(server)
     first, last = config.anchor_date - timedelta(days=6), config.anchor_date
     week = timesheet_date_for(last, state.dataset.reading)  # the week holding the window
-    in_window = sorted(k for k, ts in state.dataset.timesheets.items() if ts["list"]["Timesheet Date"] == week.isoformat())
+    in_window = sorted(
+        k for k, ts in state.dataset.timesheets.items() if ts["list"]["Timesheet Date"] == week.isoformat()
+    )
     corrupt_key, hidden_key = in_window[0], in_window[1]
     expected = {
-        k: v for k, v in day_cells(state.dataset, first, last).items()
+        k: v
+        for k, v in day_cells(state.dataset, first, last).items()
         if not k.startswith((f"{corrupt_key}:", f"{hidden_key}:"))
     }
     corrupt_timesheet(state, corrupt_key)
@@ -201,7 +224,9 @@ def test_invalid_or_missing_timesheets_are_quarantined_whole(ajera_server, wareh
     assert checks[QUARANTINE_CHECK].metadata["quarantined"].value == 2
 
 
-def test_a_key_lives_on_one_day_and_keyless_weeks_keep_their_key_across_runs(ajera_server, warehouse, instance, monkeypatch):
+def test_a_key_lives_on_one_day_and_keyless_weeks_keep_their_key_across_runs(
+    ajera_server, warehouse, instance, monkeypatch
+):
     """The raw table declares its primary key, so a key written on another day moves there; a
     listed week without a key is named by a digest of what was served (the shared
     ``unkeyed_key``), the same in every run, so it never lands twice."""
@@ -223,7 +248,9 @@ def test_a_key_lives_on_one_day_and_keyless_weeks_keep_their_key_across_runs(aje
     older = (config.first_date, config.first_date + timedelta(days=6))
     newer = (older[1] + timedelta(days=1), config.anchor_date)
     materialize([ajera_timesheets], {"ajera": resource}, warehouse, first=older[0], last=older[1], instance=instance)
-    result = materialize([ajera_timesheets], {"ajera": resource}, warehouse, first=newer[0], last=newer[1], instance=instance)
+    result = materialize(
+        [ajera_timesheets], {"ajera": resource}, warehouse, first=newer[0], last=newer[1], instance=instance
+    )
 
     raw = read_raw(warehouse)
     expected_key = unkeyed_key(json.dumps({"Timesheet": ghost, "Detail": None}, separators=(",", ":")))

@@ -76,7 +76,9 @@ def test_both_readings_land_the_same_hours_through_dagster(ajera_server, warehou
     server = ajera_server(config, timesheet_date=reading)
     state = ajera_state(server)
     first, last = config.first_date, config.anchor_date
-    result = materialize([ajera_timesheets], {"ajera": resource_for(server)}, warehouse, first=first, last=last, instance=instance)
+    result = materialize(
+        [ajera_timesheets], {"ajera": resource_for(server)}, warehouse, first=first, last=last, instance=instance
+    )
     raw = read_table(warehouse, "ajera.timesheets")
     cells = day_cells(state.dataset, first, last)
     assert dict(zip(raw["record_key"], raw["regular_hours"] + raw["overtime_hours"])) == pytest.approx(cells)

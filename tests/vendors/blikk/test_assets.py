@@ -16,9 +16,9 @@ from timesheet_assets.vendors.blikk.assets import blikk_projects, blikk_time_rep
 from timesheet_assets.vendors.blikk.conform import conform_projects, conform_time_reports
 from timesheet_assets.vendors.blikk.resource import (
     ABSENCE_PROJECTS_PATH,
-    BlikkResource,
     TIME_REPORTS_PATH,
     USERS_PATH,
+    BlikkResource,
 )
 from timesheet_assets.vendors.blikk.sandbox import expected_projects, expected_timesheets
 
@@ -96,9 +96,7 @@ def test_thirty_day_backfill_lands_every_report_once_at_the_documented_rate(blik
 def test_injected_429s_and_503s_are_waited_out_and_every_row_lands(blikk, warehouse):
     sandbox = blikk(time_records=300)
     # Retry-After as an HTTP date, the body saying {"waitInSeconds": 1}.
-    sandbox.knobs.update(
-        script=[429, 503, "truncate"], path_contains=TIME_REPORTS_PATH, retry_after="http-date"
-    )
+    sandbox.knobs.update(script=[429, 503, "truncate"], path_contains=TIME_REPORTS_PATH, retry_after="http-date")
     result = _run_time_reports(sandbox, warehouse)
     assert result.success
     table = read_table(warehouse, "blikk.time_reports")
@@ -268,8 +266,13 @@ def test_projects_and_project_registries_are_fully_refreshed(blikk, warehouse):
     assert conformed.loc[conformed.index.str.isdigit(), "customer_name"].notna().all()
 
     # Every project a time report is booked on exists in the conformed projects.
-    materialize([blikk_time_reports], {"blikk": sandbox.resource()}, warehouse,
-                first=sandbox.config.first_date, last=sandbox.config.anchor_date)
+    materialize(
+        [blikk_time_reports],
+        {"blikk": sandbox.resource()},
+        warehouse,
+        first=sandbox.config.first_date,
+        last=sandbox.config.anchor_date,
+    )
     timesheets = conform_time_reports(read_table(warehouse, "blikk.time_reports"))
     booked = set(timesheets["project_id"].dropna())
     assert {"internal:1", "absence:1"} <= booked

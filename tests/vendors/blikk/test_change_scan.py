@@ -15,9 +15,8 @@ import pytest
 from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
 from tests.vendors.blikk.conftest import RunningBlikk
 from timesheet_assets.schedules import RANGE_END, RANGE_START, build_reread_sensor
-from timesheet_assets.vendors.blikk import PLUGIN
+from timesheet_assets.vendors.blikk import PLUGIN, change_scan
 from timesheet_assets.vendors.blikk.assets import TIME_REPORTS_KEY, blikk_time_reports
-from timesheet_assets.vendors.blikk import change_scan
 from timesheet_assets.vendors.blikk.change_scan import SCAN_FIELDS, WATERMARK_KEY, stored_watermark
 from timesheet_assets.vendors.blikk.models import parse_blikk_datetime
 from timesheet_assets.vendors.blikk.resource import TIME_REPORTS_PATH
@@ -51,8 +50,14 @@ def old_day(sandbox: RunningBlikk, n: int) -> date:
 
 
 def run(
-    sandbox: RunningBlikk, warehouse: str, instance: dg.DagsterInstance,
-    first: date | None = None, last: date | None = None, *, raise_on_error: bool = True, **options: Any,
+    sandbox: RunningBlikk,
+    warehouse: str,
+    instance: dg.DagsterInstance,
+    first: date | None = None,
+    last: date | None = None,
+    *,
+    raise_on_error: bool = True,
+    **options: Any,
 ) -> dg.ExecuteInProcessResult:
     default_first, default_last = window(sandbox)
     return materialize(
@@ -81,7 +86,8 @@ def keys_on(sandbox: RunningBlikk, day: date) -> list[str]:
 
 def unattested_on(sandbox: RunningBlikk, day: date) -> str:
     return next(
-        str(r["id"]) for r in sandbox.data.time_reports
+        str(r["id"])
+        for r in sandbox.data.time_reports
         if r["date"] == day.isoformat() and not r.get("attestedDate") and not r.get("sentToAttestDate")
     )
 
@@ -178,14 +184,19 @@ def test_paging_stops_at_the_watermark(start, warehouse, instance):
     assert [c.query.split("page=")[1].split("&")[0] for c in updated] == ["1", "2", "3", "1"]
     assert total_pages > 3
     assert meta["change_scan_requests_by_field"] == {
-        "updatedDate": 4, "createdDate": 1, "attestedDate": 1, "sentToAttestDate": 1,
+        "updatedDate": 4,
+        "createdDate": 1,
+        "attestedDate": 1,
+        "sentToAttestDate": 1,
     }
     assert meta["change_scan_requests"] == 7
     expected_days = {sandbox.data.time_report(int(k))["date"] for k in outside[:250]}
     assert set(meta["days_to_reread"]) == expected_days
 
 
-def test_reports_sharing_the_newest_second_are_told_apart_by_id_until_it_settles(start, warehouse, instance, monkeypatch):
+def test_reports_sharing_the_newest_second_are_told_apart_by_id_until_it_settles(
+    start, warehouse, instance, monkeypatch
+):
     sandbox = start(time_records=900, days=30)
     run(sandbox, warehouse, instance)
     first, _ = window(sandbox)

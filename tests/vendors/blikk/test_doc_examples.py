@@ -4,7 +4,7 @@ examples the pipeline reads map through conform.py — served over HTTP by the s
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import httpx
 import pandas as pd
@@ -45,8 +45,13 @@ ITEM_MODELS = {
 }
 DETAIL_MODELS = {"time_report_detail": TimeReport, "user_detail": User, "auth_token": TokenResponse}
 ERROR_BODIES = {
-    "rate_limited_429", "error_400_model_state", "error_401_invalid_token", "error_403_permissions",
-    "error_403_ip_address", "error_429", "error_500",
+    "rate_limited_429",
+    "error_400_model_state",
+    "error_401_invalid_token",
+    "error_403_permissions",
+    "error_403_ip_address",
+    "error_429",
+    "error_500",
 }
 
 
@@ -72,26 +77,30 @@ def test_every_example_response_parses(doc_examples):
     report = TimeReport.model_validate(doc_examples["time_reports_list"]["items"][0])
     assert report.date == date(2021, 8, 30)
     assert report.invoiceableHours == 7.0 and report.hours == 8.0
-    assert report.attested_at == datetime(2021, 9, 15, 7, 10, 18, tzinfo=timezone.utc)
+    assert report.attested_at == datetime(2021, 9, 15, 7, 10, 18, tzinfo=UTC)
     assert report.project is not None and report.project.number == "12"
     token = TokenResponse.model_validate(doc_examples["auth_token"])
-    assert token.expires == datetime(2022, 7, 1, 5, 43, 12, tzinfo=timezone.utc)
+    assert token.expires == datetime(2022, 7, 1, 5, 43, 12, tzinfo=UTC)
     assert User.model_validate(doc_examples["user_detail"]).display_name == "John Doe"
 
 
 @pytest.mark.parametrize(
     "name, status, expected",
     [
-        ("error_400_model_state", 400,
-         "The request is invalid. — page: The field Page must be greater than or equal to 1."),
+        (
+            "error_400_model_state",
+            400,
+            "The request is invalid. — page: The field Page must be greater than or equal to 1.",
+        ),
         ("error_401_invalid_token", 401, "Invalid token"),
-        ("error_403_permissions", 403,
-         "You dont have the nessecery permissions to perform this action — permissions required: "
-         "Contact_read"),
+        (
+            "error_403_permissions",
+            403,
+            "You dont have the nessecery permissions to perform this action — permissions required: Contact_read",
+        ),
         ("error_403_ip_address", 403, 'Your IP-address "127.0.0.1" is not allowed'),
         ("error_429", 429, "rate limited, wait 1 s"),
-        ("error_500", 500,
-         "An unexpected error has occurred. — request id r-0fbf44e8-afb8-42be-ae69-55c8bc03311b"),
+        ("error_500", 500, "An unexpected error has occurred. — request id r-0fbf44e8-afb8-42be-ae69-55c8bc03311b"),
     ],
 )
 def test_documented_error_bodies_become_clear_messages(doc_examples, name, status, expected):

@@ -17,6 +17,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.raw_contract import assert_raw_contract
 from timesheet_assets.conformed.schema import (
     PROJECT_COLUMNS,
     PROJECT_STATUSES,
@@ -25,6 +26,7 @@ from timesheet_assets.conformed.schema import (
 )
 from timesheet_assets.http import MalformedBody, VendorRejected
 from timesheet_assets.ingest import build_raw_frame
+from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.vendors.blikk.assets import (
     ABSENCE_PROJECT_SPEC,
     INTERNAL_PROJECT_SPEC,
@@ -42,9 +44,7 @@ from timesheet_assets.vendors.blikk.models import (
     TimeReport,
 )
 from timesheet_assets.vendors.blikk.resource import _parse_page
-from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.vendors.blikk.sandbox import generate_data
-from tests.support.raw_contract import assert_raw_contract
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FIRST, LAST = date(2025, 3, 1), date(2025, 3, 31)
@@ -58,8 +58,7 @@ ABSENCE = _DATA.absence_projects[0]
 
 # Python's json decoder (what the client uses) accepts NaN and Infinity, so they are fair game.
 SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=12)
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
 )
 JSON = st.recursive(
     SCALARS,
@@ -67,20 +66,80 @@ JSON = st.recursive(
     max_leaves=12,
 )
 EDGE_NUMBERS = [
-    "NaN", "Infinity", "-1", "1e999", "0", 0, -1, -3600, 25, 24.0, 24.25, 1441, 10**13, 10**20, 2**63,
-    -(2**63), 2**64, 10**400, 1e308, -1e308, 0.5, float("nan"), float("inf"), float("-inf"), True, "8,5",
+    "NaN",
+    "Infinity",
+    "-1",
+    "1e999",
+    "0",
+    0,
+    -1,
+    -3600,
+    25,
+    24.0,
+    24.25,
+    1441,
+    10**13,
+    10**20,
+    2**63,
+    -(2**63),
+    2**64,
+    10**400,
+    1e308,
+    -1e308,
+    0.5,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    True,
+    "8,5",
 ]
 EDGE_TIMES = [
-    "2025-13-45", "2025-02-30", "0001-01-01", "9999-12-31", "0001-01-01 00:00:00 +05:00",
-    "9999-12-31 23:59:59 -05:00", "9999-12-31T23:59:59-14:00", "2025-03-10 08:00:00 +00:00",
-    "2025-03-10T08:00:00Z", "2025-03-10 08:00:00", "1899-12-31", "2201-01-01 00:00:00 +00:00",
-    "20250310", "2025-03-10 25:61:00 +00:00", "yesterday", 1743400000, "1743400000",
+    "2025-13-45",
+    "2025-02-30",
+    "0001-01-01",
+    "9999-12-31",
+    "0001-01-01 00:00:00 +05:00",
+    "9999-12-31 23:59:59 -05:00",
+    "9999-12-31T23:59:59-14:00",
+    "2025-03-10 08:00:00 +00:00",
+    "2025-03-10T08:00:00Z",
+    "2025-03-10 08:00:00",
+    "1899-12-31",
+    "2201-01-01 00:00:00 +00:00",
+    "20250310",
+    "2025-03-10 25:61:00 +00:00",
+    "yesterday",
+    1743400000,
+    "1743400000",
 ]
-EDGE_OTHER = [None, "", " ", "abc", "\x00", [], {}, [1, 2], {"id": 1}, {"id": None}, {"id": "x"},
-              {"id": 10**30, "name": 5}, {"id": True}]
+EDGE_OTHER = [
+    None,
+    "",
+    " ",
+    "abc",
+    "\x00",
+    [],
+    {},
+    [1, 2],
+    {"id": 1},
+    {"id": None},
+    {"id": "x"},
+    {"id": 10**30, "name": 5},
+    {"id": True},
+]
 NASTY = st.sampled_from(EDGE_NUMBERS + EDGE_TIMES + EDGE_OTHER)
-TIME_KEYS = {"date", "startDate", "endDate", "created", "updated", "createdDate", "updatedDate",
-             "sentToAttestDate", "attestedDate", "expires"}
+TIME_KEYS = {
+    "date",
+    "startDate",
+    "endDate",
+    "created",
+    "updated",
+    "createdDate",
+    "updatedDate",
+    "sentToAttestDate",
+    "attestedDate",
+    "expires",
+}
 
 
 def edge_value(key: str, value: Any) -> st.SearchStrategy[Any]:
@@ -127,7 +186,6 @@ def mutated(draw: st.DrawFn, template: dict[str, Any]) -> dict[str, Any]:
 
 def records_of(template: dict[str, Any]) -> st.SearchStrategy[list[Any]]:
     return st.lists(st.one_of(mutated(template), mutated(template), JSON), max_size=5)
-
 
 
 @FUZZ

@@ -181,15 +181,24 @@ def test_user_day_statistics_are_served_as_the_document_shows(start, doc_example
         _authorize(client)
         answer = client.get(
             USER_DAY_STATISTICS_PATH,
-            params={"page": 1, "pageSize": 100, "sortBy": "name", "filter.from": first.isoformat(),
-                    "filter.to": (first + timedelta(days=30)).isoformat()},
+            params={
+                "page": 1,
+                "pageSize": 100,
+                "sortBy": "name",
+                "filter.from": first.isoformat(),
+                "filter.to": (first + timedelta(days=30)).isoformat(),
+            },
         )
         assert answer.status_code == 200
         body = answer.json()
         example = doc_examples["user_day_statistics_list"]
         assert set(body) == set(example)
         assert (body["page"], body["pageSize"], body["itemCount"], body["totalItemCount"], body["totalPages"]) == (
-            1, 100, 100, 150, 2,
+            1,
+            100,
+            100,
+            150,
+            2,
         )
         item, example_item = body["items"][0], example["items"][0]
         assert set(item) == set(example_item) and item["objectName"] == example_item["objectName"]
@@ -201,20 +210,42 @@ def test_user_day_statistics_are_served_as_the_document_shows(start, doc_example
 
         chosen = client.get(
             USER_DAY_STATISTICS_PATH,
-            params={"page": 1, "filter.from": first.isoformat(), "filter.to": first.isoformat(),
-                    "filter.userIds": "2,3", "sortBy": "name", "sortOrder": "descending"},
+            params={
+                "page": 1,
+                "filter.from": first.isoformat(),
+                "filter.to": first.isoformat(),
+                "filter.userIds": "2,3",
+                "sortBy": "name",
+                "sortOrder": "descending",
+            },
         ).json()
         assert sorted(u["userId"] for u in chosen["items"]) == [2, 3] and chosen["pageSize"] == 25
 
         refused = {
-            "span of 32 days": {"page": 1, "filter.from": first.isoformat(),
-                                "filter.to": (first + timedelta(days=31)).isoformat()},
+            "span of 32 days": {
+                "page": 1,
+                "filter.from": first.isoformat(),
+                "filter.to": (first + timedelta(days=31)).isoformat(),
+            },
             "no page": {"filter.from": first.isoformat(), "filter.to": first.isoformat()},
-            "page size 101": {"page": 1, "pageSize": 101, "filter.from": first.isoformat(), "filter.to": first.isoformat()},
-            "sort by date": {"page": 1, "sortBy": "date", "filter.from": first.isoformat(), "filter.to": first.isoformat()},
+            "page size 101": {
+                "page": 1,
+                "pageSize": 101,
+                "filter.from": first.isoformat(),
+                "filter.to": first.isoformat(),
+            },
+            "sort by date": {
+                "page": 1,
+                "sortBy": "date",
+                "filter.from": first.isoformat(),
+                "filter.to": first.isoformat(),
+            },
             "no span": {"page": 1},
-            "end before start": {"page": 1, "filter.from": first.isoformat(),
-                                 "filter.to": (first - timedelta(days=1)).isoformat()},
+            "end before start": {
+                "page": 1,
+                "filter.from": first.isoformat(),
+                "filter.to": (first - timedelta(days=1)).isoformat(),
+            },
         }
         for case, params in refused.items():
             answer = client.get(USER_DAY_STATISTICS_PATH, params=params)
@@ -232,8 +263,11 @@ def test_the_client_reads_every_user_in_pages_and_pieces(start):
     assert [len(listing.records) for listing in listings] == [150, 150]
     assert all(listing.complete for listing in listings)
     assert sandbox.stats.count(USER_DAY_STATISTICS_PATH) == 4  # 2 pieces x 2 pages of 100
-    found = blikk_hours([item for listing in listings for item in listing.records],
-                        sandbox.config.first_date, sandbox.config.anchor_date)
+    found = blikk_hours(
+        [item for listing in listings for item in listing.records],
+        sandbox.config.first_date,
+        sandbox.config.anchor_date,
+    )
     assert len(found.hours) == 150 * 40
     assert sum(found.hours.values()) == pytest.approx(sum(float(r["hours"]) for r in sandbox.data.time_reports))
 

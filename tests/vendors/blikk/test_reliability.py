@@ -24,8 +24,9 @@ at once (permanent answers).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -39,6 +40,7 @@ from tests.support.dagster_helpers import (
     read_table,
     step_retries,
 )
+from tests.support.step_retries import use_quick_step_retries
 from tests.vendors.blikk.conftest import ANCHOR, RunningBlikk
 from timesheet_assets.ingest import QUARANTINE_CHECK
 from timesheet_assets.sandbox.data import SandboxConfig
@@ -59,7 +61,6 @@ from timesheet_assets.vendors.blikk.resource import (
     USERS_PATH,
 )
 from timesheet_assets.vendors.blikk.sandbox import blikk_data, create_app
-from tests.support.step_retries import use_quick_step_retries
 
 TIME_REPORTS = ["raw", "blikk", "time_reports"]
 PROJECTS = ["raw", "blikk", "projects"]
@@ -94,8 +95,12 @@ def run(sandbox: RunningBlikk, warehouse: str, assets=ASSETS, **options: Any) ->
     """One run over the sandbox's whole window (both assets unless told otherwise)."""
     resource = sandbox.resource(**{**FAST, **options})
     return materialize(
-        list(assets), {"blikk": resource}, warehouse,
-        first=sandbox.config.first_date, last=sandbox.config.anchor_date, raise_on_error=False,
+        list(assets),
+        {"blikk": resource},
+        warehouse,
+        first=sandbox.config.first_date,
+        last=sandbox.config.anchor_date,
+        raise_on_error=False,
     )
 
 
@@ -246,21 +251,35 @@ def assert_warehouse_unchanged(loaded: SimpleNamespace) -> None:
 EXHAUSTED: dict[str, tuple[Any, str, int, str, bool]] = {
     "429-storm": (429, TIME_REPORTS_PATH, ATTEMPTS, "HTTP 429 after 3 attempts: rate limited, wait 0.01 s", True),
     "500-burst": (
-        500, TIME_REPORTS_PATH, 1,
-        "HTTP 500 after 1 attempt: An unexpected error has occurred. — request id r-", False,
+        500,
+        TIME_REPORTS_PATH,
+        1,
+        "HTTP 500 after 1 attempt: An unexpected error has occurred. — request id r-",
+        False,
     ),
     "500-on-a-registry-after-projects-were-read": (
-        500, ABSENCE_PROJECTS_PATH, 1,
-        "HTTP 500 after 1 attempt: An unexpected error has occurred. — request id r-", False,
+        500,
+        ABSENCE_PROJECTS_PATH,
+        1,
+        "HTTP 500 after 1 attempt: An unexpected error has occurred. — request id r-",
+        False,
     ),
     "502-burst": (502, TIME_REPORTS_PATH, ATTEMPTS, "HTTP 502 after 3 attempts", True),
     "503-burst": (503, TIME_REPORTS_PATH, ATTEMPTS, "HTTP 503 after 3 attempts", True),
     "read-timeout": ("timeout", TIME_REPORTS_PATH, ATTEMPTS, "no response after 3 attempts: ReadTimeout", True),
     "reset-mid-body": (
-        "reset", TIME_REPORTS_PATH, ATTEMPTS, "no response after 3 attempts: RemoteProtocolError", True,
+        "reset",
+        TIME_REPORTS_PATH,
+        ATTEMPTS,
+        "no response after 3 attempts: RemoteProtocolError",
+        True,
     ),
     "truncated-json": (
-        "truncate", TIME_REPORTS_PATH, ATTEMPTS, "HTTP 200 after 3 attempts: response body is not valid JSON", True,
+        "truncate",
+        TIME_REPORTS_PATH,
+        ATTEMPTS,
+        "HTTP 200 after 3 attempts: response body is not valid JSON",
+        True,
     ),
 }
 
@@ -278,8 +297,9 @@ def test_persistent_fault_fails_clearly_and_leaves_warehouse_as_it_was(fresh, qu
     loaded.sandbox.knobs.update(script=script, path_contains=path)
 
     # One page in flight, so the scripted faults meet page 2 in order.
-    result = run(loaded.sandbox, loaded.warehouse, assets=[asset], max_attempts=ATTEMPTS,
-                 timeout_seconds=0.25, max_in_flight=1)
+    result = run(
+        loaded.sandbox, loaded.warehouse, assets=[asset], max_attempts=ATTEMPTS, timeout_seconds=0.25, max_in_flight=1
+    )
 
     assert not result.success
     assert f"Blikk GET {path} failed with {message}" in failure_text(result)
@@ -339,14 +359,48 @@ def test_unknown_extra_fields_are_kept_in_payload(start, warehouse):
 
 
 OPTIONAL_REPORT_KEYS = (
-    "objectName", "clockStart", "clockEnd", "invoiceableHours", "breakMinutes", "cost", "rate", "discount",
-    "comment", "internalComment", "sentToAttestDate", "attestedDate", "project", "internalProject",
-    "absenceProject", "contact", "activity", "timeCode", "timeArticle", "costCenter", "invoiceId",
-    "travelReportId", "allowanceReportId", "createdDate", "updatedDate",
+    "objectName",
+    "clockStart",
+    "clockEnd",
+    "invoiceableHours",
+    "breakMinutes",
+    "cost",
+    "rate",
+    "discount",
+    "comment",
+    "internalComment",
+    "sentToAttestDate",
+    "attestedDate",
+    "project",
+    "internalProject",
+    "absenceProject",
+    "contact",
+    "activity",
+    "timeCode",
+    "timeArticle",
+    "costCenter",
+    "invoiceId",
+    "travelReportId",
+    "allowanceReportId",
+    "createdDate",
+    "updatedDate",
 )
 OPTIONAL_PROJECT_KEYS = (
-    "objectName", "orderNumber", "title", "status", "startDate", "endDate", "invoiceType", "location",
-    "projectManager", "customer", "projectCollection", "createdBy", "updatedBy", "created", "updated",
+    "objectName",
+    "orderNumber",
+    "title",
+    "status",
+    "startDate",
+    "endDate",
+    "invoiceType",
+    "location",
+    "projectManager",
+    "customer",
+    "projectCollection",
+    "createdBy",
+    "updatedBy",
+    "created",
+    "updated",
 )
 
 
@@ -369,9 +423,23 @@ def test_missing_optional_fields_become_nulls(start, warehouse):
     assert_every_row_exactly_once(sandbox, warehouse)
     reports = read_table(warehouse, REPORTS_TABLE).set_index("record_key")
     rows = reports.loc[bare_keys]
-    for column in ("project_id", "internal_project_id", "absence_project_id", "contact_id", "activity_name",
-                   "time_code_name", "clock_start", "invoiceable_hours", "break_minutes", "comment",
-                   "sent_to_attest_at", "attested_at", "invoice_id", "created_at", "updated_at"):
+    for column in (
+        "project_id",
+        "internal_project_id",
+        "absence_project_id",
+        "contact_id",
+        "activity_name",
+        "time_code_name",
+        "clock_start",
+        "invoiceable_hours",
+        "break_minutes",
+        "comment",
+        "sent_to_attest_at",
+        "attested_at",
+        "invoice_id",
+        "created_at",
+        "updated_at",
+    ):
         assert rows[column].isna().all(), column
     assert not rows["sent_to_attest"].any() and not rows["attested"].any()
     conformed = conform_time_reports(reports.reset_index()).set_index("entry_id").loc[bare_keys]
@@ -384,8 +452,13 @@ def test_missing_optional_fields_become_nulls(start, warehouse):
     projects = conform_projects(read_table(warehouse, PROJECTS_TABLE)).set_index("project_id")
     bare_project = projects.loc[str(sandbox.data.projects[1]["id"])]
     assert bare_project["status"] == "unknown"
-    assert bare_project[["project_code", "name", "customer_id", "start_date", "end_date", "manager_name",
-                         "source_updated_at"]].isna().all()
+    assert (
+        bare_project[
+            ["project_code", "name", "customer_id", "start_date", "end_date", "manager_name", "source_updated_at"]
+        ]
+        .isna()
+        .all()
+    )
     assert projects.loc["internal:1", "status"] == "unknown"
     assert both(result, "quarantined") == 0
 
@@ -429,8 +502,10 @@ def test_wrong_types_and_impossible_values_are_quarantined_and_counted(start, wa
     sandbox.data.projects[2]["status"] = "Ongoing"  # text where an object belongs
     sandbox.data.internal_projects[0]["isActive"] = "maybe"
     bad_projects = {
-        str(sandbox.data.projects[0]["id"]): "title", str(sandbox.data.projects[1]["id"]): "startDate",
-        str(sandbox.data.projects[2]["id"]): "status", "internal:1": "isActive",
+        str(sandbox.data.projects[0]["id"]): "title",
+        str(sandbox.data.projects[1]["id"]): "startDate",
+        str(sandbox.data.projects[2]["id"]): "status",
+        "internal:1": "isActive",
     }
 
     result = run(sandbox, warehouse)
@@ -475,23 +550,34 @@ def test_wrong_types_and_impossible_values_are_quarantined_and_counted(start, wa
 MALFORMED: dict[str, tuple[Callable[[dict], Any], str, int, bool]] = {
     "items-not-a-list": (
         lambda body: {**body, "items": "<html>maintenance</html>"},
-        "HTTP 200 after 1 attempt: list response is not a paged list (no 'items' array)", 1, False,
+        "HTTP 200 after 1 attempt: list response is not a paged list (no 'items' array)",
+        1,
+        False,
     ),
     "body-a-json-array": (
-        lambda body: [body], "HTTP 200 after 1 attempt: list response is not a paged list", 1, False,
+        lambda body: [body],
+        "HTTP 200 after 1 attempt: list response is not a paged list",
+        1,
+        False,
     ),
     "paging-fields-not-numbers": (
         lambda body: {**body, "totalPages": "many"},
-        "HTTP 200 after 1 attempt: list response has invalid paging fields (totalPages)", 1, False,
+        "HTTP 200 after 1 attempt: list response has invalid paging fields (totalPages)",
+        1,
+        False,
     ),
     "html-under-200": (
         lambda body: Response(b"<html><body>Service restarting</body></html>", media_type="text/html"),
-        f"HTTP 200 after {ATTEMPTS} attempts: response body is not valid JSON", ATTEMPTS, True,
+        f"HTTP 200 after {ATTEMPTS} attempts: response body is not valid JSON",
+        ATTEMPTS,
+        True,
     ),
     "items-null-although-count-says-more": (
         lambda body: {**body, "items": None},
         f"HTTP 200 after {ATTEMPTS} attempts: page 2 holds 0 items where its totalItemCount 300 at "
-        "pageSize 100 means 100", ATTEMPTS, True,
+        "pageSize 100 means 100",
+        ATTEMPTS,
+        True,
     ),
 }
 
@@ -505,8 +591,7 @@ def test_malformed_page_fails_clearly_and_leaves_warehouse_as_it_was(fresh, quic
         return breaks(body) if path == TIME_REPORTS_PATH and page == 2 else None
 
     loaded.sandbox.data.page_hooks.append(break_page_two)
-    result = run(loaded.sandbox, loaded.warehouse, assets=[blikk_time_reports], max_attempts=ATTEMPTS,
-                 max_in_flight=1)
+    result = run(loaded.sandbox, loaded.warehouse, assets=[blikk_time_reports], max_attempts=ATTEMPTS, max_in_flight=1)
 
     assert not result.success
     text = failure_text(result)
@@ -516,4 +601,3 @@ def test_malformed_page_fails_clearly_and_leaves_warehouse_as_it_was(fresh, quic
     assert loaded.sandbox.stats.count(TIME_REPORTS_PATH) == step_attempts * (1 + attempts)
     assert loaded.sandbox.stats.count(USERS_PATH) == 0  # the read stopped at the broken page
     assert_warehouse_unchanged(loaded)
-

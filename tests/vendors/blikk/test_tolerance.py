@@ -111,16 +111,42 @@ def test_pages_are_walked_until_a_short_page_without_any_counts(blikk):
 def test_empty_strings_and_lists_in_optional_fields_read_as_absent(blikk):
     # The document shows "" for empty text (a contact's invoiceEmail); an implementation may
     # serve "" (or []) for any absent optional value, numbers and objects included.
-    blank_numbers = dict(invoiceableHours="", breakMinutes="", cost=" ", rate="", discount="",
-                         invoiceId="", travelReportId="", allowanceReportId="")
+    blank_numbers = dict(
+        invoiceableHours="",
+        breakMinutes="",
+        cost=" ",
+        rate="",
+        discount="",
+        invoiceId="",
+        travelReportId="",
+        allowanceReportId="",
+    )
     reports = [
-        _report(3001, hours=6.5, **blank_numbers, project="", costCenter=[], contact="",
-                activity={"id": "", "name": "Formwork"}, updatedDate=""),
+        _report(
+            3001,
+            hours=6.5,
+            **blank_numbers,
+            project="",
+            costCenter=[],
+            contact="",
+            activity={"id": "", "name": "Formwork"},
+            updatedDate="",
+        ),
         _report(3002, hours="", createdDate="2024-05-02 11:00:00 +00:00"),  # required: stays invalid
     ]
     projects = [
-        {"id": 41, "orderNumber": "", "title": "Bygget", "status": "", "startDate": "", "endDate": "",
-         "projectManager": "", "customer": {"id": "", "name": ""}, "location": "", "updated": ""},
+        {
+            "id": 41,
+            "orderNumber": "",
+            "title": "Bygget",
+            "status": "",
+            "startDate": "",
+            "endDate": "",
+            "projectManager": "",
+            "customer": {"id": "", "name": ""},
+            "location": "",
+            "updated": "",
+        },
     ]
     sandbox = blikk(data=BlikkData(time_reports=reports, projects=projects, users=[{"id": 5}]))
     resource = sandbox.resource()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import dagster as dg
@@ -24,8 +24,15 @@ TIME_ENTRIES = ["raw", "ibuildapp", "time_entries"]
 
 
 def load(server, warehouse, instance=None, first=FIRST, last=LAST, **options: Any) -> dg.ExecuteInProcessResult:
-    return materialize([time_entries], {"ibuildapp": resource_for(server, **options)}, warehouse,
-                       first=first, last=last, instance=instance, raise_on_error=False)
+    return materialize(
+        [time_entries],
+        {"ibuildapp": resource_for(server, **options)},
+        warehouse,
+        first=first,
+        last=last,
+        instance=instance,
+        raise_on_error=False,
+    )
 
 
 # -- the login must see every user ------------------------------------------------------------------
@@ -118,15 +125,23 @@ def _night_shift_sandbox(start_sandbox, reading: str):
     server = start_sandbox(small_config(time_records=0, days=5))
     server.sandbox.extra["window_reading"] = reading
     state = state_of(server.app)
-    evening = int(datetime(2025, 3, 20, 22, tzinfo=timezone.utc).timestamp())
+    evening = int(datetime(2025, 3, 20, 22, tzinfo=UTC).timestamp())
     shifts = {
         801: (evening, evening + 8 * 3600),  # 22:00 → 06:00 the next day
         802: (evening - 9 * 3600, evening - 3600),  # a day shift
         803: (evening + 3 * 3600, evening + 5 * 3600),  # starts 01:00 the next day
     }
     for eid, (start, end) in shifts.items():
-        state.entries[eid] = {"id": eid, "user_id": 1, "task_id": 1, "start_time": start, "end_time": end,
-                              "duration": end - start, "status": "approved", "payment_status": "pending"}
+        state.entries[eid] = {
+            "id": eid,
+            "user_id": 1,
+            "task_id": 1,
+            "start_time": start,
+            "end_time": end,
+            "duration": end - start,
+            "status": "approved",
+            "payment_status": "pending",
+        }
     return server
 
 
@@ -158,8 +173,10 @@ def test_the_window_asks_a_day_beyond_the_last_midnight(start_sandbox):
     finally:
         resource.close()
     midnight = datetime(2025, 3, 20, tzinfo=timezone(timedelta(hours=-7)))
-    assert bounds == {"start_datetime": int(midnight.timestamp()),
-                      "end_datetime": int((midnight + timedelta(days=2)).timestamp())}
+    assert bounds == {
+        "start_datetime": int(midnight.timestamp()),
+        "end_datetime": int((midnight + timedelta(days=2)).timestamp()),
+    }
 
 
 # -- the timezone -------------------------------------------------------------------------------------
@@ -176,8 +193,7 @@ def test_a_load_without_the_timezone_variable_warns_in_the_run_log_and_metadata(
     server = start_sandbox(CONFIG)
     resource = _env_resource(server)
     assert resource.timezone is None and resource.zone_name == "UTC"
-    result = materialize([time_entries], {"ibuildapp": resource}, warehouse, first=FIRST, last=LAST,
-                         instance=instance)
+    result = materialize([time_entries], {"ibuildapp": resource}, warehouse, first=FIRST, last=LAST, instance=instance)
     metadata = materialization_metadata(result, TIME_ENTRIES)
     assert metadata["timezone"] == "UTC"
     assert metadata["timezone_source"] == "default (IBUILDAPP_TIMEZONE not set)"
@@ -189,8 +205,7 @@ def test_a_load_without_the_timezone_variable_warns_in_the_run_log_and_metadata(
 def test_a_load_with_the_timezone_variable_does_not_warn(start_sandbox, warehouse, instance):
     server = start_sandbox(CONFIG)
     resource = _env_resource(server, IBUILDAPP_TIMEZONE="America/Los_Angeles")
-    result = materialize([time_entries], {"ibuildapp": resource}, warehouse, first=FIRST, last=LAST,
-                         instance=instance)
+    result = materialize([time_entries], {"ibuildapp": resource}, warehouse, first=FIRST, last=LAST, instance=instance)
     metadata = materialization_metadata(result, TIME_ENTRIES)
     assert metadata["timezone"] == "America/Los_Angeles" and metadata["timezone_source"] == "IBUILDAPP_TIMEZONE"
     assert "timezone_warning" not in metadata

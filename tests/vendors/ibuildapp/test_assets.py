@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+from datetime import UTC
 from pathlib import Path
 
 import dagster as dg
@@ -23,8 +24,12 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_plugin_and_definitions(monkeypatch):
-    for name, value in {"IBUILDAPP_BASE_URL": "https://timesheets.example.test", "IBUILDAPP_APP_CODE": "acme",
-                        "IBUILDAPP_EMAIL": "a@example.test", "IBUILDAPP_PASSWORD": "pw-123456"}.items():
+    for name, value in {
+        "IBUILDAPP_BASE_URL": "https://timesheets.example.test",
+        "IBUILDAPP_APP_CODE": "acme",
+        "IBUILDAPP_EMAIL": "a@example.test",
+        "IBUILDAPP_PASSWORD": "pw-123456",
+    }.items():
         monkeypatch.setenv(name, value)
     assert PLUGIN.name == "ibuildapp" and PLUGIN.timesheets_daily_partitioned
     assert PLUGIN.timesheets[0] == TIME_ENTRIES_KEY == dg.AssetKey(["raw", "ibuildapp", "time_entries"])
@@ -68,8 +73,9 @@ def test_plain_http_is_refused_off_loopback():
 
 def test_unknown_timezone_is_refused():
     with pytest.raises(Exception, match="unknown timezone 'Mars/Olympus'"):
-        IBuildAppResource(base_url="https://timesheets.example.test", app_code="acme", token="tok-abcdef",
-                          timezone="Mars/Olympus")
+        IBuildAppResource(
+            base_url="https://timesheets.example.test", app_code="acme", token="tok-abcdef", timezone="Mars/Olympus"
+        )
 
 
 def test_invalid_records_are_quarantined_not_dropped(start_sandbox, warehouse, instance):
@@ -78,8 +84,14 @@ def test_invalid_records_are_quarantined_not_dropped(start_sandbox, warehouse, i
     entries = state_of(server.app).entries
     entries[5]["duration"] = "n/a"
     del entries[6]["user_id"]
-    result = materialize(list(ASSETS), {"ibuildapp": resource_for(server)}, warehouse,
-                         first=config.first_date, last=config.anchor_date, instance=instance)
+    result = materialize(
+        list(ASSETS),
+        {"ibuildapp": resource_for(server)},
+        warehouse,
+        first=config.first_date,
+        last=config.anchor_date,
+        instance=instance,
+    )
     raw = read_table(warehouse, "ibuildapp.time_entries").set_index("record_key")
     assert len(raw) == 60
     assert "duration" in raw.loc["5", "quarantine_reason"]
@@ -104,69 +116,105 @@ def test_status_mapping():
     status = pd.Series(["approved", "rejected", "in-progress", "in-progress", "approved", "done", None, " APPROVED"])
     end_time = pd.Series([end, end, end, pd.NaT, end, end, end, pd.NaT])
     assert entry_status(status, end_time).tolist() == [
-        "approved", "rejected", "submitted", "draft", "approved", "unknown", "unknown", "approved",
+        "approved",
+        "rejected",
+        "submitted",
+        "draft",
+        "approved",
+        "unknown",
+        "unknown",
+        "approved",
     ]
 
 
 def test_paid_invoice_keeps_the_approval_status_and_the_invoice_state_stays_raw():
     start = pd.Timestamp("2025-03-10 08:00", tz="UTC")
-    raw = pd.DataFrame({
-        "record_key": ["1", "2"], "work_date": [start.date()] * 2, "user_id": ["1"] * 2,
-        "start_time": [start] * 2, "end_time": [start + pd.Timedelta(hours=2)] * 2, "duration_seconds": [7200.0] * 2,
-        "status": ["approved", "in-progress"], "payment_status": ["payed", "payed"],
-        "quarantine_reason": [None] * 2, "ingested_at": [pd.Timestamp.now(tz="UTC")] * 2,
-    })
+    raw = pd.DataFrame(
+        {
+            "record_key": ["1", "2"],
+            "work_date": [start.date()] * 2,
+            "user_id": ["1"] * 2,
+            "start_time": [start] * 2,
+            "end_time": [start + pd.Timedelta(hours=2)] * 2,
+            "duration_seconds": [7200.0] * 2,
+            "status": ["approved", "in-progress"],
+            "payment_status": ["payed", "payed"],
+            "quarantine_reason": [None] * 2,
+            "ingested_at": [pd.Timestamp.now(tz="UTC")] * 2,
+        }
+    )
     assert conform_timesheets(raw)["status"].tolist() == ["approved", "submitted"]
     assert raw["payment_status"].tolist() == ["payed", "payed"]
 
 
 def test_hours_fall_back_to_the_span_without_duration():
     start = pd.Timestamp("2025-03-10 08:00", tz="UTC")
-    raw = pd.DataFrame({
-        "record_key": ["1", "2", "3"],
-        "work_date": [start.date()] * 3,
-        "user_id": ["1"] * 3,
-        "start_time": [start] * 3,
-        "end_time": [start + pd.Timedelta(hours=2), start + pd.Timedelta(hours=2), pd.NaT],
-        "duration_seconds": [5400.0, None, None],
-        "status": ["approved"] * 3,
-        "payment_status": ["pending"] * 3,
-        "quarantine_reason": [None] * 3,
-        "ingested_at": [pd.Timestamp.now(tz="UTC")] * 3,
-    })
+    raw = pd.DataFrame(
+        {
+            "record_key": ["1", "2", "3"],
+            "work_date": [start.date()] * 3,
+            "user_id": ["1"] * 3,
+            "start_time": [start] * 3,
+            "end_time": [start + pd.Timedelta(hours=2), start + pd.Timedelta(hours=2), pd.NaT],
+            "duration_seconds": [5400.0, None, None],
+            "status": ["approved"] * 3,
+            "payment_status": ["pending"] * 3,
+            "quarantine_reason": [None] * 3,
+            "ingested_at": [pd.Timestamp.now(tz="UTC")] * 3,
+        }
+    )
     assert conform_timesheets(raw)["total_hours"].tolist() == [1.5, 2.0, 0.0]
 
 
 def test_project_mapping_and_empty_frames():
-    raw = pd.DataFrame({
-        "record_key": ["1", "2", "3", "4", "5"],
-        "name": list("abcde"),
-        "status": ["new", "in-progress", "done", "cancelled", "archived"],
-        "client_id": ["9"] * 5,
-        "client_name": ["Bank West"] * 5,
-        "planned_start_date": [pd.Timestamp("2025-01-01", tz="UTC")] * 5,
-        "actual_start_date": [pd.NaT, pd.Timestamp("2025-01-03", tz="UTC"), pd.NaT, pd.NaT, pd.NaT],
-        "planned_end_date": [pd.NaT] * 5,
-        "actual_end_date": [pd.NaT] * 5,
-        "quarantine_reason": [None] * 5,
-        "ingested_at": [pd.Timestamp.now(tz="UTC")] * 5,
-    })
+    raw = pd.DataFrame(
+        {
+            "record_key": ["1", "2", "3", "4", "5"],
+            "name": list("abcde"),
+            "status": ["new", "in-progress", "done", "cancelled", "archived"],
+            "client_id": ["9"] * 5,
+            "client_name": ["Bank West"] * 5,
+            "planned_start_date": [pd.Timestamp("2025-01-01", tz="UTC")] * 5,
+            "actual_start_date": [pd.NaT, pd.Timestamp("2025-01-03", tz="UTC"), pd.NaT, pd.NaT, pd.NaT],
+            "planned_end_date": [pd.NaT] * 5,
+            "actual_end_date": [pd.NaT] * 5,
+            "quarantine_reason": [None] * 5,
+            "ingested_at": [pd.Timestamp.now(tz="UTC")] * 5,
+        }
+    )
     projects = conform_projects(raw)
     assert projects["status"].tolist() == ["planned", "active", "completed", "cancelled", "unknown"]
-    assert [str(d) for d in projects["start_date"]] == ["2025-01-01", "2025-01-03", "2025-01-01", "2025-01-01",
-                                                       "2025-01-01"]
+    assert [str(d) for d in projects["start_date"]] == [
+        "2025-01-01",
+        "2025-01-03",
+        "2025-01-01",
+        "2025-01-01",
+        "2025-01-01",
+    ]
     assert projects["end_date"].isna().all()
     assert conform_timesheets(pd.DataFrame()).empty and conform_projects(pd.DataFrame()).empty
 
 
 def test_benchmark_contract():
-    spec = importlib.util.spec_from_file_location("vendor_ibuildapp_benchmark", REPO / "benchmarks" / "vendor_ibuildapp.py")
+    spec = importlib.util.spec_from_file_location(
+        "vendor_ibuildapp_benchmark", REPO / "benchmarks" / "vendor_ibuildapp.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     rows = module.run_benchmark(120)
     assert [r["scenario"] for r in rows] == ["full", "no_change", "changed_1pct_lookback_reread"]
-    keys = {"vendor", "scenario", "requests", "records", "wall_s", "achieved_rps", "documented_limit_rps",
-            "utilisation_pct", "rate_violations", "requests_per_1000_records"}
+    keys = {
+        "vendor",
+        "scenario",
+        "requests",
+        "records",
+        "wall_s",
+        "achieved_rps",
+        "documented_limit_rps",
+        "utilisation_pct",
+        "rate_violations",
+        "requests_per_1000_records",
+    }
     for row in rows:
         assert set(row) == keys
         assert row["vendor"] == "ibuildapp"
@@ -187,7 +235,11 @@ def test_raw_to_conformed_end_to_end(start_sandbox, warehouse, instance):
     first, last = config.first_date, config.anchor_date
     result = materialize(
         [*ASSETS, build_conformed_timesheets([PLUGIN]), build_conformed_projects([PLUGIN])],
-        {"ibuildapp": resource_for(server)}, warehouse, first=first, last=last, instance=instance,
+        {"ibuildapp": resource_for(server)},
+        warehouse,
+        first=first,
+        last=last,
+        instance=instance,
     )
     timesheets = read_table(warehouse, "conformed.timesheets")
     expected = expected_timesheets(config, first, last)
@@ -195,34 +247,37 @@ def test_raw_to_conformed_end_to_end(start_sandbox, warehouse, instance):
     assert timesheets["total_hours"].sum() == pytest.approx(expected["total_hours"])
     assert set(timesheets["source_system"]) == {"ibuildapp"}
     assert len(read_table(warehouse, "conformed.projects")) == expected_projects(config)
-    failed = [(c.asset_key.to_user_string(), c.check_name) for c in result.get_asset_check_evaluations()
-              if not c.passed]
+    failed = [
+        (c.asset_key.to_user_string(), c.check_name) for c in result.get_asset_check_evaluations() if not c.passed
+    ]
     assert failed == []
 
 
 def test_side_table_rows_are_one_per_day_and_served_object():
     """Two valid entries of one user on one day give one user row; a quarantined entry adds
     nothing; an id the side table did not serve and a missing id give no row."""
-    from datetime import date, datetime, timezone
+    from datetime import date, datetime
 
     import pandas as pd
 
     from timesheet_assets.vendors.ibuildapp.assets import side_table_frame
 
     day1, day2 = date(2025, 3, 1), date(2025, 3, 2)
-    entries = pd.DataFrame({
-        "work_date": [day1, day1, day2, day2],
-        "user_id": ["7", "7", "7", "9"],
-        "task_id": ["3", "3", None, "404"],
-        "project_id": ["1", "1", None, "1"],
-        "quarantine_reason": [None, None, None, "duration: too long"],
-    })
+    entries = pd.DataFrame(
+        {
+            "work_date": [day1, day1, day2, day2],
+            "user_id": ["7", "7", "7", "9"],
+            "task_id": ["3", "3", None, "404"],
+            "project_id": ["1", "1", None, "1"],
+            "quarantine_reason": [None, None, None, "duration: too long"],
+        }
+    )
     related = {
         "users": {"7": {"id": 7, "first_name": "Ann", "department": "Field Ops"}, "9": {"id": 9}},
         "tasks": {"3": {"id": 3, "name": "Framing"}},
         "projects": {"1": {"id": 1, "name": "Depot"}},
     }
-    frame = side_table_frame(entries, related, datetime(2025, 3, 3, tzinfo=timezone.utc))
+    frame = side_table_frame(entries, related, datetime(2025, 3, 3, tzinfo=UTC))
     rows = list(zip(frame["work_date"], frame["side_table"], frame["object_id"]))
     assert rows == [(day1, "projects", "1"), (day1, "tasks", "3"), (day1, "users", "7"), (day2, "users", "7")]
     assert frame["record_key"].tolist() == ["projects:1", "tasks:3", "users:7", "users:7"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -93,8 +93,14 @@ def test_thirty_day_backfill_lands_each_entry_once_with_minimal_calls(
 
     # A rerun of the same range replaces it: same rows, not twice as many.
     stats.reset()
-    materialize([time_entries], {"ibuildapp": resource_for(server, page_size=PAGE)}, warehouse,
-                first=first, last=last, instance=instance)
+    materialize(
+        [time_entries],
+        {"ibuildapp": resource_for(server, page_size=PAGE)},
+        warehouse,
+        first=first,
+        last=last,
+        instance=instance,
+    )
     assert stats.count("/ts/search") == entry_pages and stats.count("/login") == 1
     again = read_table(warehouse, "ibuildapp.time_entries")
     assert len(again) == ENTRIES and again["record_key"].is_unique
@@ -123,8 +129,9 @@ def test_lookback_rerun_of_one_day_replaces_only_that_day(start_sandbox, warehou
     server = start_sandbox(config)
     state = state_of(server.app)
     first, last = config.first_date, config.anchor_date
-    materialize([time_entries], {"ibuildapp": resource_for(server)}, warehouse, first=first, last=last,
-                instance=instance)
+    materialize(
+        [time_entries], {"ibuildapp": resource_for(server)}, warehouse, first=first, last=last, instance=instance
+    )
 
     day = last - timedelta(days=2)
     on_day = [e for e in state.entries.values() if entry_work_date(e) == day]
@@ -135,8 +142,7 @@ def test_lookback_rerun_of_one_day_replaces_only_that_day(start_sandbox, warehou
     deleted = next(e for e in on_day if e is not late)
     del state.entries[deleted["id"]]
 
-    materialize([time_entries], {"ibuildapp": resource_for(server)}, warehouse, first=day, last=day,
-                instance=instance)
+    materialize([time_entries], {"ibuildapp": resource_for(server)}, warehouse, first=day, last=day, instance=instance)
 
     raw = read_table(warehouse, "ibuildapp.time_entries")
     assert len(raw) == 200 - 1
@@ -148,9 +154,7 @@ def test_lookback_rerun_of_one_day_replaces_only_that_day(start_sandbox, warehou
     per_day = raw["work_date"].dt.date.value_counts()
     assert per_day[day] == len(on_day) - 1
     assert_side_tables_match_entries(warehouse, server)
-    assert per_day.sum() - per_day[day] == sum(
-        1 for e in state.entries.values() if entry_work_date(e) != day
-    )
+    assert per_day.sum() - per_day[day] == sum(1 for e in state.entries.values() if entry_work_date(e) != day)
 
 
 def test_silently_capped_pages_still_yield_every_entry(start_sandbox):
@@ -185,14 +189,21 @@ def test_window_edges_use_start_day_and_drop_neighbours(start_sandbox, warehouse
     server = start_sandbox(config)
     state = state_of(server.app)
     day = date(2025, 3, 20)
-    midnight = int(datetime(2025, 3, 20, tzinfo=timezone.utc).timestamp())
+    midnight = int(datetime(2025, 3, 20, tzinfo=UTC).timestamp())
     for eid, start in ((901, midnight), (902, midnight + 86399), (903, midnight + 86400), (904, midnight - 1)):
         state.entries[eid] = {
-            "id": eid, "user_id": 1, "task_id": 1, "start_time": start, "end_time": start + 3600,
-            "duration": 3600, "status": "approved", "payment_status": "pending",
+            "id": eid,
+            "user_id": 1,
+            "task_id": 1,
+            "start_time": start,
+            "end_time": start + 3600,
+            "duration": 3600,
+            "status": "approved",
+            "payment_status": "pending",
         }
-    result = materialize([time_entries], {"ibuildapp": resource_for(server)}, warehouse, first=day, last=day,
-                         instance=instance)
+    result = materialize(
+        [time_entries], {"ibuildapp": resource_for(server)}, warehouse, first=day, last=day, instance=instance
+    )
     raw = read_table(warehouse, "ibuildapp.time_entries")
     assert sorted(raw["record_key"]) == ["901", "902"]
     assert set(raw["work_date"].dt.date) == {day}
@@ -205,8 +216,14 @@ def test_timezone_setting_moves_the_work_day(start_sandbox):
     state = state_of(server.app)
     # 2025-03-21 02:30 UTC is the evening of 2025-03-20 in New York.
     start = 1742524200
-    state.entries[1] = {"id": 1, "user_id": 1, "task_id": 1, "start_time": start, "duration": 1800,
-                        "status": "approved"}
+    state.entries[1] = {
+        "id": 1,
+        "user_id": 1,
+        "task_id": 1,
+        "start_time": start,
+        "duration": 1800,
+        "status": "approved",
+    }
     utc = resource_for(server)
     new_york = resource_for(server, timezone="America/New_York")
     try:
@@ -225,11 +242,20 @@ def test_time_entries_alone_can_be_selected_without_the_side_tables(start_sandbo
 
     config = small_config(time_records=60, days=5)
     server = start_sandbox(config)
-    result = materialize([time_entries], {"ibuildapp": resource_for(server)}, warehouse,
-                         first=config.first_date, last=config.anchor_date, instance=instance,
-                         selection=[dg.AssetKey(TIME_ENTRIES)])
-    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
-                    for m in [m.event_specific_data.materialization]}
+    result = materialize(
+        [time_entries],
+        {"ibuildapp": resource_for(server)},
+        warehouse,
+        first=config.first_date,
+        last=config.anchor_date,
+        instance=instance,
+        selection=[dg.AssetKey(TIME_ENTRIES)],
+    )
+    materialized = {
+        m.asset_key.to_user_string()
+        for m in result.get_asset_materialization_events()
+        for m in [m.event_specific_data.materialization]
+    }
     assert materialized == {"raw/ibuildapp/time_entries"}
     assert [c.passed for c in result.get_asset_check_evaluations()] == [True, True]
     assert len(read_table(warehouse, "ibuildapp.time_entries")) == 60

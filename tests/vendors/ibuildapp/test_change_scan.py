@@ -36,8 +36,11 @@ def run(server, warehouse, instance, first: date, last: date, tags: dict[str, st
         [time_entries],
         resources={"io_manager": WarehouseIOManager(database=warehouse), "ibuildapp": resource_for(server, **options)},
         instance=instance,
-        tags={"dagster/asset_partition_range_start": first.isoformat(),
-              "dagster/asset_partition_range_end": last.isoformat(), **(tags or {})},
+        tags={
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+            **(tags or {}),
+        },
     )
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import date, datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -64,8 +65,9 @@ class Replay:
 
 
 def _resource(server, **overrides: Any) -> IBuildAppResource:
-    values: dict[str, Any] = dict(base_url=server.url, app_code=APP, email=doc.LOGIN_REQUEST["email"],
-                                  password=doc.LOGIN_REQUEST["password"])
+    values: dict[str, Any] = dict(
+        base_url=server.url, app_code=APP, email=doc.LOGIN_REQUEST["email"], password=doc.LOGIN_REQUEST["password"]
+    )
     values.update(overrides)
     return IBuildAppResource(**values)
 
@@ -88,11 +90,16 @@ def test_documented_examples_parse_and_conform_over_http(serve_app):
 
     assert replay.bodies["login"] == [doc.LOGIN_REQUEST]
     sent = replay.bodies["ts/search"][0]
-    day_start = int(datetime(2020, 3, 11, tzinfo=timezone.utc).timestamp())
+    day_start = int(datetime(2020, 3, 11, tzinfo=UTC).timestamp())
     # The window's end plus a day's margin: whether end_datetime bounds an entry's start or its
     # end, an entry starting on the last day and ending after midnight is served.
-    assert sent == {"start_datetime": day_start, "end_datetime": day_start + 2 * 86400, "limit": 500, "offset": 0,
-                    "with": ["users", "tasks", "projects"]}
+    assert sent == {
+        "start_datetime": day_start,
+        "end_datetime": day_start + 2 * 86400,
+        "limit": 500,
+        "offset": 0,
+        "with": ["users", "tasks", "projects"],
+    }
     assert replay.bodies["project/search"][0] == {"limit": 500, "offset": 0, "with": ["tasks", "clients"]}
     assert result.pages == 1 and result.reported_count == 1
 
@@ -137,7 +144,7 @@ def test_time_entry_shapes_elsewhere_in_the_doc_parse(name):
 
 def test_text_timestamps_are_utc():
     history = TimeEntry.model_validate(doc.OTHER_TIME_ENTRY_EXAMPLES["user/history time_entries[0]"])
-    assert history.start_time == datetime(2019, 8, 13, 12, 4, 3, tzinfo=timezone.utc)
+    assert history.start_time == datetime(2019, 8, 13, 12, 4, 3, tzinfo=UTC)
     work = TimeEntry.model_validate(doc.OTHER_TIME_ENTRY_EXAMPLES["task/work_history time_entries[0]"])
     assert (work.end_time - work.start_time).total_seconds() == work.duration == 6020
     assert TimeEntry.model_validate(doc.OTHER_TIME_ENTRY_EXAMPLES["user/dashboard current_time_entry"]).comments is None
@@ -153,25 +160,49 @@ def test_looser_shapes_are_tolerated(serve_app):
     """Two pages without any ``count`` (a short page ends the read), side tables as lists,
     string ids and timestamps, nulls, unknown keys; plus an entry outside the window."""
     day = date(2025, 3, 10)
-    base = int(datetime(2025, 3, 10, 9, tzinfo=timezone.utc).timestamp())
+    base = int(datetime(2025, 3, 10, 9, tzinfo=UTC).timestamp())
 
     def entry(i: int, **extra: Any) -> dict[str, Any]:
-        return {"id": str(i), "user_id": "7", "task_id": 3, "start_time": str(base + i * 60), "duration": "1800",
-                "status": "approved", "payment_status": None, "breaks": None, "shiny_new_field": {"x": 1}, **extra}
+        return {
+            "id": str(i),
+            "user_id": "7",
+            "task_id": 3,
+            "start_time": str(base + i * 60),
+            "duration": "1800",
+            "status": "approved",
+            "payment_status": None,
+            "breaks": None,
+            "shiny_new_field": {"x": 1},
+            **extra,
+        }
 
     pages = {
-        0: {"status": "SUCCESS",
-            "data": {"time_entries": [entry(1), entry(2, payment_status="payed")],
-                     "users": [{"id": 7, "first_name": "Ada", "last_name": None}],
-                     "tasks": [{"id": "3", "name": "Framing", "project": "5"}],
-                     "projects": {"5": {"id": 5, "name": "Depot", "client_id": None}}}},
-        2: {"status": "SUCCESS",
-            "data": {"time_entries": [entry(3, start_time=base - 86400), {"id": 4, "user_id": 7, "start_time": base,
-                                                                          "duration": -5}],
-                     "users": [], "tasks": [], "projects": []}},
+        0: {
+            "status": "SUCCESS",
+            "data": {
+                "time_entries": [entry(1), entry(2, payment_status="payed")],
+                "users": [{"id": 7, "first_name": "Ada", "last_name": None}],
+                "tasks": [{"id": "3", "name": "Framing", "project": "5"}],
+                "projects": {"5": {"id": 5, "name": "Depot", "client_id": None}},
+            },
+        },
+        2: {
+            "status": "SUCCESS",
+            "data": {
+                "time_entries": [
+                    entry(3, start_time=base - 86400),
+                    {"id": 4, "user_id": 7, "start_time": base, "duration": -5},
+                ],
+                "users": [],
+                "tasks": [],
+                "projects": [],
+            },
+        },
     }
-    replay = Replay(lambda body: copy.deepcopy(pages.get(body["offset"], {"status": "SUCCESS", "data": []})),
-                    lambda body: {"status": "SUCCESS", "data": []})
+    replay = Replay(
+        lambda body: copy.deepcopy(pages.get(body["offset"], {"status": "SUCCESS", "data": []})),
+        lambda body: {"status": "SUCCESS", "data": []},
+    )
     server = serve_app(replay.app())
     resource = _resource(server, page_size=2)
     try:
@@ -198,12 +229,21 @@ def test_looser_shapes_are_tolerated(serve_app):
 
 def test_records_directly_under_data_are_read(serve_app):
     """An answer whose ``data`` is the list of entries itself (no side tables)."""
-    entries = [{"id": 2, "user_id": 1, "task_id": 1, "start_time": "2019-08-22 07:03:46",
-                "end_time": "2019-08-22 07:33:46"},
-               {"id": 3, "user_id": 1, "task_id": 1, "status": "in-progress", "start_time": "2019-08-22 07:53:46",
-                "end_time": "2019-08-28 07:42:24"}]
-    replay = Replay(lambda body: {"status": "SUCCESS", "message": "2 time entries found.", "data": entries},
-                    lambda body: {"status": "SUCCESS", "data": []})
+    entries = [
+        {"id": 2, "user_id": 1, "task_id": 1, "start_time": "2019-08-22 07:03:46", "end_time": "2019-08-22 07:33:46"},
+        {
+            "id": 3,
+            "user_id": 1,
+            "task_id": 1,
+            "status": "in-progress",
+            "start_time": "2019-08-22 07:53:46",
+            "end_time": "2019-08-28 07:42:24",
+        },
+    ]
+    replay = Replay(
+        lambda body: {"status": "SUCCESS", "message": "2 time entries found.", "data": entries},
+        lambda body: {"status": "SUCCESS", "data": []},
+    )
     server = serve_app(replay.app())
     resource = _resource(server)
     try:

@@ -5,7 +5,7 @@ rather than the search, ``data`` "packed to JSON string"."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
@@ -18,18 +18,31 @@ from timesheet_assets.vendors.ibuildapp.assets import load_time_entries, project
 from timesheet_assets.vendors.ibuildapp.conform import conform_projects, conform_timesheets
 
 DAY = date(2025, 3, 10)
-NINE = datetime(2025, 3, 10, 9, tzinfo=timezone.utc)
+NINE = datetime(2025, 3, 10, 9, tzinfo=UTC)
 NINE_EPOCH = int(NINE.timestamp())
 
 
 def _entry(entry_id: int, start: Any = NINE_EPOCH, end: Any = NINE_EPOCH + 1800, **extra: Any) -> dict[str, Any]:
-    return {"id": entry_id, "user_id": 7, "task_id": 3, "start_time": start, "end_time": end, "duration": 1800,
-            "status": "approved", "payment_status": "pending", **extra}
+    return {
+        "id": entry_id,
+        "user_id": 7,
+        "task_id": 3,
+        "start_time": start,
+        "end_time": end,
+        "duration": 1800,
+        "status": "approved",
+        "payment_status": "pending",
+        **extra,
+    }
 
 
 def _page(entries: list[dict[str, Any]], **top: Any) -> dict[str, Any]:
-    return {"status": "SUCCESS", "message": f"{len(entries)} time entries found.",
-            "data": {"time_entries": entries}, **top}
+    return {
+        "status": "SUCCESS",
+        "message": f"{len(entries)} time entries found.",
+        "data": {"time_entries": entries},
+        **top,
+    }
 
 
 NO_PROJECTS = {"status": "SUCCESS", "data": {"projects": []}, "count": 0}
@@ -70,11 +83,20 @@ def test_iso_text_timestamps_are_read_not_quarantined(serve_app, start, end):
 
 
 def test_project_dates_as_date_or_iso_text_are_read(serve_app):
-    project = {"id": 4, "name": "Depot", "client_id": 11, "status": "IN-PROGRESS",
-               "planned_start_date": "2025-01-05", "actual_start_date": "2025-01-06T00:00:00Z",
-               "planned_end_date": "2025-06-30T00:00:00+00:00", "actual_end_date": "", "tasks": []}
+    project = {
+        "id": 4,
+        "name": "Depot",
+        "client_id": 11,
+        "status": "IN-PROGRESS",
+        "planned_start_date": "2025-01-05",
+        "actual_start_date": "2025-01-06T00:00:00Z",
+        "planned_end_date": "2025-06-30T00:00:00+00:00",
+        "actual_end_date": "",
+        "tasks": [],
+    }
     _, _, _, projects = _load(
-        serve_app, lambda body: _page([], count=0),
+        serve_app,
+        lambda body: _page([], count=0),
         lambda body: {"status": "SUCCESS", "data": {"projects": [project]}, "count": 1},
     )
     raw = build_raw_frame(project_spec(projects.related), projects.records)
@@ -86,7 +108,7 @@ def test_project_dates_as_date_or_iso_text_are_read(serve_app):
 
 def _paged(entries: list[dict[str, Any]], count_of) -> Any:
     def answer(body: dict[str, Any]) -> dict[str, Any]:
-        chosen = entries[body["offset"]: body["offset"] + body["limit"]]
+        chosen = entries[body["offset"] : body["offset"] + body["limit"]]
         return _page(chosen, count=count_of(chosen))
 
     return answer
@@ -119,10 +141,17 @@ def test_one_full_page_whose_count_matches_it_asks_once_more(serve_app):
 
 
 def test_data_packed_to_json_string_is_unpacked(serve_app):
-    data = {"time_entries": [_entry(1)], "users": {"7": {"id": 7, "first_name": "Ada", "last_name": "Byron"}},
-            "tasks": {"3": {"id": 3, "name": "Framing", "project": 5}}, "projects": {"5": {"id": 5, "name": "Depot"}}}
-    project_data = {"projects": [{"id": 5, "name": "Depot", "client_id": 11, "tasks": [3]}],
-                    "tasks": {"3": {"id": 3, "name": "Framing"}}, "clients": {"11": {"id": 11, "name": "Bank West"}}}
+    data = {
+        "time_entries": [_entry(1)],
+        "users": {"7": {"id": 7, "first_name": "Ada", "last_name": "Byron"}},
+        "tasks": {"3": {"id": 3, "name": "Framing", "project": 5}},
+        "projects": {"5": {"id": 5, "name": "Depot"}},
+    }
+    project_data = {
+        "projects": [{"id": 5, "name": "Depot", "client_id": 11, "tasks": [3]}],
+        "tasks": {"3": {"id": 3, "name": "Framing"}},
+        "clients": {"11": {"id": 11, "name": "Bank West"}},
+    }
     _, raw, _, projects = _load(
         serve_app,
         lambda body: {"status": "SUCCESS", "data": json.dumps(data), "count": 1},
@@ -144,8 +173,9 @@ def test_empty_result_packed_to_json_string_is_empty_in_one_call(serve_app, empt
 
 
 def test_data_string_that_is_not_json_still_fails_the_read(serve_app):
-    replay = Replay(lambda body: {"status": "SUCCESS", "data": "<html>maintenance</html>", "count": 3},
-                    lambda body: NO_PROJECTS)
+    replay = Replay(
+        lambda body: {"status": "SUCCESS", "data": "<html>maintenance</html>", "count": 3}, lambda body: NO_PROJECTS
+    )
     resource = _resource(serve_app(replay.app()))
     try:
         with pytest.raises(VendorHTTPError, match="'data' is a string"):

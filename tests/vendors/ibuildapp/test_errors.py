@@ -40,8 +40,12 @@ def _run_window(server, warehouse, instance, **resource_options):
 def test_error_envelope_under_http_200_fails_with_vendor_message(start_sandbox, warehouse, instance):
     server = start_sandbox()
     server.sandbox.extra["scripted_errors"].append(
-        {"path_contains": "ts/search", "http_status": 200, "message": "Database is read-only for maintenance.",
-         "error_code": 3}
+        {
+            "path_contains": "ts/search",
+            "http_status": 200,
+            "message": "Database is read-only for maintenance.",
+            "error_code": 3,
+        }
     )
     result = _run_window(server, warehouse, instance)
     assert not result.success
@@ -72,8 +76,12 @@ def test_expired_token_triggers_exactly_one_relogin(start_sandbox, warehouse, in
     sandbox.knobs.update(token_expiry_after_calls=2)
     page = 50
     result = materialize(
-        [time_entries], {"ibuildapp": resource_for(server, page_size=page)}, warehouse,
-        first=config.first_date, last=config.anchor_date, instance=instance,
+        [time_entries],
+        {"ibuildapp": resource_for(server, page_size=page)},
+        warehouse,
+        first=config.first_date,
+        last=config.anchor_date,
+        instance=instance,
     )
     pages = math.ceil(150 / page)
     assert sandbox.stats.count("/login") == 2
@@ -156,8 +164,13 @@ def test_transient_503_is_retried(start_sandbox):
 
 
 # -- configuration ---------------------------------------------------------------------------
-IBUILDAPP_VARIABLES = ("IBUILDAPP_BASE_URL", "IBUILDAPP_APP_CODE", "IBUILDAPP_TOKEN", "IBUILDAPP_EMAIL",
-                       "IBUILDAPP_PASSWORD")
+IBUILDAPP_VARIABLES = (
+    "IBUILDAPP_BASE_URL",
+    "IBUILDAPP_APP_CODE",
+    "IBUILDAPP_TOKEN",
+    "IBUILDAPP_EMAIL",
+    "IBUILDAPP_PASSWORD",
+)
 
 
 def _set_env(monkeypatch, values: dict[str, str]) -> None:
@@ -169,9 +182,15 @@ def _set_env(monkeypatch, values: dict[str, str]) -> None:
 
 def _materialize_from_env(warehouse, instance):
     config = small_config()
-    return materialize([time_entries], {"ibuildapp": IBuildAppResource.from_env()}, warehouse,
-                       first=config.first_date, last=config.anchor_date, instance=instance,
-                       raise_on_error=False)
+    return materialize(
+        [time_entries],
+        {"ibuildapp": IBuildAppResource.from_env()},
+        warehouse,
+        first=config.first_date,
+        last=config.anchor_date,
+        instance=instance,
+        raise_on_error=False,
+    )
 
 
 @pytest.mark.parametrize("missing", ["IBUILDAPP_BASE_URL", "IBUILDAPP_APP_CODE"])
@@ -206,7 +225,8 @@ def test_missing_credentials_fail_at_launch_naming_the_variables(
     result = _materialize_from_env(warehouse, instance)
     assert not result.success
     text = "\n".join(
-        str(e.event_specific_data.error) for e in result.all_events
+        str(e.event_specific_data.error)
+        for e in result.all_events
         if e.event_type_value in ("RESOURCE_INIT_FAILURE", "STEP_FAILURE", "PIPELINE_FAILURE")
         and getattr(e.event_specific_data, "error", None) is not None
     )
@@ -232,9 +252,13 @@ def test_secrets_never_reach_messages_logs_or_metadata(start_sandbox, warehouse,
 
     # Wrong password: the sandbox echoes the e-mail in its error message, as some services do.
     wrong = materialize(
-        list(ASSETS), {"ibuildapp": resource_for(server, email=email, password=password + "-wrong")},
-        warehouse, first=small_config().first_date, last=small_config().anchor_date,
-        instance=instance, raise_on_error=False,
+        list(ASSETS),
+        {"ibuildapp": resource_for(server, email=email, password=password + "-wrong")},
+        warehouse,
+        first=small_config().first_date,
+        last=small_config().anchor_date,
+        instance=instance,
+        raise_on_error=False,
     )
     assert not wrong.success
     failure = _failure_text(wrong)
@@ -242,8 +266,12 @@ def test_secrets_never_reach_messages_logs_or_metadata(start_sandbox, warehouse,
     assert "Incorrect e-mail or password for ***." in failure
 
     ok = materialize(
-        list(ASSETS), {"ibuildapp": resource_for(server, email=email, password=password)},
-        warehouse, first=small_config().first_date, last=small_config().anchor_date, instance=instance,
+        list(ASSETS),
+        {"ibuildapp": resource_for(server, email=email, password=password)},
+        warehouse,
+        first=small_config().first_date,
+        last=small_config().anchor_date,
+        instance=instance,
     )
     assert ok.success
     issued_tokens = [r.headers["authorization"][7:] for r in server.sandbox.stats.calls("/ts/search")]

@@ -17,6 +17,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.raw_contract import assert_raw_contract
 from tests.vendors.ibuildapp.conftest import small_config
 from timesheet_assets.conformed.schema import (
     PROJECT_COLUMNS,
@@ -37,7 +38,6 @@ from timesheet_assets.vendors.ibuildapp.resource import (
     side_table,
 )
 from timesheet_assets.vendors.ibuildapp.sandbox import build_state
-from tests.support.raw_contract import assert_raw_contract
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FIRST, LAST = date(2025, 3, 1), date(2025, 3, 31)
@@ -58,20 +58,52 @@ RESOURCES = {
 
 # Python's json decoder (what the client uses) accepts NaN and Infinity, so they are fair game.
 SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=12)
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
 )
 JSON = st.recursive(
     SCALARS,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
     max_leaves=12,
 )
-NASTY = st.sampled_from([
-    None, "", " ", "abc", "NaN", "Infinity", "-1", "1e999", "2025-13-45 25:61:00", "0", 0, -1, 1, -3600,
-    10**13, 10**20, 2**63, -(2**63), 2**64, 10**400, 1e308, -1e308, 0.5, float("nan"), float("inf"),
-    True, False, [], {}, [1, 2], {"id": 1}, "1743400000", "2025-03-10 08:00:00", 253402300800,
-    -62135596800,
-])
+NASTY = st.sampled_from(
+    [
+        None,
+        "",
+        " ",
+        "abc",
+        "NaN",
+        "Infinity",
+        "-1",
+        "1e999",
+        "2025-13-45 25:61:00",
+        "0",
+        0,
+        -1,
+        1,
+        -3600,
+        10**13,
+        10**20,
+        2**63,
+        -(2**63),
+        2**64,
+        10**400,
+        1e308,
+        -1e308,
+        0.5,
+        float("nan"),
+        float("inf"),
+        True,
+        False,
+        [],
+        {},
+        [1, 2],
+        {"id": 1},
+        "1743400000",
+        "2025-03-10 08:00:00",
+        253402300800,
+        -62135596800,
+    ]
+)
 
 
 @st.composite
@@ -106,13 +138,14 @@ def records_of(template: dict[str, Any]) -> st.SearchStrategy[list[Any]]:
 
 def side_tables(names: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
     """A page's ``data`` holding side tables as objects keyed by id strings or as lists."""
+
     def table(name: str) -> st.SearchStrategy[Any]:
         item = st.one_of(mutated(SIDE_TEMPLATES[name]), JSON)
-        return st.one_of(st.dictionaries(st.sampled_from(["1", "2", "3", "x"]), item, max_size=3),
-                         st.lists(item, max_size=3), JSON)
+        return st.one_of(
+            st.dictionaries(st.sampled_from(["1", "2", "3", "x"]), item, max_size=3), st.lists(item, max_size=3), JSON
+        )
 
     return st.fixed_dictionaries({name: table(name) for name in names})
-
 
 
 @FUZZ
@@ -154,8 +187,11 @@ def test_projects_fuzz_never_raises(records, data):
 PAGE_BODY = st.one_of(
     JSON,
     st.fixed_dictionaries(
-        {"status": st.sampled_from(["SUCCESS", "ERROR", "error"]), "data": st.one_of(JSON, side_tables(("users",))),
-         "count": st.one_of(st.integers(-5, 50), JSON)},
+        {
+            "status": st.sampled_from(["SUCCESS", "ERROR", "error"]),
+            "data": st.one_of(JSON, side_tables(("users",))),
+            "count": st.one_of(st.integers(-5, 50), JSON),
+        },
         optional={"message": JSON, "error_code": st.one_of(st.sampled_from([9, "9", 5]), JSON)},
     ),
 )

@@ -4,8 +4,9 @@ compares the count with the rows landed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from tests.support.dagster_helpers import failure_text, materialization_metadata, materialize, read_table
 from tests.support.step_retries import use_quick_step_retries
 from tests.vendors.ibuildapp.conftest import resource_for, small_config
+from timesheet_assets.ingest import RawFrame
 from timesheet_assets.vendors.ibuildapp.assets import (
     ASSETS,
     RECONCILIATION_CHECK,
@@ -21,7 +23,6 @@ from timesheet_assets.vendors.ibuildapp.assets import (
     reconciliation_check_result,
     time_entries,
 )
-from timesheet_assets.ingest import RawFrame
 from timesheet_assets.vendors.ibuildapp.sandbox import IBuildAppMutations, entry_work_date, state_of
 
 CONFIG = small_config(time_records=120, days=10)
@@ -52,8 +53,14 @@ def window_keys(server) -> list[str]:
 
 
 def load(server, warehouse, **options: Any) -> dg.ExecuteInProcessResult:
-    return materialize([time_entries], {"ibuildapp": resource_for(server, page_size=PAGE, **options)}, warehouse,
-                       first=FIRST, last=LAST, raise_on_error=False)
+    return materialize(
+        [time_entries],
+        {"ibuildapp": resource_for(server, page_size=PAGE, **options)},
+        warehouse,
+        first=FIRST,
+        last=LAST,
+        raise_on_error=False,
+    )
 
 
 def check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
@@ -131,9 +138,11 @@ def test_a_list_that_keeps_moving_keeps_the_union_and_the_check_names_what_diffe
     assert metadata["list_walks"] == 3
     evaluation = check(result)
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
-    assert evaluation.metadata["difference"].value == len(raw) + metadata["outside_window_skipped"] - (
-        evaluation.metadata["list_server_total"].value
-    ) > 0
+    assert (
+        evaluation.metadata["difference"].value
+        == len(raw) + metadata["outside_window_skipped"] - (evaluation.metadata["list_server_total"].value)
+        > 0
+    )
     named = {row["record_key"] for row in evaluation.metadata["not_in_last_read"].value}
     assert set(deleted[:2]) <= named
     assert all(key in evaluation.description for key in deleted[:2])
@@ -191,11 +200,13 @@ def test_project_search_is_read_again_too(start_sandbox):
 
 
 def test_a_count_that_is_not_the_search_total_is_not_compared():
-    load_info = TimeEntryLoad(pages=3, reported_count=2, duplicates_dropped=0, outside_window=0, side_tables=None,
-                              count_checkable=False)
+    load_info = TimeEntryLoad(
+        pages=3, reported_count=2, duplicates_dropped=0, outside_window=0, side_tables=None, count_checkable=False
+    )
     import pandas as pd
 
-    evaluation = reconciliation_check_result(RawFrame(frame=pd.DataFrame({"a": range(5)}), records_served=5,
-                                                      quarantined=0), load_info)
+    evaluation = reconciliation_check_result(
+        RawFrame(frame=pd.DataFrame({"a": range(5)}), records_served=5, quarantined=0), load_info
+    )
     assert evaluation.passed and "nothing to compare" in evaluation.description
     assert evaluation.asset_key == TIME_ENTRIES_KEY

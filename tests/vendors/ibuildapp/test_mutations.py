@@ -105,8 +105,9 @@ def test_an_entry_whose_start_moved_lives_on_its_new_day_only(start_sandbox, war
     key = source.entry_keys(FIRST, FIRST)[0]
     source.move(key, LAST)
 
-    result = materialize([time_entries], {"ibuildapp": resource_for(server)}, warehouse, first=LAST, last=LAST,
-                         instance=instance)
+    result = materialize(
+        [time_entries], {"ibuildapp": resource_for(server)}, warehouse, first=LAST, last=LAST, instance=instance
+    )
     raw = read_table(warehouse, "ibuildapp.time_entries")
     assert raw["record_key"].is_unique
     assert raw.loc[raw["record_key"] == key, "work_date"].dt.date.tolist() == [LAST]

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -36,6 +37,7 @@ from tests.support.dagster_helpers import (
     read_table,
     step_retries,
 )
+from tests.support.step_retries import use_quick_step_retries
 from tests.vendors.ibuildapp.conftest import resource_for, small_config
 from timesheet_assets.ingest import QUARANTINE_CHECK
 from timesheet_assets.sandbox.server import SandboxServer
@@ -43,7 +45,6 @@ from timesheet_assets.vendors.ibuildapp import sandbox as ib_sandbox
 from timesheet_assets.vendors.ibuildapp.assets import ASSETS, PROJECTS_KEY, TIME_ENTRIES_KEY, projects, time_entries
 from timesheet_assets.vendors.ibuildapp.conform import conform_projects, conform_timesheets
 from timesheet_assets.vendors.ibuildapp.sandbox import approve_pending, state_of
-from tests.support.step_retries import use_quick_step_retries
 
 TIME_ENTRIES = ["raw", "ibuildapp", "time_entries"]
 PROJECTS = ["raw", "ibuildapp", "projects"]
@@ -72,8 +73,12 @@ def run(server: SandboxServer, warehouse: str, assets=ASSETS, **resource_options
     options: dict[str, Any] = dict(page_size=PAGE, backoff_cap_seconds=0.05)
     options.update(resource_options)
     return materialize(
-        list(assets), {"ibuildapp": resource_for(server, **options)}, warehouse,
-        first=FIRST, last=LAST, raise_on_error=False,
+        list(assets),
+        {"ibuildapp": resource_for(server, **options)},
+        warehouse,
+        first=FIRST,
+        last=LAST,
+        raise_on_error=False,
     )
 
 
@@ -106,7 +111,8 @@ RECOVERED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # 40 % of all calls (login included) refused, no Retry-After: the client's own backoff.
     # Seed 7 gives 18 refusals over 15 logical calls (6 attempts allowed per call).
     "429-storm-all-endpoints": (
-        dict(status_rates={429: 0.4}, retry_after=None, seed=7, path_contains="/api/"), dict(page_size=10)
+        dict(status_rates={429: 0.4}, retry_after=None, seed=7, path_contains="/api/"),
+        dict(page_size=10),
     ),
     "500-burst": (dict(script=[None, 500, 500], path_contains="/ts/search"), {}),
     "502-burst": (dict(script=[None, 502, 502], path_contains="/ts/search"), {}),
@@ -260,8 +266,11 @@ def test_persistent_fault_fails_clearly_and_leaves_warehouse_as_it_was(fresh_kno
     loaded.server.sandbox.knobs.update(script=list(script), path_contains=path)
 
     result = run(
-        loaded.server, loaded.warehouse, assets=[asset],
-        max_attempts=ATTEMPTS, timeout_seconds=0.25,
+        loaded.server,
+        loaded.warehouse,
+        assets=[asset],
+        max_attempts=ATTEMPTS,
+        timeout_seconds=0.25,
     )
 
     assert not result.success
@@ -306,11 +315,31 @@ def test_unknown_extra_fields_are_kept_in_payload(start_sandbox, warehouse):
     assert len(conform_timesheets(entries)) == 120
 
 
-OPTIONAL_ENTRY_KEYS = ("task_id", "end_time", "approve_date", "duration", "breaks", "comments", "status",
-                       "payment_status", "start_location", "end_location")
-OPTIONAL_PROJECT_KEYS = ("description", "client_id", "duration_unit", "status", "planned_start_date",
-                         "actual_start_date", "planned_end_date", "actual_end_date", "estimated_duration",
-                         "actual_duration", "tasks")
+OPTIONAL_ENTRY_KEYS = (
+    "task_id",
+    "end_time",
+    "approve_date",
+    "duration",
+    "breaks",
+    "comments",
+    "status",
+    "payment_status",
+    "start_location",
+    "end_location",
+)
+OPTIONAL_PROJECT_KEYS = (
+    "description",
+    "client_id",
+    "duration_unit",
+    "status",
+    "planned_start_date",
+    "actual_start_date",
+    "planned_end_date",
+    "actual_end_date",
+    "estimated_duration",
+    "actual_duration",
+    "tasks",
+)
 
 
 def test_missing_optional_fields_become_nulls(start_sandbox, warehouse):
@@ -332,8 +361,18 @@ def test_missing_optional_fields_become_nulls(start_sandbox, warehouse):
     assert_every_row_exactly_once(server, warehouse)
     entries = read_table(warehouse, ENTRIES_TABLE).set_index("record_key")
     bare = entries.loc[bare_entries]
-    for column in ("task_id", "task_name", "project_id", "end_time", "approve_date", "duration_seconds",
-                   "breaks", "comments", "status", "payment_status"):
+    for column in (
+        "task_id",
+        "task_name",
+        "project_id",
+        "end_time",
+        "approve_date",
+        "duration_seconds",
+        "breaks",
+        "comments",
+        "status",
+        "payment_status",
+    ):
         assert bare[column].isna().all(), column
     assert entries["employee_name"].notna().all()  # first name alone still names the person
     conformed = conform_timesheets(entries.reset_index()).set_index("entry_id")
@@ -373,10 +412,18 @@ def test_wrong_types_and_impossible_values_are_quarantined_and_counted(start_san
         "not an object",
     ]
     expected_reasons = {
-        "3": "duration", "4": "duration", "5": "end_time is before start_time", "6": "breaks",
-        "7": "approve_date", "8": "end_time", "9": "user_id", "10": "duration",
+        "3": "duration",
+        "4": "duration",
+        "5": "end_time is before start_time",
+        "6": "breaks",
+        "7": "approve_date",
+        "8": "end_time",
+        "9": "user_id",
+        "10": "duration",
         "11": "more than 31 days after start_time",
-        "9001": "start_time", "9002": "start_time", "{'nested': 1}": "id",
+        "9001": "start_time",
+        "9002": "start_time",
+        "{'nested': 1}": "id",
     }
     state.projects[1]["name"] = {"en": "Harbour"}
     state.projects[2]["planned_start_date"] = "soon"
@@ -432,15 +479,21 @@ def test_wrong_types_and_impossible_values_are_quarantined_and_counted(start_san
 MALFORMED: dict[str, tuple[Callable[[dict], Any], str, int, bool]] = {
     "records-not-a-list": (
         lambda body: {**body, "data": {**body["data"], "time_entries": "<html>maintenance</html>"}},
-        "malformed page at offset 40: 'data.time_entries' is a string, expected a list", 1, False,
+        "malformed page at offset 40: 'data.time_entries' is a string, expected a list",
+        1,
+        False,
     ),
     "data-not-an-object": (
         lambda body: {**body, "data": 42},
-        "malformed page at offset 40: 'data' is a number, expected an object or a list", 1, False,
+        "malformed page at offset 40: 'data' is a number, expected an object or a list",
+        1,
+        False,
     ),
     "records-missing-short-of-count": (
         lambda body: {**body, "data": {**body["data"], "time_entries": []}},
-        "malformed page at offset 40: no records although count is 120", ATTEMPTS, True,
+        "malformed page at offset 40: no records although count is 120",
+        ATTEMPTS,
+        True,
     ),
     "body-not-an-object": (lambda body: [body], "expected a JSON object", ATTEMPTS, True),
 }

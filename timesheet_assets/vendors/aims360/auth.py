@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import TYPE_CHECKING, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ...http import VendorAuthError, VendorClient, decode_json
 from .errors import AccessTokenRejected, Aims360ConfigError
@@ -50,7 +51,7 @@ def strip_bearer(token: str | None) -> str | None:
 class Aims360Auth:
     """Bearer token from the password grant, or the ERP-generated token; refreshed on 401."""
 
-    def __init__(self, resource: "Aims360Resource", client: VendorClient) -> None:
+    def __init__(self, resource: Aims360Resource, client: VendorClient) -> None:
         self._resource = resource
         self._client = client
         self._static = strip_bearer(resource.access_token)
@@ -120,9 +121,7 @@ class Aims360Auth:
         if isinstance(body, dict):
             token = body.get("access_token") or body.get("accessToken") or body.get("token")
         if not isinstance(token, str) or not token:
-            raise VendorAuthError(
-                self._client.vendor, "POST", TOKEN_PATH, 200, 1, "token answer holds no access_token"
-            )
+            raise VendorAuthError(self._client.vendor, "POST", TOKEN_PATH, 200, 1, "token answer holds no access_token")
         self._client.redact.add(token)
         with _TOKEN_LOCK:
             _TOKEN_CACHE[self._cache_key] = token

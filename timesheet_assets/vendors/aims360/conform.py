@@ -11,14 +11,14 @@ pure function of the raw view frame, wired in through ``PLUGIN.projects``.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pandas as pd
 
 from ...conformed.schema import empty_projects, empty_timesheets
 
 
-@lru_cache(maxsize=None)
+@cache
 def _empty(kind: str) -> pd.DataFrame:
     # Typing an empty conformed frame takes tens of milliseconds; build it once, hand out copies.
     return empty_timesheets() if kind == "timesheets" else empty_projects()

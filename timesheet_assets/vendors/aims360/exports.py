@@ -95,9 +95,7 @@ def _json_export(content: bytes, content_type: str | None) -> list[Any]:
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         if stripped[:1] in (b"[", b"{"):
             # A JSON document that ends early or breaks inside: a cut-off transfer.
-            raise MalformedBody(
-                f"publishlink JSON could not be decoded ({type(exc).__name__}: {exc})"
-            ) from None
+            raise MalformedBody(f"publishlink JSON could not be decoded ({type(exc).__name__}: {exc})") from None
         raise not_the_format(content, "JSON", content_type) from None
     return json_rows(body)
 

@@ -176,9 +176,7 @@ def view_frame(records: list[Any]):
                 if header not in headers:
                     headers.append(header)
     names = column_names(headers)
-    kinds = {
-        header: infer_kind([r.get(header) for r in records if isinstance(r, dict)]) for header in headers
-    }
+    kinds = {header: infer_kind([r.get(header) for r in records if isinstance(r, dict)]) for header in headers}
     columns = {names[h]: kinds[h] for h in headers}
 
     def to_rows(model: ViewRow):
@@ -194,4 +192,3 @@ def view_frame(records: list[Any]):
     raw = build_raw_frame(spec, records)
     raw.frame[KEY_COLUMN] = pd.array([str(i) for i in range(1, len(raw.frame) + 1)], dtype="string")
     return raw, names
-

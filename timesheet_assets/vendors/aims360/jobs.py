@@ -15,7 +15,8 @@ Decisions where the docs are open or disagree (see docs/vendors/aims360.md):
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 from ...http import SYSTEM_CLOCK, Clock, VendorClient, VendorHTTPError
@@ -54,9 +55,7 @@ def export_job_of(body: Any, vendor: str, path: str) -> ExportJob:
         raise VendorHTTPError(vendor, "POST", path, 200, 1, f"unexpected answer: {exc.__class__.__name__}") from None
 
 
-def create_export_job(
-    client: VendorClient, source: str, view_name: str, output_format: str, scope: str
-) -> ExportJob:
+def create_export_job(client: VendorClient, source: str, view_name: str, output_format: str, scope: str) -> ExportJob:
     body = client.post_json(
         EXPORT_PATH,
         json_body={
@@ -183,8 +182,7 @@ def wait_for_job(
         if waited + delay > timeout_seconds:
             raise ExportJobFailed(
                 vendor,
-                f"AIMS360 job {job_id} did not complete within {timeout_seconds:g} s "
-                f"(last status {job.describe()})",
+                f"AIMS360 job {job_id} did not complete within {timeout_seconds:g} s (last status {job.describe()})",
             )
         clock.sleep(delay)
         delay = min(max_poll_seconds, delay * 1.5)

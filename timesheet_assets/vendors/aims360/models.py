@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
 from ...ingest.values import parse_utc_timestamp as parse_timestamp
 
 COMPLETED = "completed"
@@ -56,17 +57,13 @@ class ExportJob(Aims360Model):
     """Answer of ``POST /reports/v1.0/exportdata`` and of the rerun endpoint."""
 
     job_id: str = Field(validation_alias=AliasChoices("jobId", "jobID", "JobId", "JobID", "id"))
-    job_status: str | None = Field(
-        default=None, validation_alias=AliasChoices("jobStatus", "JobStatus", "status")
-    )
+    job_status: str | None = Field(default=None, validation_alias=AliasChoices("jobStatus", "JobStatus", "status"))
     publish_link: str | None = Field(
         default=None, validation_alias=AliasChoices("publishLink", "PublishLink", "publishlink")
     )
     publish_link_access_scope: str | None = Field(
         default=None,
-        validation_alias=AliasChoices(
-            "publishLinkAccessScope", "PublishLinkAccessScope", "publishlinkAccessScope"
-        ),
+        validation_alias=AliasChoices("publishLinkAccessScope", "PublishLinkAccessScope", "publishlinkAccessScope"),
     )
 
     @field_validator("job_id", mode="before")
@@ -79,34 +76,20 @@ class BackgroundJob(Aims360Model):
     """One row of the job status answer (``backgroundjob?$filter=jobId eq '...'``)."""
 
     job_id: str = Field(validation_alias=AliasChoices("jobID", "jobId", "JobID", "JobId"))
-    job_status: str | None = Field(
-        default=None, validation_alias=AliasChoices("jobStatus", "JobStatus")
-    )
-    job_status_text: str | None = Field(
-        default=None, validation_alias=AliasChoices("jobStatusText", "JobStatusText")
-    )
+    job_status: str | None = Field(default=None, validation_alias=AliasChoices("jobStatus", "JobStatus"))
+    job_status_text: str | None = Field(default=None, validation_alias=AliasChoices("jobStatusText", "JobStatusText"))
     percent_completed: float | None = Field(
         default=None, validation_alias=AliasChoices("percentCompleted", "PercentCompleted")
     )
-    publish_link: str | None = Field(
-        default=None, validation_alias=AliasChoices("publishLink", "PublishLink")
-    )
+    publish_link: str | None = Field(default=None, validation_alias=AliasChoices("publishLink", "PublishLink"))
     publish_link_access_scope: str | None = Field(
         default=None,
         validation_alias=AliasChoices("publishLinkAccessScope", "PublishLinkAccessScope"),
     )
-    completed_date: str | None = Field(
-        default=None, validation_alias=AliasChoices("completedDate", "CompletedDate")
-    )
-    purge_date_time: str | None = Field(
-        default=None, validation_alias=AliasChoices("purgeDateTime", "PurgeDateTime")
-    )
-    purge_days: float | None = Field(
-        default=None, validation_alias=AliasChoices("purgeDays", "PurgeDays")
-    )
-    can_rerun: bool | None = Field(
-        default=None, validation_alias=AliasChoices("canReRun", "CanReRun", "canRerun")
-    )
+    completed_date: str | None = Field(default=None, validation_alias=AliasChoices("completedDate", "CompletedDate"))
+    purge_date_time: str | None = Field(default=None, validation_alias=AliasChoices("purgeDateTime", "PurgeDateTime"))
+    purge_days: float | None = Field(default=None, validation_alias=AliasChoices("purgeDays", "PurgeDays"))
+    can_rerun: bool | None = Field(default=None, validation_alias=AliasChoices("canReRun", "CanReRun", "canRerun"))
 
     @field_validator("job_id", mode="before")
     @classmethod

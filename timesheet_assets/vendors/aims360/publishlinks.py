@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import httpx
 
@@ -43,9 +43,7 @@ def trusted_publishlink_hosts(base_url: str, configured: Iterable[str]) -> tuple
     return tuple(dict.fromkeys(hosts))
 
 
-def download(
-    client: VendorClient, link: str, scope: str | None, output_format: str, *, job_id: str = ""
-) -> ExportFile:
+def download(client: VendorClient, link: str, scope: str | None, output_format: str, *, job_id: str = "") -> ExportFile:
     """Fetch a publishlink and parse it as ``output_format``."""
     url = client.url_for(link)  # refuses plain http outside loopback
     wants_token = normalise_scope(scope) in TOKEN_SCOPES

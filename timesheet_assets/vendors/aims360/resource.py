@@ -13,7 +13,8 @@ wait), ``publishlinks`` (who gets the token, the download), ``exports`` and
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Literal, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -57,9 +58,12 @@ class Aims360Resource(VendorResource):
     # A token-only or a credentials-only setup both load; a missing one fails with a message
     # naming the variables when the resource is first used.
     env_optional: ClassVar[Mapping[str, str]] = {
-        "base_url": "AIMS360_BASE_URL", "client_id": "AIMS360_CLIENT_ID",
-        "client_secret": "AIMS360_CLIENT_SECRET", "username": "AIMS360_USERNAME",
-        "password": "AIMS360_PASSWORD", "access_token": "AIMS360_ACCESS_TOKEN",
+        "base_url": "AIMS360_BASE_URL",
+        "client_id": "AIMS360_CLIENT_ID",
+        "client_secret": "AIMS360_CLIENT_SECRET",
+        "username": "AIMS360_USERNAME",
+        "password": "AIMS360_PASSWORD",
+        "access_token": "AIMS360_ACCESS_TOKEN",
     }
 
     base_url: str = Field(
@@ -70,9 +74,7 @@ class Aims360Resource(VendorResource):
     client_secret: str | None = Field(default=None, description="AIMS360_CLIENT_SECRET")
     username: str | None = Field(default=None, description="AIMS360_USERNAME (API operator)")
     password: str | None = Field(default=None, description="AIMS360_PASSWORD")
-    access_token: str | None = Field(
-        default=None, description="AIMS360_ACCESS_TOKEN: a token generated in the ERP."
-    )
+    access_token: str | None = Field(default=None, description="AIMS360_ACCESS_TOKEN: a token generated in the ERP.")
     output_format: OutputFormat = Field(default="JSON", description="Export output format.")
     publishlink_scope: Scope = Field(
         default="Private",
@@ -105,9 +107,8 @@ class Aims360Resource(VendorResource):
         }
         missing = [name for name, value in given.items() if not value]
         if len(missing) == len(given):
-            return (
-                "AIMS360 credentials are not configured: set AIMS360_ACCESS_TOKEN, or all of "
-                + ", ".join(CREDENTIAL_VARIABLES)
+            return "AIMS360 credentials are not configured: set AIMS360_ACCESS_TOKEN, or all of " + ", ".join(
+                CREDENTIAL_VARIABLES
             )
         return "AIMS360 client credentials are incomplete: " + ", ".join(missing) + " not set"
 
@@ -153,9 +154,7 @@ class Aims360Resource(VendorResource):
     ) -> ExportFile:
         """Fetch a job's output and read it as the format the job was created with
         (``output_format``; the resource's setting when not given)."""
-        return publishlinks.download(
-            self.client, link, scope, output_format or self.output_format, job_id=job_id
-        )
+        return publishlinks.download(self.client, link, scope, output_format or self.output_format, job_id=job_id)
 
     # -- the whole flow, for runs without a sensor ---------------------------------------
     def start_export(self, view: ViewSpec, *, rerun_job_id: str | None = None, log: Any = None) -> ExportJob:

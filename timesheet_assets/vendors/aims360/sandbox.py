@@ -38,7 +38,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
@@ -219,7 +219,7 @@ class SandboxJob:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _stamp(when: datetime) -> str:
@@ -435,9 +435,7 @@ def create_app(config: SandboxConfig) -> Starlette:
                 status_code=400,
             )
         issued = sandbox.tokens.issue(str(form.get("username")), lifetime_seconds=86400)
-        return JSONResponse(
-            {"access_token": issued.token, "token_type": "bearer", "expires_in": 86399}
-        )
+        return JSONResponse({"access_token": issued.token, "token_type": "bearer", "expires_in": 86399})
 
     async def export_data(request: Request) -> Response:
         caller = principal(request)
@@ -457,9 +455,7 @@ def create_app(config: SandboxConfig) -> Starlette:
         key = (str(settings["source"]).strip().lower(), str(settings["viewName"]).strip().lower())
         view = state.views.get(key)
         if view is None:
-            return _message(
-                f"View '{settings['viewName']}' was not found for source '{settings['source']}'.", 400
-            )
+            return _message(f"View '{settings['viewName']}' was not found for source '{settings['source']}'.", 400)
         output_format = FORMATS.get(str(body.get("outputFormat", "")).strip().lower())
         if output_format is None:
             return _message("outputFormat must be JSON, CSV or Excel.", 400)

@@ -27,9 +27,10 @@ The sensor is STOPPED by default. Settings: ``Aims360Settings`` (settings.py).
 # parameter annotation when the sensor is defined, and a string annotation defeats that.
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Literal, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import dagster as dg
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -44,7 +45,6 @@ from .views import ViewSpec
 
 CURSOR_VERSION = 1
 Phase = Literal["new", "pending", "delivered", "failed"]
-
 
 
 class ViewState(BaseModel):
@@ -98,7 +98,7 @@ def dump_cursor(states: Mapping[str, ViewState]) -> str:
 
 
 def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat()
+    return when.astimezone(UTC).isoformat()
 
 
 def _seconds_since(earlier: str | None, now: datetime) -> float:
@@ -269,7 +269,9 @@ class ViewTracker:
             why = "output format or publishlink scope changed since it was created"
         else:
             why = "its output was purged" if purged else "canReRun is not Yes"
-        return st, TickOutcome(f"{label}: data is {age:.0f} s old and job {st.job_id} cannot be rerun ({why}); " + self._start(st, None))
+        return st, TickOutcome(
+            f"{label}: data is {age:.0f} s old and job {st.job_id} cannot be rerun ({why}); " + self._start(st, None)
+        )
 
     def _retry(self, st: ViewState, reason: str) -> tuple[ViewState, TickOutcome]:
         st.attempts += 1
@@ -282,9 +284,7 @@ class ViewTracker:
     def _fail(self, st: ViewState, reason: str) -> tuple[ViewState, TickOutcome]:
         st.phase = "failed"
         st.failed_at = _iso(self.now)
-        st.failure = (
-            f"{reason} (after {st.attempts} failed job(s) and {st.errors} failed call(s) in a row)"
-        )
+        st.failure = f"{reason} (after {st.attempts} failed job(s) and {st.errors} failed call(s) in a row)"
         return st, TickOutcome(
             f"FAILED {self.view.label}: {st.failure}. The sensor reports an error from the next "
             "tick until the failure cool-down passes or its cursor is reset."
@@ -312,7 +312,7 @@ def build_export_sensor(
     settings: Aims360Settings,
     now: Callable[[], datetime] | None = None,
 ) -> dg.SensorDefinition:
-    clock = now or (lambda: datetime.now(timezone.utc))
+    clock = now or (lambda: datetime.now(UTC))
     views = settings.views
 
     @dg.sensor(
@@ -357,4 +357,3 @@ def build_export_sensor(
         return dg.SensorResult(skip_reason=dg.SkipReason("\n".join(messages)), cursor=cursor)
 
     return aims360_export_sensor
-

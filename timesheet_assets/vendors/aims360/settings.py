@@ -8,8 +8,9 @@ docs/vendors/aims360.md for every variable.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import Aims360ConfigError
 from .resource import Aims360Resource
@@ -41,7 +42,7 @@ class Aims360Settings:
     poll_timeout_seconds: float = 1800.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Aims360Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Aims360Settings:
         env = os.environ if environ is None else environ
         return cls(
             views=parse_views(env.get("AIMS360_VIEWS")),
@@ -75,9 +76,7 @@ def resource_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]
         if raw:
             key = "".join(ch for ch in raw.lower() if ch.isalnum())
             if key not in allowed:
-                raise Aims360ConfigError(
-                    f"{variable} must be one of {', '.join(allowed.values())}, got {raw!r}"
-                )
+                raise Aims360ConfigError(f"{variable} must be one of {', '.join(allowed.values())}, got {raw!r}")
             options[field_name] = allowed[key]
     hosts = [h.strip() for h in env.get("AIMS360_PUBLISHLINK_HOSTS", "").split(",") if h.strip()]
     if hosts:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ...http import MalformedBody
 
@@ -90,7 +91,7 @@ def csv_rows(text: str, records: list[list[str]]) -> list[dict[str, Any]]:
         for position, value in enumerate(values):
             name = headers[position] if position < len(headers) else f"column_{position + 1}"
             row[name] = value
-        for name in headers[len(values):]:
+        for name in headers[len(values) :]:
             row[name] = None
         rows.append(row)
     return rows

@@ -44,16 +44,15 @@ class Aims360ExportConfig(dg.Config):
     scope: str | None = Field(default=None, description="The publishlink's access scope.")
     completed_date: str | None = Field(default=None, description="The job's completedDate.")
     output_format: str | None = Field(
-        default=None, description="The outputFormat the job was created with; the download is "
+        default=None,
+        description="The outputFormat the job was created with; the download is "
         "read as this format (default: the resource's AIMS360_OUTPUT_FORMAT).",
     )
     poll_timeout_seconds: float | None = Field(
-        default=None, description="Without a completed job: how long to wait for one "
-        "(default AIMS360_POLL_TIMEOUT_SECONDS)."
+        default=None,
+        description="Without a completed job: how long to wait for one (default AIMS360_POLL_TIMEOUT_SECONDS).",
     )
-    first_poll_seconds: float = Field(
-        default=1.0, description="First wait between status polls (grows to 30 s)."
-    )
+    first_poll_seconds: float = Field(default=1.0, description="First wait between status polls (grows to 30 s).")
 
 
 def op_name(view: ViewSpec) -> str:
@@ -88,9 +87,7 @@ def _job_format(value: str | None) -> str | None:
     try:
         return output_format_name(value)
     except ValueError:
-        raise Aims360ConfigError(
-            f"run config output_format must be one of JSON, CSV, Excel, got {value!r}"
-        ) from None
+        raise Aims360ConfigError(f"run config output_format must be one of JSON, CSV, Excel, got {value!r}") from None
 
 
 def export_view(
@@ -123,9 +120,7 @@ def export_view(
             # A new job, or the rerun of the last materialization's job (only rerun when its
             # format is the current setting): either way the resource's format.
             job_format = aims360.output_format
-        context.log.info(
-            f"AIMS360 {'reran' if reran else 'created'} export job {started.job_id} for {view.label}"
-        )
+        context.log.info(f"AIMS360 {'reran' if reran else 'created'} export job {started.job_id} for {view.label}")
         last_seen: list[str] = []
 
         def report(job: BackgroundJob) -> None:
@@ -144,11 +139,7 @@ def export_view(
         job_id = finished.job_id
         link = finished.publish_link or started.publish_link
         # The scope is optional in answers; the job was created (or rerun) with ours.
-        scope = (
-            finished.publish_link_access_scope
-            or started.publish_link_access_scope
-            or aims360.publishlink_scope
-        )
+        scope = finished.publish_link_access_scope or started.publish_link_access_scope or aims360.publishlink_scope
         completed = finished.completed_date
         if not link:
             raise ExportJobFailed(aims360.vendor_label, f"AIMS360 job {job_id} completed without a publishlink")
@@ -196,9 +187,7 @@ def build_view_asset(
             COLUMN_SCHEMA: declared_schema({}, VIEW_FIXED_COLUMN_DESCRIPTIONS),
         },
     )
-    def _view_asset(
-        context: dg.AssetExecutionContext, config: Aims360ExportConfig, aims360: Aims360Resource
-    ):
+    def _view_asset(context: dg.AssetExecutionContext, config: Aims360ExportConfig, aims360: Aims360Resource):
         # Outages (429/502/503/504, timeouts, resets, truncated bodies after the client's
         # attempts, failed or stalled jobs) reach the step retry policy; refused credentials
         # or scopes, other 4xx/5xx answers, error envelopes, untrusted publishlink hosts and
@@ -209,4 +198,3 @@ def build_view_asset(
         yield quarantine_check_result(key, raw)
 
     return _view_asset
-

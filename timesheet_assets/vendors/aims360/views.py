@@ -50,13 +50,10 @@ def parse_views(raw: str | None, *, variable: str = "AIMS360_VIEWS") -> tuple[Vi
             )
         view = ViewSpec(source, view_name)
         if not view.slug:
-            raise Aims360ConfigError(
-                f"{variable} entry {index} ({entry!r}) has no letters or digits to name an asset"
-            )
+            raise Aims360ConfigError(f"{variable} entry {index} ({entry!r}) has no letters or digits to name an asset")
         if view.slug in seen:
             raise Aims360ConfigError(
-                f"{variable} names {seen[view.slug]!r} and {entry!r}, which both map to asset "
-                f"raw/aims360/{view.slug}"
+                f"{variable} names {seen[view.slug]!r} and {entry!r}, which both map to asset raw/aims360/{view.slug}"
             )
         seen[view.slug] = entry
         views.append(view)

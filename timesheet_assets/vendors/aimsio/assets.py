@@ -29,8 +29,9 @@ record's ``timeCardTimeZone``, or in UTC when it has none (or names an unknown z
 # asset function's annotations at definition time and cannot resolve them as strings.
 import json
 from collections import Counter
-from datetime import date, datetime, timezone
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -43,15 +44,15 @@ from ...ingest import (
     build_raw_frame,
     daily_partitions,
     permanent_errors_fail_fast,
-    raw_asset_defaults,
     quarantine_check_result,
     quarantine_check_spec,
+    raw_asset_defaults,
     raw_output,
 )
 from ...ingest.metadata import COLUMN_SCHEMA, declared_schema
 from ...ingest.records import INGESTED_COLUMN, KEY_COLUMN, PAYLOAD_COLUMN, QUARANTINE_COLUMN, typed_frame
 from ...schedules import DAYS_TO_REREAD, RANGE_END, RANGE_START
-from .columns import JOB_ORDER_COLUMNS, JOB_ORDER_COLUMN_DESCRIPTIONS, TIMECARD_COLUMNS, TIMECARD_COLUMN_DESCRIPTIONS
+from .columns import JOB_ORDER_COLUMN_DESCRIPTIONS, JOB_ORDER_COLUMNS, TIMECARD_COLUMN_DESCRIPTIONS, TIMECARD_COLUMNS
 from .listing_state import (
     LISTED,
     LISTING_COLUMN_DESCRIPTIONS,
@@ -79,6 +80,7 @@ JOB_ORDERS_KEY = dg.AssetKey(["raw", "aimsio", "job_orders"])
 # When this run's list call was made (ISO text): the next run's "last listed" for records
 # that are gone from its own listing.
 LISTED_AT_KEY = "listed_at"
+
 
 def _timecard_rows(card: TimeCard) -> list[dict[str, Any]]:
     assert card.record_date is not None  # the model refuses records without one
@@ -154,7 +156,7 @@ JOB_ORDER_SPEC = RawSpec(
 def build_incremental_frame(spec: RawSpec, fetched: ChangedRecords) -> RawFrame:
     """Validated details keyed by the stub they were fetched for, stamped with the stub's
     ``updatedAt``; list elements that cannot be fetched become quarantined rows."""
-    ingested_at = datetime.now(timezone.utc)
+    ingested_at = datetime.now(UTC)
     raw = build_raw_frame(spec, fetched.details, ingested_at=ingested_at)
     frame = raw.frame
     # One detail → one row, in request order; keys come from the stub, the handle the API
@@ -226,7 +228,7 @@ def previous_listing(instance: dg.DagsterInstance, key: dg.AssetKey) -> datetime
             return datetime.fromisoformat(value)
         except ValueError:
             pass
-    return datetime.fromtimestamp(event.timestamp, tz=timezone.utc)
+    return datetime.fromtimestamp(event.timestamp, tz=UTC)
 
 
 def conformed_window(context: dg.AssetExecutionContext) -> tuple[date, date] | None:
@@ -310,7 +312,7 @@ def _incremental_asset(
         previous = previous_listing(context.instance, key)
         endpoint = endpoint_of(aimsio)
         before = aimsio.metrics.snapshot()
-        listed_at = datetime.now(timezone.utc)
+        listed_at = datetime.now(UTC)
         # Outages (429/502/503/504, timeouts, dropped or truncated answers, after the client's
         # own retries) reach the step retry policy; permanent errors (401/403, other 4xx, 500,
         # a list page that is not an array) fail at once without step retries. Either way
@@ -319,14 +321,14 @@ def _incremental_asset(
             fetched = aimsio.fetch_changed(endpoint, None if config.full_refresh else stored.known_versions())
             listed_ids = {s.identifier for s in fetched.listing.stubs}
             plan = plan_vanished(
-                stored, listed_ids, aimsio.vanished_lookups_per_run,
+                stored,
+                listed_ids,
+                aimsio.vanished_lookups_per_run,
                 listing_empty=not fetched.listing.stubs and not fetched.listing.unusable,
             )
             answers = aimsio.ask_after_vanishing(endpoint, plan.ask)
         changed = build_incremental_frame(spec, fetched)
-        gone, served = _gone_frame(
-            spec, stored, plan, answers, listed_at, previous, lambda: io_manager.read_table(key)
-        )
+        gone, served = _gone_frame(spec, stored, plan, answers, listed_at, previous, lambda: io_manager.read_table(key))
         frame = mark_listed(changed.frame, listed_at)
         if not gone.empty:
             frame = pd.concat([frame, gone], ignore_index=True)

@@ -60,8 +60,7 @@ TIMECARD_COLUMN_DESCRIPTIONS: dict[str, str] = {
     "is_exported": "timeCardIsExportedToIntegration: exported to payroll or accounting.",
     "is_deleted": "timeCardIsDeleted: deleted in Aimsio (the row is kept, flagged).",
     "payroll_period_name": "timeCardPayrollPeriodName.",
-    "payroll_period_status": "timeCardPayrollPeriodStatus (the status name when Aimsio sends "
-    "an object).",
+    "payroll_period_status": "timeCardPayrollPeriodStatus (the status name when Aimsio sends an object).",
     "description": "timeCarddescription: the timecard's note.",
     "created_at": "timeCardCreatedAt as a UTC timestamp.",
     **STUB_COLUMN_DESCRIPTIONS,

@@ -32,11 +32,24 @@ from .settings import DROP, vanished_timecards
 SOURCE_SYSTEM = "aimsio"
 PAID_PAYROLL_STATUSES = frozenset({"closed", "paid", "processed", "finalized", "finalised", "locked"})
 PROJECT_STATUS_WORDS = {
-    "planned": "planned", "pending": "planned", "quoted": "planned", "draft": "planned",
-    "tender": "planned", "active": "active", "open": "active", "in progress": "active",
-    "in_progress": "active", "inprogress": "active", "on hold": "active", "on_hold": "active",
-    "completed": "completed", "complete": "completed", "closed": "completed",
-    "finished": "completed", "cancelled": "cancelled", "canceled": "cancelled",
+    "planned": "planned",
+    "pending": "planned",
+    "quoted": "planned",
+    "draft": "planned",
+    "tender": "planned",
+    "active": "active",
+    "open": "active",
+    "in progress": "active",
+    "in_progress": "active",
+    "inprogress": "active",
+    "on hold": "active",
+    "on_hold": "active",
+    "completed": "completed",
+    "complete": "completed",
+    "closed": "completed",
+    "finished": "completed",
+    "cancelled": "cancelled",
+    "canceled": "cancelled",
     "void": "cancelled",
 }
 

@@ -17,9 +17,10 @@ Rows written before these columns existed read as listed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -40,8 +41,7 @@ LISTING_COLUMN_DESCRIPTIONS: dict[str, str] = {
     LISTED: "The record was in the GET-all listing of the last run (false: it has left it).",
     LAST_LISTED_AT: "When a listing last named the record (UTC): the list call of the last run "
     "that saw it, or of the run that last wrote its row.",
-    VANISHED_AT: "The list call of the first run that no longer saw the record (UTC); empty "
-    "while it is listed.",
+    VANISHED_AT: "The list call of the first run that no longer saw the record (UTC); empty while it is listed.",
     VANISHED_ANSWER: "What GET-single answered once the record had left the listing: served "
     "(the row holds that body), http <status>, or pending; empty while it is listed.",
 }
@@ -78,7 +78,7 @@ class StoredState:
         self.frame = frame.set_index(KEY_COLUMN, drop=False)
 
     @classmethod
-    def empty(cls, date_column: str | None = None) -> "StoredState":
+    def empty(cls, date_column: str | None = None) -> StoredState:
         return cls(pd.DataFrame(columns=stored_columns(date_column)), date_column)
 
     def __len__(self) -> int:
@@ -133,9 +133,7 @@ def plan_vanished(stored: StoredState, listed_ids: set[str], lookups: int, listi
     leaving at once (a glitch would otherwise mark the whole table gone); nothing is marked
     and the next listing decides."""
     if listing_empty and len(stored.left(listed_ids)):
-        return VanishPlan(
-            skipped_reason="the listing was empty; no record is marked as gone on an empty answer"
-        )
+        return VanishPlan(skipped_reason="the listing was empty; no record is marked as gone on an empty answer")
     left = stored.left(listed_ids)
     queue = stored.waiting_for_answer(listed_ids) + left
     return VanishPlan(left=left, ask=queue[:lookups], still_pending=queue[lookups:])
@@ -162,9 +160,7 @@ def mark_listed(frame: pd.DataFrame, listed_at: datetime) -> pd.DataFrame:
     return frame
 
 
-def _gone_state(
-    stored_row: pd.Series, listed_at: datetime, previous_listing: datetime | None
-) -> dict[str, Any]:
+def _gone_state(stored_row: pd.Series, listed_at: datetime, previous_listing: datetime | None) -> dict[str, Any]:
     """Listing columns of a record that is not in this listing: the first run to miss it sets
     when it was last listed (the previous run's list call) and when it vanished (this one)."""
     if bool(stored_row[LISTED]):
@@ -211,9 +207,7 @@ def gone_rows(
     return coerce_dtypes(combined, {**dtypes, **LISTING_COLUMNS, INGESTED_COLUMN: "datetime64[ns, UTC]"})
 
 
-def days_to_reread(
-    days: Iterable[date | None], window: tuple[date, date] | None, first: date, last: date
-) -> list[str]:
+def days_to_reread(days: Iterable[date | None], window: tuple[date, date] | None, first: date, last: date) -> list[str]:
     """Work dates outside the run's conformed window (all of them when the run rebuilds no
     conformed day), within the daily partitions ``first``..``last``, as sorted ISO dates."""
     chosen = set()

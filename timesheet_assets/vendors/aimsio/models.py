@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timezone
 from functools import cache
-from typing import Annotated, Any, Mapping
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -35,8 +36,8 @@ UTC_NAME = "UTC"
 # Epoch milliseconds are accepted for the years 1900..2199 (UTC): wide enough for any real
 # timecard, narrow enough that every zone's local date and pandas' nanosecond timestamps can
 # hold the value. Anything outside is an impossible value and quarantines the record.
-MIN_EPOCH_MS = int(datetime(1900, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
-MAX_EPOCH_MS = int(datetime(2200, 1, 1, tzinfo=timezone.utc).timestamp() * 1000) - 1
+MIN_EPOCH_MS = int(datetime(1900, 1, 1, tzinfo=UTC).timestamp() * 1000)
+MAX_EPOCH_MS = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp() * 1000) - 1
 
 
 def _number(value: Any) -> float | None:
@@ -90,7 +91,7 @@ def _epoch_ms(value: Any) -> int | None:
             try:
                 parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
                 if parsed.tzinfo is None:
-                    parsed = parsed.replace(tzinfo=timezone.utc)
+                    parsed = parsed.replace(tzinfo=UTC)
                 value = parsed.timestamp() * 1000
             except (ValueError, OverflowError, OSError):
                 raise ValueError("expected epoch milliseconds or an ISO timestamp") from None
@@ -152,7 +153,7 @@ Status = Annotated[str | None, BeforeValidator(_status)]
 def epoch_ms_to_utc(value: int | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 @cache
@@ -172,7 +173,7 @@ def zone_or_utc(name: str | None) -> tuple[ZoneInfo | timezone, str]:
                 return ZoneInfo(candidate), candidate
             except (ZoneInfoNotFoundError, ValueError, OSError):
                 pass
-    return timezone.utc, UTC_NAME
+    return UTC, UTC_NAME
 
 
 def localize_naive_timestamps(data: Any, fields: tuple[str, ...], zone_fields: tuple[str, ...]) -> Any:
@@ -258,12 +259,10 @@ class TimeCard(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _local_timestamps(cls, data: Any) -> Any:
-        return localize_naive_timestamps(
-            data, ("timeCardRecordDate", "timeCardCreatedAt"), ("timeCardTimeZone",)
-        )
+        return localize_naive_timestamps(data, ("timeCardRecordDate", "timeCardCreatedAt"), ("timeCardTimeZone",))
 
     @model_validator(mode="after")
-    def _usable(self) -> "TimeCard":
+    def _usable(self) -> TimeCard:
         # Without a record date there is no work date, and without an employee the conformed
         # row would break its required columns: such records are quarantined, not guessed.
         if self.record_date is None:
@@ -279,32 +278,22 @@ class JobOrder(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     guid: Text = Field(default=None, validation_alias=AliasChoices("jobOrderGuid", "guid", "jobGuid"))
-    number: Text = Field(
-        default=None, validation_alias=AliasChoices("jobOrderNumber", "jobNumber", "number")
-    )
+    number: Text = Field(default=None, validation_alias=AliasChoices("jobOrderNumber", "jobNumber", "number"))
     name: Text = Field(
         default=None,
         validation_alias=AliasChoices("jobOrderName", "jobOrderDescription", "name", "description"),
     )
     status: Text = Field(default=None, validation_alias=AliasChoices("jobOrderStatus", "status"))
-    customer_guid: Text = Field(
-        default=None, validation_alias=AliasChoices("jobOrderCustomerGuid", "customerGuid")
-    )
-    customer_name: Text = Field(
-        default=None, validation_alias=AliasChoices("jobOrderCustomerName", "customerName")
-    )
-    start_date: EpochMs = Field(
-        default=None, validation_alias=AliasChoices("jobOrderStartDate", "startDate")
-    )
+    customer_guid: Text = Field(default=None, validation_alias=AliasChoices("jobOrderCustomerGuid", "customerGuid"))
+    customer_name: Text = Field(default=None, validation_alias=AliasChoices("jobOrderCustomerName", "customerName"))
+    start_date: EpochMs = Field(default=None, validation_alias=AliasChoices("jobOrderStartDate", "startDate"))
     end_date: EpochMs = Field(default=None, validation_alias=AliasChoices("jobOrderEndDate", "endDate"))
     manager_name: Text = Field(
         default=None,
         validation_alias=AliasChoices("jobOrderProjectManagerName", "projectManagerName"),
     )
     time_zone: Text = Field(default=None, validation_alias=AliasChoices("jobOrderTimeZone", "timeZone"))
-    is_deleted: Flag = Field(
-        default=None, validation_alias=AliasChoices("jobOrderIsDeleted", "isDeleted")
-    )
+    is_deleted: Flag = Field(default=None, validation_alias=AliasChoices("jobOrderIsDeleted", "isDeleted"))
 
     @model_validator(mode="before")
     @classmethod

@@ -32,9 +32,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -63,10 +64,7 @@ T = TypeVar("T")
 # costs one call at 10/s, so a run spends at most ~31 s on them and the rest follow next run.
 VANISHED_LOOKUPS_PER_RUN = 300
 
-_AUTH_HINT = (
-    "check AIMSIO_USERNAME / AIMSIO_PASSWORD and that Aimsio support has enabled API "
-    "permissions for this user"
-)
+_AUTH_HINT = "check AIMSIO_USERNAME / AIMSIO_PASSWORD and that Aimsio support has enabled API permissions for this user"
 
 
 class BasicAuth:
@@ -200,8 +198,7 @@ def changed_stubs(stubs: Sequence[Stub], known: Mapping[str, int | None] | None)
     if known is None:
         return list(stubs)
     return [
-        s for s in stubs
-        if s.updated_at is None or s.identifier not in known or known[s.identifier] != s.updated_at
+        s for s in stubs if s.updated_at is None or s.identifier not in known or known[s.identifier] != s.updated_at
     ]
 
 

@@ -33,7 +33,8 @@ import random
 import threading
 import time
 import uuid
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -171,7 +172,11 @@ class AimsioStore:
             number = f"{year}-{101 + index:03d}"
             start = config.first_date - timedelta(days=rng.randint(10, 200))
             status = JOB_STATUSES[index % len(JOB_STATUSES)] if index else "Active"
-            end = start + timedelta(days=rng.randint(60, 400)) if status in ("Completed", "Cancelled") or rng.random() < 0.5 else None
+            end = (
+                start + timedelta(days=rng.randint(60, 400))
+                if status in ("Completed", "Cancelled") or rng.random() < 0.5
+                else None
+            )
             customer_first, customer_last = person_name(rng)
             manager_first, manager_last = person_name(rng)
             crew = rng.sample(employees, k=min(len(employees), rng.randint(1, 4)))
@@ -182,15 +187,14 @@ class AimsioStore:
                 "jobOrderStatus": status,
                 "jobOrderCustomerGuid": _guid(rng),
                 "jobOrderCustomerName": f"{customer_last} {rng.choice(('Energy', 'Construction', 'Utilities', 'Resources'))}",
-                "jobOrderStartDate": _ms(datetime.combine(start, dtime(12), timezone.utc)),
-                "jobOrderEndDate": _ms(datetime.combine(end, dtime(12), timezone.utc)) if end else None,
+                "jobOrderStartDate": _ms(datetime.combine(start, dtime(12), UTC)),
+                "jobOrderEndDate": _ms(datetime.combine(end, dtime(12), UTC)) if end else None,
                 "jobOrderProjectManagerName": f"{manager_first} {manager_last}",
                 "jobOrderTimeZone": "America/Edmonton",
-                "jobOrderCreatedAt": _ms(datetime.combine(start, dtime(9), timezone.utc)),
+                "jobOrderCreatedAt": _ms(datetime.combine(start, dtime(9), UTC)),
                 "jobOrderIsDeleted": False,
                 "jobOrderCrew": [
-                    {"employeeGuid": e["guid"], "employeeCode": e["code"], "employeeName": e["name"]}
-                    for e in crew
+                    {"employeeGuid": e["guid"], "employeeCode": e["code"], "employeeName": e["name"]} for e in crew
                 ],
                 "jobOrderEquipment": [],
                 "jobOrderNrbList": [],
@@ -211,7 +215,7 @@ class AimsioStore:
                 local = datetime.combine(work_day, dtime(6), ZoneInfo(zone_name))
                 recorded = local + timedelta(minutes=15 * rng.randint(0, 12))
             else:
-                recorded = datetime.combine(work_day, dtime(12), timezone.utc)
+                recorded = datetime.combine(work_day, dtime(12), UTC)
             regular = quarter_hours(rng, 0, budget * 0.6)
             overtime = quarter_hours(rng, 0, budget * 0.15)
             double = quarter_hours(rng, 0, budget * 0.1) if rng.random() < 0.3 else 0.0
@@ -256,8 +260,10 @@ class AimsioStore:
                 "timeCardEquipmentCode": None,
                 "timeCardPayrollPeriodGuid": _guid(rng) if payroll else None,
                 "timeCardPayrollPeriodName": f"Week of {period_start.isoformat()}" if payroll else None,
-                "timeCardPayrollPeriodStart": _ms(datetime.combine(period_start, dtime(0), timezone.utc)) if payroll else None,
-                "timeCardPayrollPeriodEnd": _ms(datetime.combine(period_start + timedelta(days=6), dtime(0), timezone.utc)) if payroll else None,
+                "timeCardPayrollPeriodStart": _ms(datetime.combine(period_start, dtime(0), UTC)) if payroll else None,
+                "timeCardPayrollPeriodEnd": _ms(datetime.combine(period_start + timedelta(days=6), dtime(0), UTC))
+                if payroll
+                else None,
                 "timeCardPayrollPeriodStatus": rng.choice(PAYROLL_STATUSES) if payroll else None,
                 "timeCardStandardEarningDeductionType": None,
                 "timeCardCreatedAt": _ms(created),
@@ -360,7 +366,7 @@ class AimsioStore:
         with self._lock:
             template = next(iter(self.timecards.values()), DOC_EXAMPLE_TIMECARD)
             zone_name = template.get("timeCardTimeZone")
-            zone = ZoneInfo(zone_name) if zone_name else timezone.utc
+            zone = ZoneInfo(zone_name) if zone_name else UTC
             guid = _guid(self._mutation_rng)
             body = copy.deepcopy(template)
             body.update(
@@ -431,8 +437,10 @@ class AimsioMutations:
         """Listed cards not flagged deleted on those work dates, in the list's order."""
         with self.store._lock:
             return [
-                guid for guid, body in self.store.timecards.items()
-                if guid not in self.store.unlisted and not body["timeCardIsDeleted"]
+                guid
+                for guid, body in self.store.timecards.items()
+                if guid not in self.store.unlisted
+                and not body["timeCardIsDeleted"]
                 and first <= _work_date(body) <= last
             ]
 
@@ -446,7 +454,7 @@ class AimsioMutations:
     def move(self, key: str, day: date) -> str:
         with self.store._lock:
             body = self._body(key)
-            zone = ZoneInfo(body["timeCardTimeZone"]) if body["timeCardTimeZone"] else timezone.utc
+            zone = ZoneInfo(body["timeCardTimeZone"]) if body["timeCardTimeZone"] else UTC
             local = datetime.fromtimestamp(body["timeCardRecordDate"] / 1000, tz=zone)
             body["timeCardRecordDate"] = _ms(datetime.combine(day, local.time(), zone))
         self.store.stamp(key)
@@ -486,13 +494,13 @@ class AimsioMutations:
         if updated_at is None:
             with self.store._lock:
                 newest = max(self.store.timecard_updated.values(), default=None)
-                zone = timezone.utc
+                zone = UTC
                 updated_at = _ms(datetime.combine(day, dtime(18), zone))
                 if newest is not None:
                     updated_at = min(updated_at, newest - 1)
         return self.store.add_timecard(day, updated_at)
 
-    def expected_lines(self, first: date, last: date) -> "pd.DataFrame":
+    def expected_lines(self, first: date, last: date) -> pd.DataFrame:
         import pandas as pd
 
         from .conform import timesheet_status
@@ -501,8 +509,7 @@ class AimsioMutations:
         keep = vanished_timecards() == KEEP
         with self.store._lock:
             cards = [
-                (guid, body) for guid, body in self.store.timecards.items()
-                if keep or guid not in self.store.unlisted
+                (guid, body) for guid, body in self.store.timecards.items() if keep or guid not in self.store.unlisted
             ]
             if keep:
                 cards += list(self.gone.items())
@@ -521,15 +528,22 @@ class AimsioMutations:
 
 # -- error bodies ----------------------------------------------------------------------------
 _REASONS = {
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 429: "Too Many Requests", 500: "Internal Server Error",
-    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 
 def error_response(status: int, message: str, path: str = "", headers: dict[str, str] | None = None) -> JSONResponse:
     body = {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "status": status,
         "error": _REASONS.get(status, "Error"),
         "message": message,
@@ -557,7 +571,9 @@ def _guarded(request: Request) -> Response | None:
     status = _store(request).check_auth(request.headers.get("authorization"))
     if status == 401:
         return error_response(
-            401, "Full authentication is required to access this resource", request.url.path,
+            401,
+            "Full authentication is required to access this resource",
+            request.url.path,
             headers={"WWW-Authenticate": 'Basic realm="Aimsio API"'},
         )
     if status == 403:
@@ -657,14 +673,16 @@ def sandbox_env(base_url: str) -> dict[str, str]:
 # -- what the conformed tables must hold -----------------------------------------------------
 def _timecard_total(body: dict[str, Any]) -> float:
     keys = (
-        "timeCardEmployeeRegularHours", "timeCardEmployeeOverTimeHours",
-        "timeCardEmployeeDoubleTimeHours", "timeCardEmployeeTravelTimeHours",
+        "timeCardEmployeeRegularHours",
+        "timeCardEmployeeOverTimeHours",
+        "timeCardEmployeeDoubleTimeHours",
+        "timeCardEmployeeTravelTimeHours",
     )
     return sum(float(body[k]) for k in keys)
 
 
 def _work_date(body: dict[str, Any]) -> date:
-    zone = ZoneInfo(body["timeCardTimeZone"]) if body["timeCardTimeZone"] else timezone.utc
+    zone = ZoneInfo(body["timeCardTimeZone"]) if body["timeCardTimeZone"] else UTC
     return datetime.fromtimestamp(body["timeCardRecordDate"] / 1000, tz=zone).date()
 
 

@@ -14,9 +14,9 @@ approval flags or totals differ from the warehouse are reported as ``days_to_rer
 the day rows the warehouse holds for it (``reconcile``).
 """
 
-
+from collections.abc import Iterator
 from datetime import date, timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -51,9 +51,21 @@ from .resource import AjeraResource
 from .scan import STORED_COLUMNS, TOTAL_COLUMN, changed_days
 
 __all__ = [
-    "PROJECTS_KEY", "PROJECT_COLUMNS", "PROJECT_SPEC", "SECTIONS", "TIMESHEETS_KEY", "TIMESHEET_COLUMNS",
-    "TOTALS_CHECK", "TimesheetRejected", "_validated_lines", "ajera_projects", "ajera_timesheets",
-    "build_timesheet_frame", "day_row_key", "fetch_project_records", "line_records",
+    "PROJECTS_KEY",
+    "PROJECT_COLUMNS",
+    "PROJECT_SPEC",
+    "SECTIONS",
+    "TIMESHEETS_KEY",
+    "TIMESHEET_COLUMNS",
+    "TOTALS_CHECK",
+    "TimesheetRejected",
+    "_validated_lines",
+    "ajera_projects",
+    "ajera_timesheets",
+    "build_timesheet_frame",
+    "day_row_key",
+    "fetch_project_records",
+    "line_records",
 ]
 
 VENDOR = "ajera"
@@ -142,7 +154,9 @@ def ajera_timesheets(context: dg.AssetExecutionContext) -> Iterator[Any]:
     stored = stored_rows(context)
     extra: dict[str, Any] = {}
     if fetch.scan_from is not None and stored is not None:
-        scan = changed_days(fetch.scanned, stored, fetch.scan_from, first - timedelta(days=1), fetch.reading, fetch.listed_keys)
+        scan = changed_days(
+            fetch.scanned, stored, fetch.scan_from, first - timedelta(days=1), fetch.reading, fetch.listed_keys
+        )
         extra.update(scan.metadata())
         extra[DAYS_TO_REREAD] = dg.MetadataValue.json(sorted(d.isoformat() for d in scan.days))
         if scan.days:

@@ -35,7 +35,14 @@ PROJECT_STATUS = {
     "lost": "cancelled",
 }
 
-STATUS_FLAGS = ("paid", "rejected", "accounting_approved", "supervisor_approved", "project_manager_approved", "submitted")
+STATUS_FLAGS = (
+    "paid",
+    "rejected",
+    "accounting_approved",
+    "supervisor_approved",
+    "project_manager_approved",
+    "submitted",
+)
 
 
 def _valid(raw: pd.DataFrame) -> pd.DataFrame:

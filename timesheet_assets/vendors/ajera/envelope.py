@@ -15,7 +15,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
@@ -25,8 +26,17 @@ from .models import Envelope
 
 _SESSION_WORDS = ("session", "token")
 _INVALID_WORDS = (
-    "invalid", "expired", "not valid", "unknown", "timed out", "ended", "not found", "no longer",
-    "not recognized", "unrecognized", "does not exist",
+    "invalid",
+    "expired",
+    "not valid",
+    "unknown",
+    "timed out",
+    "ended",
+    "not found",
+    "no longer",
+    "not recognized",
+    "unrecognized",
+    "does not exist",
 )
 
 
@@ -70,9 +80,7 @@ def successful_envelope(method: str, response: httpx.Response, *, session_call: 
     raise VendorRejected(_failure_text(method, envelope))
 
 
-def read_envelope(
-    method: str, response: httpx.Response, *, session_call: bool, records: str | None = None
-) -> Any:
+def read_envelope(method: str, response: httpx.Response, *, session_call: bool, records: str | None = None) -> Any:
     """The ``Content`` of a successful Ajera answer (or, with ``records``, the list
     ``Content[records]``); raises for everything else."""
     envelope = successful_envelope(method, response, session_call=session_call)
@@ -106,7 +114,11 @@ def content_records(content: Any, name: str, method: str) -> list[Any]:
         return []
     if not isinstance(content, Mapping):
         raise VendorRejected(f"{method}: malformed answer: Content is {type(content).__name__}, not an object")
-    found = name if name in content else next((k for k in content if isinstance(k, str) and k.lower() == name.lower()), None)
+    found = (
+        name
+        if name in content
+        else next((k for k in content if isinstance(k, str) and k.lower() == name.lower()), None)
+    )
     if found is None:
         if any(isinstance(v, list) and v for v in content.values()):
             raise VendorRejected(f"{method}: malformed answer: Content has no {name!r} list")

@@ -11,8 +11,9 @@ the same shared pieces (``typed_frame``, ``quarantine_reason``, ``RawFrame``).
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
 
 import pandas as pd
 from pydantic import ValidationError
@@ -74,8 +75,7 @@ TIMESHEET_COLUMN_DESCRIPTIONS: Mapping[str, str] = {
     "detail line on one day (P: Timesheet Project Key, O: Timesheet Overhead Group Detail Key).",
     "timesheet_key": "Timesheet Key: the weekly timesheet the line belongs to.",
     "section": "project or overhead: the GetTimesheets section of the line.",
-    "line_key": "Timesheet Project Key (project lines) or Timesheet Overhead Group Detail Key "
-    "(overhead lines).",
+    "line_key": "Timesheet Project Key (project lines) or Timesheet Overhead Group Detail Key (overhead lines).",
     "work_date": "The day of the D1..D7 cell, counted from TimesheetDate as AJERA_TIMESHEET_DATE "
     "says (the partition key).",
     "day_number": "Which cell of the week the row comes from: 1 for D1 .. 7 for D7.",
@@ -217,6 +217,7 @@ def _validated_lines(
     if detail is None:
         raise TimesheetRejected("listed by ListTimesheets but not returned by GetTimesheets")
     validated("GetTimesheets record", lambda: TimesheetDetail.model_validate(detail))
+
     def line_of(record: Any) -> Any:
         return validated("GetTimesheets line", lambda: TimesheetLine.model_validate(record).root)
 
@@ -236,8 +237,12 @@ def _quarantine_rows(
     ts_key = lenient_key(listed_map.get("Timesheet Key"))
     # A week without a usable key is named by a digest of what was served, so it keeps its key
     # from one batch (and run) to the next and never collides with another such week.
-    key_text = str(ts_key) if ts_key is not None else unkeyed_key(_payload_json({"Timesheet": listed, "Detail": detail}))
-    week = lenient_date(detail.get("TimesheetDate") if isinstance(detail, Mapping) else None, listed_map.get("Timesheet Date"))
+    key_text = (
+        str(ts_key) if ts_key is not None else unkeyed_key(_payload_json({"Timesheet": listed, "Detail": detail}))
+    )
+    week = lenient_date(
+        detail.get("TimesheetDate") if isinstance(detail, Mapping) else None, listed_map.get("Timesheet Date")
+    )
     try:
         start = first_day(week, fetch.reading) if week is not None else None
     except OverflowError:
@@ -333,9 +338,12 @@ def build_timesheet_frame(
         )
     _unique_keys(rows)
     frame = typed_frame(rows, TIMESHEET_COLUMNS)
-    stamp = pd.Timestamp(ingested_at or datetime.now(timezone.utc))
+    stamp = pd.Timestamp(ingested_at or datetime.now(UTC))
     frame[INGESTED_COLUMN] = pd.Series([stamp] * len(frame), index=frame.index, dtype="datetime64[ns, UTC]")
     raw = RawFrame(
-        frame=frame, records_served=len(fetch.listed), quarantined=quarantined, descriptions=TIMESHEET_COLUMN_DESCRIPTIONS
+        frame=frame,
+        records_served=len(fetch.listed),
+        quarantined=quarantined,
+        descriptions=TIMESHEET_COLUMN_DESCRIPTIONS,
     )
     return raw, weeks

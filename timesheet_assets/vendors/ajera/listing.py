@@ -19,9 +19,10 @@ fails saying so rather than landing a partial week.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ...http import VendorRejected
 from .records import batched, employee_key
@@ -71,7 +72,7 @@ def read_all_pages(
 class TimesheetListing:
     """``ListTimesheets`` over a ``TimesheetDate`` range, split until no answer is full."""
 
-    resource: "AjeraResource"
+    resource: AjeraResource
     calls: int = 0
     truncated: int = 0
     _employees: list[int] | None = None
@@ -100,7 +101,10 @@ class TimesheetListing:
         self.truncated += 1
         LOGGER.warning(
             "Ajera: ListTimesheets %s..%s%s answered exactly %d records (the API's cap): splitting",
-            start, end, f" for {len(employees)} employee(s)" if employees else "", len(records),
+            start,
+            end,
+            f" for {len(employees)} employee(s)" if employees else "",
+            len(records),
         )
         if (end - start).days + 1 > SPLIT_DAYS:
             out: list[Any] = []

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Iterator, Literal, Mapping, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AliasChoices,
     AfterValidator,
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -167,13 +168,37 @@ class TimesheetListRecord(AjeraModel):
 # Every field of a ListTimesheets record in the documentation's example.
 LIST_FIELDS_DOCUMENTED = frozenset(
     {
-        "Timesheet Key", "Company Key", "Employee Key", "Employee Status", "Employee", "First Name",
-        "Middle Name", "Last Name", "My Employee", "Timesheet Date", "Timesheet Total", "Submitted",
-        "Supervisor Approved", "Accounting Approved", "Project Manager Approved", "Rejected", "Billed",
-        "Paid", "Project Manager Approved Value", "Paid Value", "Rejected Value",
-        "Target Billable Percent", "Actual Billable Percent", "Company Name", "Multilevel Employee",
-        "Submitted Date", "Submitted By", "Accounting Approved Date", "Accounting Approved By",
-        "Supervisor Approved Date", "Supervisor Approved By",
+        "Timesheet Key",
+        "Company Key",
+        "Employee Key",
+        "Employee Status",
+        "Employee",
+        "First Name",
+        "Middle Name",
+        "Last Name",
+        "My Employee",
+        "Timesheet Date",
+        "Timesheet Total",
+        "Submitted",
+        "Supervisor Approved",
+        "Accounting Approved",
+        "Project Manager Approved",
+        "Rejected",
+        "Billed",
+        "Paid",
+        "Project Manager Approved Value",
+        "Paid Value",
+        "Rejected Value",
+        "Target Billable Percent",
+        "Actual Billable Percent",
+        "Company Name",
+        "Multilevel Employee",
+        "Submitted Date",
+        "Submitted By",
+        "Accounting Approved Date",
+        "Accounting Approved By",
+        "Supervisor Approved Date",
+        "Supervisor Approved By",
     }
 )
 # The documented fields of a GetTimesheets record; a day-row's payload carries them otherwise:
@@ -187,9 +212,20 @@ SECTION_FIELDS_DOCUMENTED = frozenset({"Totals", "Detail"})
 # The list record fields a day-row keeps in its payload (who, which week, status flags); fields
 # the documentation does not know are kept as well (see ``assets.line_records``).
 LIST_FIELDS_KEPT = (
-    "Timesheet Key", "Company Key", "Employee Key", "Employee", "First Name", "Last Name",
-    "Timesheet Date", "Timesheet Total", "Submitted", "Supervisor Approved",
-    "Accounting Approved", "Project Manager Approved", "Rejected", "Paid",
+    "Timesheet Key",
+    "Company Key",
+    "Employee Key",
+    "Employee",
+    "First Name",
+    "Last Name",
+    "Timesheet Date",
+    "Timesheet Total",
+    "Submitted",
+    "Supervisor Approved",
+    "Accounting Approved",
+    "Project Manager Approved",
+    "Rejected",
+    "Paid",
 )
 
 
@@ -305,7 +341,7 @@ class OverheadLineRecord(_LineRecord):
         return self.detail.group_detail_key
 
 
-class TimesheetLine(RootModel[Annotated[Union[ProjectLineRecord, OverheadLineRecord], Field(discriminator="section")]]):
+class TimesheetLine(RootModel[Annotated[ProjectLineRecord | OverheadLineRecord, Field(discriminator="section")]]):
     pass
 
 
@@ -320,11 +356,7 @@ def _name_of(value: Any) -> str | None:
         for key in ("Name", "Description", "DisplayName", "Employee"):
             if isinstance(value.get(key), str) and value[key].strip():
                 return value[key].strip()
-        parts = [
-            str(value[k]).strip()
-            for k in ("FirstName", "First Name", "LastName", "Last Name")
-            if value.get(k)
-        ]
+        parts = [str(value[k]).strip() for k in ("FirstName", "First Name", "LastName", "Last Name") if value.get(k)]
         return " ".join(parts) or None
     return None
 
@@ -388,7 +420,9 @@ class Project(AjeraModel):
     client_key: Key | None = Field(default=None, validation_alias=AliasChoices("ClientKey", "Client Key"))
     client_name: str | None = Field(default=None, validation_alias=AliasChoices("ClientName", "Client Name"))
     invoice_groups: Any = Field(default=None, validation_alias=AliasChoices("InvoiceGroups", "Invoice Groups"))
-    actual_start: OptionalDate = Field(default=None, validation_alias=AliasChoices("ActualStartDate", "Actual Start Date"))
+    actual_start: OptionalDate = Field(
+        default=None, validation_alias=AliasChoices("ActualStartDate", "Actual Start Date")
+    )
     estimated_start: OptionalDate = Field(
         default=None, validation_alias=AliasChoices("EstimatedStartDate", "Estimated Start Date")
     )

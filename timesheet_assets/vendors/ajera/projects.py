@@ -5,7 +5,8 @@ used to read fewer)."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ...ingest import RawSpec
 from ...ingest.records import KEY_COLUMN

@@ -13,10 +13,11 @@ the documentation is silent are in docs/vendors/ajera.md.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import dagster as dg
 import httpx
@@ -71,8 +72,10 @@ class AjeraResource(VendorResource):
     default_requests_per_second: ClassVar[float] = 5.0
     default_max_in_flight: ClassVar[int] = 2
     env_required: ClassVar[Mapping[str, str]] = {
-        "base_url": "AJERA_BASE_URL", "api_id": "AJERA_API_ID",
-        "username": "AJERA_USERNAME", "password": "AJERA_PASSWORD",
+        "base_url": "AJERA_BASE_URL",
+        "api_id": "AJERA_API_ID",
+        "username": "AJERA_USERNAME",
+        "password": "AJERA_PASSWORD",
     }
     env_optional: ClassVar[Mapping[str, str]] = {"timesheet_date": "AJERA_TIMESHEET_DATE"}
 
@@ -222,7 +225,12 @@ class AjeraResource(VendorResource):
             week = listed_week_date(record)
             try:
                 in_window = week is None or touches(week, first, last, reading)
-                in_scan = scan and scan_from is not None and week is not None and touches(week, scan_from, first - timedelta(days=1), reading)
+                in_scan = (
+                    scan
+                    and scan_from is not None
+                    and week is not None
+                    and touches(week, scan_from, first - timedelta(days=1), reading)
+                )
             except OverflowError:  # a week at the end of the calendar: validation quarantines it
                 in_window, in_scan = True, False
             if in_scan and key is not None:
@@ -248,7 +256,9 @@ class AjeraResource(VendorResource):
                     continue
                 fetch.details[key] = detail
         if fetch.unrequested_details:
-            LOGGER.warning("Ajera: GetTimesheets returned %d records that were not requested", fetch.unrequested_details)
+            LOGGER.warning(
+                "Ajera: GetTimesheets returned %d records that were not requested", fetch.unrequested_details
+            )
         return fetch
 
     # -- projects --------------------------------------------------------------------------------

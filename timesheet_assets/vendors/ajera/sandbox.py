@@ -46,9 +46,10 @@ import math
 import random
 import threading
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
@@ -72,8 +73,11 @@ OVERHEAD_GROUPS = ((30, "General"), (31, "Vacation"), (32, "Holiday"), (33, "Sic
 ACTIVITIES = ((5, "Project Management"), (6, "Design"), (7, "Drafting"), (8, "Site Visit"), (9, "Construction Admin"))
 PHASES = ("Schematic Design", "Design Development", "Construction Documents", "Bidding", "Foyer Remodel")
 PROJECT_NOTES = (
-    "Meeting with client about submitted floor plans.", "Revised drawings after review.",
-    "Site walk with contractor.", "Coordination call with engineers.", "Permit set corrections.",
+    "Meeting with client about submitted floor plans.",
+    "Revised drawings after review.",
+    "Site walk with contractor.",
+    "Coordination call with engineers.",
+    "Permit set corrections.",
 )
 OVERHEAD_NOTES = ("Dentist appointment", "Office move", "Internal training session", "Public holiday")
 OT_NOTES = ("Deadline push", "Client deliverable due")
@@ -166,7 +170,17 @@ def _employees(config: SandboxConfig, count: int) -> list[dict[str, Any]]:
     return employees
 
 
-PROJECT_STATUSES = ("Active", "Active", "Active", "Preliminary", "Hold", "WorkHold", "BillingHold", "Closed", "Marketing")
+PROJECT_STATUSES = (
+    "Active",
+    "Active",
+    "Active",
+    "Preliminary",
+    "Hold",
+    "WorkHold",
+    "BillingHold",
+    "Closed",
+    "Marketing",
+)
 WORKABLE_STATUSES = ("Active", "BillingHold")  # time may be entered on them
 
 
@@ -178,12 +192,17 @@ def _projects(config: SandboxConfig, employees: list[dict[str, Any]]) -> list[di
         start = config.anchor_date - timedelta(days=rng.randint(60, 700))
         manager = rng.choice(employees)
         phases = [
-            {"PhaseKey": 1000 + index * 10 + p, "ID": f"{p + 1:02d}", "Description": PHASES[(index + p) % len(PHASES)], "Status": "Active"}
+            {
+                "PhaseKey": 1000 + index * 10 + p,
+                "ID": f"{p + 1:02d}",
+                "Description": PHASES[(index + p) % len(PHASES)],
+                "Status": "Active",
+            }
             for p in range(rng.randint(2, 3))
         ]
         client_words = rng.sample(PROJECT_WORDS, 2)
         modified = datetime.combine(
-            config.anchor_date - timedelta(days=rng.randint(0, 90)), time(rng.randint(7, 18), 15), tzinfo=timezone.utc
+            config.anchor_date - timedelta(days=rng.randint(0, 90)), time(rng.randint(7, 18), 15), tzinfo=UTC
         )
         projects.append(
             {
@@ -211,7 +230,10 @@ def _projects(config: SandboxConfig, employees: list[dict[str, Any]]) -> list[di
                     {
                         "InvoiceGroupKey": 2000 + index,
                         "Description": "",
-                        "Client": {"ClientKey": 500 + index, "Description": f"{client_words[0]} {client_words[1]} Holdings"},
+                        "Client": {
+                            "ClientKey": 500 + index,
+                            "Description": f"{client_words[0]} {client_words[1]} Holdings",
+                        },
                         "Phases": phases,
                     }
                 ],
@@ -278,14 +300,24 @@ def refresh_totals(timesheet: dict[str, dict[str, Any]]) -> None:
         total += hours
         if section == "Project":
             project_hours = hours
-    detail["UnchangedData"] = {"Overhead": _b64(detail["Overhead"]["Detail"]), "Project": _b64(detail["Project"]["Detail"])}
+    detail["UnchangedData"] = {
+        "Overhead": _b64(detail["Overhead"]["Detail"]),
+        "Project": _b64(detail["Project"]["Detail"]),
+    }
     listed["Timesheet Total"] = total
     listed["Actual Billable Percent"] = round(100 * project_hours / total) if total else 0
 
 
 def _fill_days(
-    rng: random.Random, line: dict[str, Any], week: date, config: SandboxConfig, days: list[int], low: float, high: float,
-    notes: tuple[str, ...], overtime: bool,
+    rng: random.Random,
+    line: dict[str, Any],
+    week: date,
+    config: SandboxConfig,
+    days: list[int],
+    low: float,
+    high: float,
+    notes: tuple[str, ...],
+    overtime: bool,
 ) -> None:
     for n in range(1, 8):
         line[f"D{n} Regular"] = 0
@@ -328,11 +360,7 @@ def _status_flags(rng: random.Random, age_weeks: int) -> dict[str, bool]:
 
 def _workdays(rng: random.Random, week: date) -> list[int]:
     """Day numbers worked in the week starting ``week``: most weekdays, rarely a weekend day."""
-    return [
-        n
-        for n in range(1, 8)
-        if rng.random() < (0.75 if (week + timedelta(days=n - 1)).weekday() < 5 else 0.05)
-    ]
+    return [n for n in range(1, 8) if rng.random() < (0.75 if (week + timedelta(days=n - 1)).weekday() < 5 else 0.05)]
 
 
 def build_dataset(config: SandboxConfig, reading: str = WEEK_ENDING) -> AjeraDataset:
@@ -365,7 +393,9 @@ def build_dataset(config: SandboxConfig, reading: str = WEEK_ENDING) -> AjeraDat
             for position, (project_key, phase_key, (activity_key, activity)) in enumerate(chosen)
         ]
         for line in project_lines:
-            _fill_days(rng, line, week, config, _workdays(rng, week), 0.5, 9 / len(chosen), PROJECT_NOTES, overtime=True)
+            _fill_days(
+                rng, line, week, config, _workdays(rng, week), 0.5, 9 / len(chosen), PROJECT_NOTES, overtime=True
+            )
         overhead_lines = []
         if rng.random() < 0.4:
             group_key, group = rng.choice(OVERHEAD_GROUPS)
@@ -377,14 +407,26 @@ def build_dataset(config: SandboxConfig, reading: str = WEEK_ENDING) -> AjeraDat
                 "Timesheet Overhead Group Detail": group,
             }
             weekdays = [n for n in range(1, 8) if (week + timedelta(days=n - 1)).weekday() < 5]
-            _fill_days(rng, line, week, config, sorted(rng.sample(weekdays, rng.randint(1, 2))), 2, 4, OVERHEAD_NOTES, overtime=False)
+            _fill_days(
+                rng,
+                line,
+                week,
+                config,
+                sorted(rng.sample(weekdays, rng.randint(1, 2))),
+                2,
+                4,
+                OVERHEAD_NOTES,
+                overtime=False,
+            )
             overhead_lines.append(line)
         flags = _status_flags(rng, (last_week - week).days // 7)
         timesheets[key] = new_timesheet(key, employee, week, reading, flags, project_lines, overhead_lines)
     return AjeraDataset(employees=employees, projects=projects, timesheets=timesheets, reading=reading)
 
 
-def project_line(project: Mapping[str, Any], phase_key: int, activity_key: int, activity: str, line_key: int) -> dict[str, Any]:
+def project_line(
+    project: Mapping[str, Any], phase_key: int, activity_key: int, activity: str, line_key: int
+) -> dict[str, Any]:
     """A ``Project.Detail`` line (no hours yet) for a phase and activity of ``project``."""
     phase = next(ph for ph in project_phases(project) if ph["PhaseKey"] == phase_key)
     line: dict[str, Any] = {
@@ -451,7 +493,14 @@ def new_timesheet(
     return timesheet
 
 
-STATUS_FLAGS = ("Submitted", "Supervisor Approved", "Accounting Approved", "Project Manager Approved", "Rejected", "Paid")
+STATUS_FLAGS = (
+    "Submitted",
+    "Supervisor Approved",
+    "Accounting Approved",
+    "Project Manager Approved",
+    "Rejected",
+    "Paid",
+)
 
 
 def set_status(listed: dict[str, Any], flags: Mapping[str, bool], when: str) -> None:
@@ -521,7 +570,7 @@ class AjeraState:
 class Call:
     """One authenticated method call: its arguments and the session's API version."""
 
-    args: "Arguments"
+    args: Arguments
     api_version: int
 
 
@@ -599,7 +648,7 @@ class Paging:
     size: int
 
     @classmethod
-    def of(cls, method: str, body: Mapping[str, Any]) -> "Paging | None":
+    def of(cls, method: str, body: Mapping[str, Any]) -> Paging | None:
         """The paging a request asks for beside ``MethodArguments`` (``None``: not paged)."""
         wanted = body.get("PageResults")
         if wanted is None or wanted is False:
@@ -640,7 +689,7 @@ def _create_session(sandbox: Sandbox, state: AjeraState, body: dict[str, Any]) -
     if username != USERNAME or password != PASSWORD:
         raise ApiError(401, "Invalid username or password.", error_id=2)
     issued = sandbox.tokens.issue(f"{username}:v{version}", state.session_lifetime_seconds)
-    expires = datetime.now(timezone.utc) + timedelta(seconds=state.session_lifetime_seconds)
+    expires = datetime.now(UTC) + timedelta(seconds=state.session_lifetime_seconds)
     return {
         "SessionToken": issued.token,
         "SessionExpiration": expires.replace(microsecond=0).isoformat(),
@@ -757,9 +806,16 @@ def _get_employees(state: AjeraState, call: Call) -> Any:
 METHODS: dict[str, tuple[tuple[str, ...], Callable[[AjeraState, Call], Any], str | None]] = {
     "ListTimesheets": (
         (
-            "FilterByCompany", "FilterByEmployee", "FilterByNameLike", "FilterByPaid", "FilterByUnpaid",
-            "FilterBySubmitted", "FilterByUnsubmitted", "FilterByRejected",
-            "FilterByEarliestTimesheetDate", "FilterByLatestTimesheetDate",
+            "FilterByCompany",
+            "FilterByEmployee",
+            "FilterByNameLike",
+            "FilterByPaid",
+            "FilterByUnpaid",
+            "FilterBySubmitted",
+            "FilterByUnsubmitted",
+            "FilterByRejected",
+            "FilterByEarliestTimesheetDate",
+            "FilterByLatestTimesheetDate",
         ),
         _list_timesheets,
         "Timesheets",
@@ -895,7 +951,9 @@ def touch_timesheets(state: AjeraState, fraction: float, seed: int = 0) -> list[
             for key, ts in state.dataset.timesheets.items()
             if any(line.get(f"D{n} Regular") for line in ts["detail"]["Project"]["Detail"] for n in range(1, 8))
         ]
-        chosen = sorted(rng.sample(candidates, k=min(len(candidates), max(1, round(fraction * len(state.dataset.timesheets))))))
+        chosen = sorted(
+            rng.sample(candidates, k=min(len(candidates), max(1, round(fraction * len(state.dataset.timesheets)))))
+        )
         for key in chosen:
             timesheet = state.dataset.timesheets[key]
             for line in timesheet["detail"]["Project"]["Detail"]:

@@ -19,7 +19,7 @@ Timesheets carry no modification time, so nothing else is stamped.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -50,7 +50,7 @@ def _parse(key: str) -> tuple[int, str, int, date]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0).isoformat()
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0).isoformat()
 
 
 class AjeraMutations:
@@ -58,7 +58,7 @@ class AjeraMutations:
         self.state = state
 
     @property
-    def data(self) -> "AjeraDataset":
+    def data(self) -> AjeraDataset:
         return self.state.dataset
 
     # -- lookups --------------------------------------------------------------------------------
@@ -77,7 +77,8 @@ class AjeraMutations:
         week = period_start(day, self.data.reading)
         return next(
             (
-                ts for ts in self.data.timesheets.values()
+                ts
+                for ts in self.data.timesheets.values()
                 if ts["detail"]["EmployeeKey"] == employee_key and self.data.week_first_day(ts) == week
             ),
             None,
@@ -92,7 +93,11 @@ class AjeraMutations:
 
     def _next_project_line_key(self) -> int:
         return 1 + max(
-            (line["Timesheet Project Key"] for ts in self.data.timesheets.values() for line in ts["detail"]["Project"]["Detail"]),
+            (
+                line["Timesheet Project Key"]
+                for ts in self.data.timesheets.values()
+                for line in ts["detail"]["Project"]["Detail"]
+            ),
             default=0,
         )
 
@@ -138,7 +143,9 @@ class AjeraMutations:
         """The target timesheet's line for the same work (created when there is none)."""
         section, field = SECTION_LINES[letter]
         lines = timesheet["detail"][section]["Detail"]
-        same = ("Project Key", "Phase Key", "Activity Key") if letter == "P" else ("Timesheet Overhead Group Detail Key",)
+        same = (
+            ("Project Key", "Phase Key", "Activity Key") if letter == "P" else ("Timesheet Overhead Group Detail Key",)
+        )
         found = next((x for x in lines if all(x.get(f) == source.get(f) for f in same)), None)
         if found is not None:
             return found
@@ -157,8 +164,12 @@ class AjeraMutations:
             timesheet, _, _ = self._line(key)
             listed = timesheet["list"]
             flags = {
-                "Submitted": True, "Supervisor Approved": True, "Project Manager Approved": True,
-                "Accounting Approved": True, "Rejected": False, "Paid": listed.get("Paid", False),
+                "Submitted": True,
+                "Supervisor Approved": True,
+                "Project Manager Approved": True,
+                "Accounting Approved": True,
+                "Rejected": False,
+                "Paid": listed.get("Paid", False),
             }
             set_status(listed, flags, _now())
 
@@ -223,4 +234,3 @@ class AjeraMutations:
         frame = pd.DataFrame(rows, columns=["entry_id", "work_date", "total_hours", *next(iter(flags.values()), {})])
         frame["status"] = timesheet_status(frame) if len(frame) else pd.Series(dtype="string")
         return frame[["entry_id", "work_date", "total_hours", "status"]]
-

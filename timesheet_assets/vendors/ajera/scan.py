@@ -31,7 +31,14 @@ from pydantic import ValidationError
 from .models import TimesheetListRecord
 from .week import week_span
 
-FLAG_COLUMNS = ("submitted", "supervisor_approved", "accounting_approved", "project_manager_approved", "rejected", "paid")
+FLAG_COLUMNS = (
+    "submitted",
+    "supervisor_approved",
+    "accounting_approved",
+    "project_manager_approved",
+    "rejected",
+    "paid",
+)
 STORED_COLUMNS = ("timesheet_key", "work_date", "quarantine_reason", *FLAG_COLUMNS)
 TOTAL_COLUMN = "timesheet_total"
 TOLERANCE = 0.005
@@ -96,9 +103,15 @@ def changed_days(
     result = ScanResult()
     days = pd.to_datetime(stored["work_date"]).dt.date if not stored.empty else pd.Series([], dtype=object)
     in_scan = stored[(days >= scan_from) & (days <= scan_to)] if not stored.empty else stored
-    known = set(pd.to_numeric(stored["timesheet_key"], errors="coerce").dropna().astype(int)) if not stored.empty else set()
+    known = (
+        set(pd.to_numeric(stored["timesheet_key"], errors="coerce").dropna().astype(int)) if not stored.empty else set()
+    )
     quarantined = (
-        set(pd.to_numeric(stored.loc[stored["quarantine_reason"].notna(), "timesheet_key"], errors="coerce").dropna().astype(int))
+        set(
+            pd.to_numeric(stored.loc[stored["quarantine_reason"].notna(), "timesheet_key"], errors="coerce")
+            .dropna()
+            .astype(int)
+        )
         if not stored.empty
         else set()
     )

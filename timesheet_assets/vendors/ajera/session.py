@@ -16,8 +16,9 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import ValidationError
@@ -41,17 +42,16 @@ def session_expiration(value: Any) -> datetime | None:
     if isinstance(value, (int, float)):
         seconds = value / 1000 if abs(value) > 1e11 else value
         try:
-            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+            return datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
     return parse_timestamp(value) if isinstance(value, (str, datetime)) else None
 
 
-
 class AjeraSession:
     """The ``AuthHook`` of the shared client: owns the Ajera session token."""
 
-    def __init__(self, resource: "AjeraResource", client: VendorClient) -> None:
+    def __init__(self, resource: AjeraResource, client: VendorClient) -> None:
         self._resource = resource
         self._client = client
         self._lock = threading.Lock()

@@ -18,8 +18,9 @@ or 404 on the optional reads (user names, the two registries) is a warning inste
 """
 
 # No ``from __future__ import annotations`` here: Dagster inspects the context annotation.
+from collections.abc import Iterator, Mapping
 from datetime import date
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -33,9 +34,9 @@ from ...ingest import (
     daily_partitions,
     partition_window,
     permanent_errors_fail_fast,
-    raw_asset_defaults,
     quarantine_check_result,
     quarantine_check_spec,
+    raw_asset_defaults,
     raw_output,
 )
 from ...ingest.compact import build_raw_frame_by_chunks
@@ -43,8 +44,8 @@ from ...ingest.metadata import COLUMN_SCHEMA, declared_schema
 from ...ingest.records import KEY_COLUMN, QUARANTINE_COLUMN
 from ...schedules import DAYS_TO_REREAD
 from ...storage import PRIMARY_KEY
-from .columns import PROJECT_COLUMNS, PROJECT_COLUMN_DESCRIPTIONS, TIME_REPORT_COLUMNS, TIME_REPORT_COLUMN_DESCRIPTIONS
 from .change_scan import WATERMARK_KEY, parse_watermark, scan_changes, scan_metadata, stored_watermark
+from .columns import PROJECT_COLUMN_DESCRIPTIONS, PROJECT_COLUMNS, TIME_REPORT_COLUMN_DESCRIPTIONS, TIME_REPORT_COLUMNS
 from .conform import ABSENCE_PREFIX, INTERNAL_PREFIX
 from .keys import GROUP, PROJECTS_KEY, TIME_REPORTS_KEY
 from .models import AbsenceProject, NameRef, Project, RegistryProject, TimeReport, parse_blikk_date
@@ -53,6 +54,7 @@ from .resource import BlikkResource, ListFetch
 # Answers that mean an optional read (user names, the two registries) is not available to
 # this API application: no permission (403), or an endpoint this deployment lacks (404).
 OPTIONAL_READ_UNAVAILABLE = frozenset({403, 404})
+
 
 def _id(ref: NameRef | None) -> str | None:
     return str(ref.id) if ref is not None and ref.id is not None else None
@@ -344,9 +346,7 @@ def _partition_bounds(context: dg.AssetExecutionContext) -> tuple[date, date]:
     return first_day, date.fromisoformat(last_key) if last_key else first_day
 
 
-def _change_scan(
-    context: dg.AssetExecutionContext, blikk: BlikkResource, first: date, last: date
-) -> dict[str, Any]:
+def _change_scan(context: dg.AssetExecutionContext, blikk: BlikkResource, first: date, last: date) -> dict[str, Any]:
     """The change scan's metadata (``days_to_reread``, the next watermark, its cost). With
     the scan switched off the stored watermark is carried along unchanged, so the next
     scanning run starts where the last one stopped."""

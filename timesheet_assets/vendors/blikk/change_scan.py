@@ -39,9 +39,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import dagster as dg
 
@@ -98,7 +99,7 @@ class Mark:
         }
 
     @classmethod
-    def from_json(cls, value: Any) -> "Mark | None":
+    def from_json(cls, value: Any) -> Mark | None:
         if not isinstance(value, Mapping):
             return None
         try:
@@ -198,9 +199,7 @@ class _Walk:
 
 
 def _head(envelope: ListEnvelope, sort_field: str) -> tuple[Any, ...]:
-    first = next(
-        (item for item in envelope.items if _value(item, sort_field)[0] is not None), None
-    )
+    first = next((item for item in envelope.items if _value(item, sort_field)[0] is not None), None)
     return (
         envelope.totalItemCount,
         _record_id(first) if first is not None else None,
@@ -298,14 +297,16 @@ def scan_field(resource: BlikkResource, sort_field: str, previous: Mark | None) 
             break
         resource.client.log.warning(
             "Blikk time reports sorted by %s moved while they were scanned%s",
-            sort_field, "; scanning again" if walks < resource.max_list_walks else "",
+            sort_field,
+            "; scanning again" if walks < resource.max_list_walks else "",
         )
     assert walk is not None
     complete = stable and not walk.out_of_order and not walk.cap_hit
     if walk.out_of_order:
         resource.client.log.warning(
             "Blikk did not return time reports sorted by %s descending; the scan cannot stop "
-            "at its mark, which stays where it was", sort_field,
+            "at its mark, which stays where it was",
+            sort_field,
         )
     now = resource.client.clock.now()
     if previous is None:
@@ -404,9 +405,7 @@ def changed_days(records: Iterable[Any]) -> tuple[set[date], int]:
     return days, unreadable
 
 
-def scan_metadata(
-    scan: ChangeScan, first: date, last: date, partitions: tuple[date, date]
-) -> dict[str, Any]:
+def scan_metadata(scan: ChangeScan, first: date, last: date, partitions: tuple[date, date]) -> dict[str, Any]:
     """Materialization metadata: ``days_to_reread`` (changed days outside the run's own
     ``first``..``last`` that the partitions hold), the next watermark, and the scan's cost."""
     days, undated = changed_days(scan.changed.values())
@@ -416,14 +415,10 @@ def scan_metadata(
         DAYS_TO_REREAD: dg.MetadataValue.json([day.isoformat() for day in storable]),
         WATERMARK_KEY: dg.MetadataValue.json(scan.watermark()),
         "change_scan_requests": scan.page_requests,
-        "change_scan_requests_by_field": dg.MetadataValue.json(
-            {s.sort_field: s.page_requests for s in scan.fields}
-        ),
+        "change_scan_requests_by_field": dg.MetadataValue.json({s.sort_field: s.page_requests for s in scan.fields}),
         "change_scan_changed_records": len(scan.changed),
         "change_scan_changed_in_window": sum(1 for day in days if first <= day <= last),
-        "change_scan_first_run": dg.MetadataValue.json(
-            sorted(s.sort_field for s in scan.fields if s.first_run)
-        ),
+        "change_scan_first_run": dg.MetadataValue.json(sorted(s.sort_field for s in scan.fields if s.first_run)),
         "change_scan_complete": all(s.complete for s in scan.fields),
         "change_scan_days_not_partitioned": len(outside) - len(storable),
         "change_scan_undated_records": undated,

@@ -1,7 +1,7 @@
 """The columns of the raw Blikk tables: each with its pandas dtype and what it means (fields
 named as the Blikk API document names them)."""
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from ...ingest.records import KEY_COLUMN
 

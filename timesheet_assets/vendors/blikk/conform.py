@@ -26,8 +26,18 @@ OVERTIME_TIME_CODE_WORDS = ("overtime", "övertid", "overtid")
 # Project statuses are configured per account too; only ``isCompletedStatus`` is fixed. Name
 # words decide the rest, cancellation first (a cancelled project is also "completed").
 CANCELLED_WORDS = ("cancel", "abandon", "makuler", "avbrut", "annuller")
-PLANNED_WORDS = ("not started", "ej påbörj", "ej startad", "planned", "planerad", "planning",
-                 "upcoming", "kommande", "quote", "offert")
+PLANNED_WORDS = (
+    "not started",
+    "ej påbörj",
+    "ej startad",
+    "planned",
+    "planerad",
+    "planning",
+    "upcoming",
+    "kommande",
+    "quote",
+    "offert",
+)
 ACTIVE_WORDS = ("ongoing", "in progress", "active", "started", "pågå", "påbörjad", "aktiv")
 COMPLETED_WORDS = ("complet", "finish", "done", "closed", "avslut", "klar", "stängd")
 

@@ -23,7 +23,7 @@ quarantined for a value nobody needs; the ones a conformed row cannot exist with
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
@@ -67,10 +67,10 @@ def parse_blikk_datetime(value: Any) -> datetime | None:
             text = text[:-1] + "+00:00"
         moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     _in_range(moment)
     try:
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
     except OverflowError:
         # Not a ValueError: pydantic would let it escape validation and fail the whole run.
         raise ValueError("timestamp out of range") from None
@@ -166,9 +166,7 @@ class BlikkModel(BaseModel):
         cleared = None
         for name in cls._blank_fields.intersection(data):
             value = data[name]
-            if (isinstance(value, str) and not value.strip()) or (
-                value == [] and name in cls._empty_list_fields
-            ):
+            if (isinstance(value, str) and not value.strip()) or (value == [] and name in cls._empty_list_fields):
                 cleared = cleared if cleared is not None else dict(data)
                 cleared[name] = None
         return cleared if cleared is not None else data
@@ -261,7 +259,7 @@ class TimeReport(BlikkModel):
     updatedDate: UtcDateTime = None
 
     @model_validator(mode="after")
-    def _user_has_id(self) -> "TimeReport":
+    def _user_has_id(self) -> TimeReport:
         if self.user.id is None:
             raise ValueError("user.id is required (a time report belongs to a user)")
         return self

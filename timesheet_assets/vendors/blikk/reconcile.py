@@ -17,9 +17,10 @@ difference of work hours.
 
 # No ``from __future__ import annotations`` here: Dagster inspects the check's annotations.
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -48,13 +49,13 @@ def reported_hours_reading(environ: Mapping[str, str] | None = None) -> str:
     if not raw:
         return "all"
     if raw not in REPORTED_HOURS_READINGS:
-        raise SettingError(
-            f"{REPORTED_HOURS_SETTING} must be one of {', '.join(REPORTED_HOURS_READINGS)}, got {raw!r}"
-        )
+        raise SettingError(f"{REPORTED_HOURS_SETTING} must be one of {', '.join(REPORTED_HOURS_READINGS)}, got {raw!r}")
     return raw
 
 
-def check_window(tags: Mapping[str, str], first_day: str | None, last_day: str | None, today: date) -> tuple[date, date]:
+def check_window(
+    tags: Mapping[str, str], first_day: str | None, last_day: str | None, today: date
+) -> tuple[date, date]:
     """The days to compare: the config's, else the run's partition range, else the daily
     lookback window ending ``today``."""
     if first_day or last_day:
@@ -197,9 +198,7 @@ class ReconcileConfig(dg.Config):
     pool=GROUP,
 )
 def reported_hours_match_blikk(context: dg.AssetCheckExecutionContext, config: ReconcileConfig) -> dg.AssetCheckResult:
-    first, last = check_window(
-        context.run.tags, config.first_day, config.last_day, datetime.now(timezone.utc).date()
-    )
+    first, last = check_window(context.run.tags, config.first_day, config.last_day, datetime.now(UTC).date())
     reading = reported_hours_reading()
     resource = getattr(context.resources, RESOURCE_KEY)
     with permanent_errors_fail_fast():

@@ -37,10 +37,11 @@ import base64
 import math
 import threading
 from collections import deque
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import httpx
 from pydantic import Field, ValidationError
@@ -56,7 +57,6 @@ from ...ingest.compact import compact_record
 from ..base import VendorResource
 from .errors import blikk_error_message
 from .models import ListEnvelope, TokenResponse, User
-
 
 DEFAULT_BASE_URL = "https://publicapi.blikk.com/"
 TOKEN_PATH = "/v1/Auth/Token"
@@ -90,9 +90,7 @@ class BlikkTokenAuth:
 
     def headers(self) -> Mapping[str, str]:
         with self._lock:
-            if self._token is None or (
-                self._renew_at is not None and self._client.clock.now() >= self._renew_at
-            ):
+            if self._token is None or (self._renew_at is not None and self._client.clock.now() >= self._renew_at):
                 self._fetch()
             token = self._token
         self._sent.token = token
@@ -139,9 +137,7 @@ def _parse_token(response: httpx.Response) -> TokenResponse:
         raise VendorRejected(f"token response is not a token ({fields} invalid)") from None
 
 
-def _parse_page(
-    response: httpx.Response, page: int | None = None, page_size: int | None = None
-) -> ListEnvelope:
+def _parse_page(response: httpx.Response, page: int | None = None, page_size: int | None = None) -> ListEnvelope:
     """A list page. Not a paged list at all → ``VendorRejected`` (fails at once). Fewer items
     than the page's own ``totalItemCount`` says it must hold → ``MalformedBody`` (retried like
     a cut-off body, then a clear failure): read as the end of the list, such a page would
@@ -269,9 +265,7 @@ class BlikkResource(VendorResource):
         default=60.0, description="Fetch a new token this long before the current one expires."
     )
     page_size: int = Field(default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-    max_list_walks: int = Field(
-        default=2, ge=1, description="Reads of one list when its counts move during a read."
-    )
+    max_list_walks: int = Field(default=2, ge=1, description="Reads of one list when its counts move during a read.")
     max_pages: int = Field(default=10_000, ge=1, description="Hard stop for one list walk.")
     change_scan: bool = Field(
         default=True,
@@ -329,9 +323,11 @@ class BlikkResource(VendorResource):
             # A list that outgrew the walk's page cap would outgrow a re-read just the same.
             more = attempt < self.max_list_walks and not walk.cap_hit
             self.client.log.warning(
-                "Blikk %s changed while it was read (server total %s, distinct records %d, "
-                "counts seen %s)%s",
-                path, walk.last_total, walk.seen, sorted(walk.totals),
+                "Blikk %s changed while it was read (server total %s, distinct records %d, counts seen %s)%s",
+                path,
+                walk.last_total,
+                walk.seen,
+                sorted(walk.totals),
                 "; reading it again" if more else "; keeping what was read",
             )
             if not more:

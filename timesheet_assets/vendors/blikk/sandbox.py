@@ -50,9 +50,10 @@ import hashlib
 import math
 import threading
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -93,13 +94,21 @@ PROJECT_STATUSES = (
 INTERNAL_PROJECTS = ((1, "Internal meetings", True), (2, "Education", True), (3, "Trade fair 2023", False))
 ABSENCE_PROJECTS = ((1, "Vacation", True), (2, "Sick leave", True), (3, "Parental leave (old code)", False))
 CUSTOMERS = (
-    (87, "Nordbygg AB"), (88, "Piteå Kommun"), (89, "Lulekraft AB"), (90, "Familjen Larsson"),
+    (87, "Nordbygg AB"),
+    (88, "Piteå Kommun"),
+    (89, "Lulekraft AB"),
+    (90, "Familjen Larsson"),
     (91, "Bostadsbolaget"),
 )
 OWN_COMPANY = (1, "Blikk Bygg AB")
 COMMENTS = (
-    "Formwork", "Pouring concrete", "Client meeting", "Drawings revised", "Site inspection",
-    "Material pickup", "Snow clearing",
+    "Formwork",
+    "Pouring concrete",
+    "Client meeting",
+    "Drawings revised",
+    "Site inspection",
+    "Material pickup",
+    "Snow clearing",
 )
 
 PERMISSIONS = {
@@ -118,7 +127,7 @@ def format_datetime(moment: datetime | None) -> str | None:
     """``2022-07-01 04:43:12 +00:00``."""
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S +00:00")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +00:00")
 
 
 # Timestamps of a time report the server sets; the sandbox's clock never runs behind them.
@@ -129,7 +138,7 @@ def _stamp_value(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
     try:
-        return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S +00:00").replace(tzinfo=timezone.utc)
+        return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S +00:00").replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -193,7 +202,7 @@ class BlikkData:
                     default=None,
                 )
                 floor = seeded + timedelta(seconds=1) if seeded is not None else None
-            now = datetime.now(timezone.utc).replace(microsecond=0)
+            now = datetime.now(UTC).replace(microsecond=0)
             if floor is not None and now < floor:
                 now = floor
             self._last_stamp = now
@@ -287,7 +296,8 @@ class BlikkMutations:
     def entry_keys(self, first: date, last: date) -> list[str]:
         with self.data.lock:
             return [
-                str(r["id"]) for r in self.data.time_reports
+                str(r["id"])
+                for r in self.data.time_reports
                 if isinstance(r.get("id"), int) and first <= date.fromisoformat(str(r.get("date"))[:10]) <= last
             ]
 
@@ -318,7 +328,7 @@ class BlikkMutations:
     def add_late(self, day: date) -> str:
         return str(self.data.add_time_report(day)["id"])
 
-    def expected_lines(self, first: date, last: date) -> "pd.DataFrame":
+    def expected_lines(self, first: date, last: date) -> pd.DataFrame:
         import pandas as pd
 
         from .conform import timesheet_status
@@ -359,15 +369,13 @@ def _clip(moment: datetime, latest: datetime, earliest: datetime | None = None) 
 
 def generate_data(config: SandboxConfig) -> BlikkData:
     """Deterministic data for ``config``: same seed and sizes, same records."""
-    end_of_data = datetime.combine(config.anchor_date, time(23, 59, 59), tzinfo=timezone.utc)
+    end_of_data = datetime.combine(config.anchor_date, time(23, 59, 59), tzinfo=UTC)
     rng = config.rng("blikk:users")
     users: list[dict[str, Any]] = []
     for index in range(config.employees):
         first, last = person_name(rng)
         uid = index + 2
-        created = datetime.combine(config.first_date, time(8), tzinfo=timezone.utc) - timedelta(
-            days=rng.randint(60, 900)
-        )
+        created = datetime.combine(config.first_date, time(8), tzinfo=UTC) - timedelta(days=rng.randint(60, 900))
         users.append(
             {
                 "objectName": "user.list",
@@ -394,7 +402,7 @@ def generate_data(config: SandboxConfig) -> BlikkData:
         status = rng.choices(PROJECT_STATUSES, weights=(6, 2, 2, 1))[0]
         start = config.first_date - timedelta(days=rng.randint(0, 200))
         end = start + timedelta(days=rng.randint(60, 400)) if rng.random() < 0.7 else None
-        created = datetime.combine(start, time(9), tzinfo=timezone.utc) - timedelta(days=rng.randint(1, 30))
+        created = datetime.combine(start, time(9), tzinfo=UTC) - timedelta(days=rng.randint(1, 30))
         updated = created + timedelta(days=rng.randint(1, 20), hours=rng.randint(0, 8)) if rng.random() < 0.5 else None
         manager = rng.choice(users)
         customer = rng.choice(CUSTOMERS)
@@ -436,7 +444,7 @@ def generate_data(config: SandboxConfig) -> BlikkData:
             }
         )
 
-    registry_created = datetime.combine(config.first_date, time(7), tzinfo=timezone.utc) - timedelta(days=400)
+    registry_created = datetime.combine(config.first_date, time(7), tzinfo=UTC) - timedelta(days=400)
     internal_projects = [
         {
             "objectName": "internalproject.list",
@@ -501,7 +509,7 @@ def generate_data(config: SandboxConfig) -> BlikkData:
         if clocked:
             minutes = 7 * 60 + int(hours * 60) + (break_minutes or 0)
             clock_end = f"{(minutes // 60) % 24:02d}:{minutes % 60:02d}"
-        reported_from = datetime.combine(work_date, time(15), tzinfo=timezone.utc)
+        reported_from = datetime.combine(work_date, time(15), tzinfo=UTC)
         created = _clip(reported_from + timedelta(minutes=rng.randint(0, 3 * 24 * 60)), end_of_data, reported_from)
         age_days = (config.anchor_date - work_date).days
         sent = rng.random() < (0.85 if age_days > 7 else 0.4)
@@ -532,9 +540,7 @@ def generate_data(config: SandboxConfig) -> BlikkData:
             "clockStart": clock_start,
             "clockEnd": clock_end,
             "hours": hours,
-            "invoiceableHours": (
-                rng.choice((hours, hours, max(0.0, hours - 1.0))) if kind == "project" else 0.0
-            ),
+            "invoiceableHours": (rng.choice((hours, hours, max(0.0, hours - 1.0))) if kind == "project" else 0.0),
             "breakMinutes": break_minutes,
             "cost": 350.0,
             "rate": 650.0 if kind == "project" else None,
@@ -545,16 +551,19 @@ def generate_data(config: SandboxConfig) -> BlikkData:
             "attestedDate": format_datetime(attested_at),
             "user": ref,
             "project": (
-                {"objectName": "project.name_id", "id": project["id"], "name": project["title"],
-                 "number": project["orderNumber"]}
+                {
+                    "objectName": "project.name_id",
+                    "id": project["id"],
+                    "name": project["title"],
+                    "number": project["orderNumber"],
+                }
                 if kind == "project"
                 else None
             ),
             "internalProject": name_id(*rng.choice(active_internal)) if kind == "internal" else None,
             "absenceProject": name_id(*rng.choice(active_absence)) if kind == "absence" else None,
             "contact": (
-                {"objectName": "generic.name_id", "id": project["customer"]["id"],
-                 "name": project["customer"]["name"]}
+                {"objectName": "generic.name_id", "id": project["customer"]["id"], "name": project["customer"]["name"]}
                 if kind == "project"
                 else name_id(*OWN_COMPANY)
             ),
@@ -586,9 +595,7 @@ def generate_data(config: SandboxConfig) -> BlikkData:
 def expected_timesheets(config: SandboxConfig, first: date, last: date) -> dict[str, Any]:
     """Lines and hours ``conformed/timesheets`` must hold for Blikk for work dates
     ``first``..``last`` (inclusive): one line per time report, ``total_hours`` = ``hours``."""
-    chosen = [
-        r for r in generate_data(config).time_reports if first <= date.fromisoformat(r["date"]) <= last
-    ]
+    chosen = [r for r in generate_data(config).time_reports if first <= date.fromisoformat(r["date"]) <= last]
     return {"lines": len(chosen), "total_hours": round(sum(float(r["hours"]) for r in chosen), 6)}
 
 
@@ -1083,7 +1090,7 @@ def create_app(config: SandboxConfig, *, data: BlikkData | None = None) -> Starl
             return JSONResponse({"message": "Invalid application id or secret"}, status_code=401)
         issued = sandbox.tokens.issue(principal[0], data.token_lifetime_seconds)
         token_owner[issued.token] = principal[0]
-        expires = datetime.fromtimestamp(issued.expires_at or 0, tz=timezone.utc)
+        expires = datetime.fromtimestamp(issued.expires_at or 0, tz=UTC)
         return JSONResponse(
             {"objectName": "auth.token", "accessToken": issued.token, "expires": format_datetime(expires)}
         )
@@ -1100,9 +1107,7 @@ def create_app(config: SandboxConfig, *, data: BlikkData | None = None) -> Starl
             with data.lock:
                 # Benchmarks read the same filtered list page after page: reuse the selection
                 # until the data changes.
-                selection = tuple(
-                    sorted((k, v) for k, v in _query(request).items() if k not in ("page", "pagesize"))
-                )
+                selection = tuple(sorted((k, v) for k, v in _query(request).items() if k not in ("page", "pagesize")))
                 cache_key = (path, selection, data.version, data.nulls_sort)
                 selected = cache.get(cache_key)
                 if selected is None:

@@ -13,9 +13,10 @@ administrator role has another name lists it in the resource's ``admin_roles``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Mapping
+from typing import Any
 
 from ...http import VendorError
 from ...settings import SettingError

@@ -11,8 +11,9 @@ against the search's ``count`` (the ``vendor_count_matches_rows`` check), and wr
 on one day only (``primary_key`` metadata: an entry whose start moved leaves its old day).
 """
 
+from collections.abc import Iterator
 from datetime import date
-from typing import Any, Iterator
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -143,7 +144,9 @@ def reconciliation_check_result(raw: RawFrame, load: TimeEntryLoad) -> dg.AssetC
     }
     if count is None or not load.count_checkable:
         return dg.AssetCheckResult(
-            asset_key=TIME_ENTRIES_KEY, check_name=RECONCILIATION_CHECK, passed=True,
+            asset_key=TIME_ENTRIES_KEY,
+            check_name=RECONCILIATION_CHECK,
+            passed=True,
             severity=dg.AssetCheckSeverity.ERROR,
             description="The search served no count that is its total: nothing to compare.",
             metadata=metadata,
@@ -165,8 +168,12 @@ def reconciliation_check_result(raw: RawFrame, load: TimeEntryLoad) -> dg.AssetC
             )
             metadata["not_in_last_read"] = dg.MetadataValue.json(load.not_in_last_read)
     return dg.AssetCheckResult(
-        asset_key=TIME_ENTRIES_KEY, check_name=RECONCILIATION_CHECK, passed=difference == 0,
-        severity=dg.AssetCheckSeverity.ERROR, description=description, metadata=metadata,
+        asset_key=TIME_ENTRIES_KEY,
+        check_name=RECONCILIATION_CHECK,
+        passed=difference == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata=metadata,
     )
 
 

@@ -25,9 +25,10 @@ watermark and scans nothing: it records this machine's clock at its start (less 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import dagster as dg
 
@@ -105,9 +106,7 @@ def _server_time(body: Mapping[str, Any]) -> int | None:
     return int(moment.timestamp()) if moment is not None else None
 
 
-def scan_changes(
-    resource: IBuildAppResource, since: int | None, clock: Callable[[], float] = time.time
-) -> ChangeScan:
+def scan_changes(resource: IBuildAppResource, since: int | None, clock: Callable[[], float] = time.time) -> ChangeScan:
     """Every user's ``user/history`` since ``since``, then where the changed entries are now."""
     started = int(clock())
     overlap = resource.change_scan_overlap_seconds

@@ -15,9 +15,10 @@ run fails otherwise.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -115,9 +116,7 @@ def record_spec(resource: IBuildAppResource, first: date, last: date) -> RawSpec
         # 31 days after start_time": left to the per-record path, which names the reason.
         no_duration = np.fromiter((d is None for d in get("duration")), dtype=bool, count=len(items))
         ended = end_seconds != 0
-        rejected = (ended & (end_seconds < starts)) | (
-            ended & no_duration & (end_seconds - starts > MAX_ENTRY_SECONDS)
-        )
+        rejected = (ended & (end_seconds < starts)) | (ended & no_duration & (end_seconds - starts > MAX_ENTRY_SECONDS))
         return columns, rejected
 
     return RawSpec(
@@ -271,8 +270,8 @@ def _finish_time_entries(
     # The columns in their order, without copying them again (no helper columns).
     ordered = [KEY_COLUMN, *TIME_ENTRY_COLUMNS, PAYLOAD_COLUMN, QUARANTINE_COLUMN]
     frame = pd.DataFrame({name: frame[name].reset_index(drop=True) for name in ordered}, copy=False)
-    frame[INGESTED_COLUMN] = pd.Timestamp(ingested_at).tz_convert("UTC") if len(frame) else pd.Series(
-        dtype="datetime64[ns, UTC]"
+    frame[INGESTED_COLUMN] = (
+        pd.Timestamp(ingested_at).tz_convert("UTC") if len(frame) else pd.Series(dtype="datetime64[ns, UTC]")
     )
     quarantined = int(frame[QUARANTINE_COLUMN].notna().sum())
     raw = RawFrame(
@@ -361,7 +360,7 @@ def load_time_entries(
     entries of the usual shape, the per-record path for the rest) and their dicts dropped, so
     a long read holds compact columns, never every entry as Python objects. The processing
     benchmark runs exactly this."""
-    ingested_at = ingested_at or datetime.now(timezone.utc)
+    ingested_at = ingested_at or datetime.now(UTC)
     spec = record_spec(resource, first, last)
     related: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in TIME_ENTRY_SIDE_TABLES}
     # The automatic collector is paused for the whole read, page parsing included (where most

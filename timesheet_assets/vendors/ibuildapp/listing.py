@@ -17,8 +17,9 @@ A ``count`` that never exceeded the rows read so far may count the page rather t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ...http import VendorOutageError
 
@@ -37,7 +38,7 @@ class ListRead:
     pages: int = 0
     rows: int = 0
 
-    def observe(self, page: "SearchPage") -> None:
+    def observe(self, page: SearchPage) -> None:
         self.pages += 1
         self.rows += len(page.rows)
         if page.reported_count is not None:
@@ -81,7 +82,7 @@ class ListOutcome(Generic[T]):
 
 
 def read_until_clean(
-    resource: "IBuildAppResource", endpoint: str, read_once: Callable[[], tuple[T, ListRead, int]]
+    resource: IBuildAppResource, endpoint: str, read_once: Callable[[], tuple[T, ListRead, int]]
 ) -> ListOutcome[T]:
     """Call ``read_once`` (one walk: its result, its ``ListRead``, its distinct records) until
     a walk is clean or ``resource.max_list_reads`` walks were made."""
@@ -97,14 +98,17 @@ def read_until_clean(
         kept.append(value)
         more = attempt < resource.max_list_reads
         resource.client.log.warning(
-            "%s %s changed while it was read (%s)%s", resource.vendor_label, endpoint, problem,
+            "%s %s changed while it was read (%s)%s",
+            resource.vendor_label,
+            endpoint,
+            problem,
             "; reading it again" if more else "; no clean read left",
         )
     return ListOutcome(kept, len(kept), False, problems, read)
 
 
 def require_complete_union(
-    resource: "IBuildAppResource", endpoint: str, outcome: ListOutcome, union_distinct: int
+    resource: IBuildAppResource, endpoint: str, outcome: ListOutcome, union_distinct: int
 ) -> None:
     """Fail (an outage: a later step retry may find the list quiet) when the union of unclean
     reads holds fewer distinct records than the vendor's last ``count``."""

@@ -21,8 +21,9 @@ overflowing a date included), NaN/infinite numbers, a negative duration or one l
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Any, Mapping, Optional, TypeVar, Union
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Required, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -35,14 +36,14 @@ from pydantic import (
     model_validator,
     with_config,
 )
-from typing_extensions import Required, TypedDict
+from typing_extensions import TypedDict
 
 from ...ingest.values import parse_utc_timestamp
 
 # Plausible instants for this API (it went online long after 1970); outside them a value is
 # corrupt, and far-off years would also break timezone conversion and pandas' nanosecond range.
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 # A single tracked entry longer than this is a broken clock, not work.
 MAX_ENTRY_SECONDS = 31 * 24 * 3600
 MAX_COUNT = 10_000
@@ -58,7 +59,7 @@ def _from_epoch(number: float) -> datetime | None:
     if number == 0:
         return None
     try:
-        moment = datetime.fromtimestamp(number, tz=timezone.utc)
+        moment = datetime.fromtimestamp(number, tz=UTC)
     except (OverflowError, OSError, ValueError):
         # Pydantic turns only ValueError into a validation error; anything else would escape
         # validation and fail the whole page instead of quarantining this record.
@@ -75,7 +76,7 @@ def epoch_to_utc(value: Any) -> datetime | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, datetime):
-        return _in_range(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+        return _in_range(value if value.tzinfo else value.replace(tzinfo=UTC))
     if isinstance(value, (int, float)):
         try:
             number = float(value)
@@ -147,7 +148,7 @@ class TimeEntry(_Payload):
     payment_status: str | None = None
 
     @model_validator(mode="after")
-    def _ends_after_start(self) -> "TimeEntry":
+    def _ends_after_start(self) -> TimeEntry:
         if self.end_time is not None and self.end_time < self.start_time:
             raise ValueError("end_time is before start_time")
         if (
@@ -165,8 +166,8 @@ class TimeEntry(_Payload):
 # reads as an in-range instant (0 means "not set", negatives are before 1970).
 LATEST_EPOCH = int(LATEST.timestamp())
 _FastStart = Annotated[StrictInt, Field(gt=0, lt=LATEST_EPOCH)]
-_FastTimestamp = Annotated[Optional[StrictInt], Field(ge=0, lt=LATEST_EPOCH)]
-_FastCount = Annotated[Optional[StrictInt], Field(ge=0, le=MAX_COUNT)]
+_FastTimestamp = Annotated[StrictInt | None, Field(ge=0, lt=LATEST_EPOCH)]
+_FastCount = Annotated[StrictInt | None, Field(ge=0, le=MAX_COUNT)]
 
 
 @with_config(ConfigDict(allow_inf_nan=False))
@@ -181,18 +182,18 @@ class TimeEntryFast(TypedDict, total=False):
 
     id: Required[StrictInt]
     user_id: Required[StrictInt]
-    task_id: Optional[StrictInt]
-    schedule_id: Optional[StrictInt]
+    task_id: StrictInt | None
+    schedule_id: StrictInt | None
     start_time: Required[_FastStart]
     end_time: _FastTimestamp
     approve_date: _FastTimestamp
     created: _FastTimestamp
     updated: _FastTimestamp
-    duration: Annotated[Optional[Union[StrictInt, StrictFloat]], Field(ge=0, le=MAX_ENTRY_SECONDS)]
+    duration: Annotated[StrictInt | StrictFloat | None, Field(ge=0, le=MAX_ENTRY_SECONDS)]
     breaks: _FastCount
     comments: _FastCount
-    status: Optional[StrictStr]
-    payment_status: Optional[StrictStr]
+    status: StrictStr | None
+    payment_status: StrictStr | None
     # Not a TimeEntry field: an extra there (any value), carried along for the project join.
     project_id: Any
 

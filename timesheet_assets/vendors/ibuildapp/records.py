@@ -6,8 +6,9 @@ page-by-page path in ``entries.py``, which gives the same frame) and ``raw/ibuil
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from ...ingest import RawSpec
 from .models import Client, Project, Task, TimeEntry, User, epoch_to_utc, lenient
@@ -92,8 +93,7 @@ PROJECT_COLUMN_DESCRIPTIONS: Mapping[str, str] = {
     "task_count": "How many tasks the project lists.",
     "task_names": "The names of those tasks, from the tasks side table, joined with '; '.",
     "updated_at": "updated (UTC): the last change at iBuildApp.",
-    "related_payload": "The client and task objects the project's row was joined with, as "
-    "served (JSON text).",
+    "related_payload": "The client and task objects the project's row was joined with, as served (JSON text).",
 }
 
 
@@ -233,7 +233,11 @@ def project_spec(related: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> RawS
         }
 
     return RawSpec(
-        model=Project, columns=PROJECT_COLUMNS, to_rows=to_rows, key_of=_record_id, descriptions=PROJECT_COLUMN_DESCRIPTIONS
+        model=Project,
+        columns=PROJECT_COLUMNS,
+        to_rows=to_rows,
+        key_of=_record_id,
+        descriptions=PROJECT_COLUMN_DESCRIPTIONS,
     )
 
 

@@ -30,9 +30,10 @@ docs/vendors/ibuildapp.md):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
+from typing import Any, ClassVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -223,7 +224,10 @@ class IBuildAppResource(VendorResource):
     env_required: ClassVar[Mapping[str, str]] = {"base_url": ENV_BASE_URL, "app_code": ENV_APP_CODE}
     # A token or e-mail + password: whichever is set (the resource names what is missing).
     env_optional: ClassVar[Mapping[str, str]] = {
-        "token": ENV_TOKEN, "email": ENV_EMAIL, "password": ENV_PASSWORD, "timezone": ENV_TIMEZONE,
+        "token": ENV_TOKEN,
+        "email": ENV_EMAIL,
+        "password": ENV_PASSWORD,
+        "timezone": ENV_TIMEZONE,
     }
 
     app_code: str = Field(description=f"Application code in every path ({ENV_APP_CODE}).")
@@ -236,16 +240,15 @@ class IBuildAppResource(VendorResource):
         default=DEFAULT_LOGIN_PATH,
         description="Path of the login call (undocumented in the API doc); '{app_code}' is filled in.",
     )
-    page_size: int = Field(
-        default=500, ge=1, description="'limit' of each search call (no maximum is documented)."
-    )
+    page_size: int = Field(default=500, ge=1, description="'limit' of each search call (no maximum is documented).")
     timezone: str | None = Field(
         default=None,
         description=f"IANA zone whose calendar day of an entry's start_time is its work_date "
         f"({ENV_TIMEZONE}); unset means UTC, with a warning in every load.",
     )
     window_end_margin_hours: float = Field(
-        default=24.0, ge=0,
+        default=24.0,
+        ge=0,
         description="Hours added to the end of each ts/search window, so entries that start on the "
         "window's last day and end after midnight are served whether end_datetime bounds an "
         "entry's start or its end.",
@@ -313,9 +316,7 @@ class IBuildAppResource(VendorResource):
             raise SettingError(f"{self.vendor_label}: {ENV_APP_CODE} is empty")
         if bool(self.email) != bool(self.password):
             present, absent = (ENV_EMAIL, ENV_PASSWORD) if self.email else (ENV_PASSWORD, ENV_EMAIL)
-            raise SettingError(
-                f"{self.vendor_label}: {present} is set but {absent} is not; logging in needs both"
-            )
+            raise SettingError(f"{self.vendor_label}: {present} is set but {absent} is not; logging in needs both")
         if not self.token and not self.can_log_in:
             raise SettingError(
                 f"{self.vendor_label} needs {ENV_TOKEN}, or {ENV_EMAIL} and {ENV_PASSWORD}; "

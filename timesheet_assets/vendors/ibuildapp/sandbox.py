@@ -38,16 +38,16 @@ from __future__ import annotations
 import json
 import threading
 import time as clock
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
+import pandas as pd
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-
-import pandas as pd
 
 from ...sandbox.data import SandboxConfig, person_name, project_name, quarter_hours
 from ...sandbox.framework import RateRule, Sandbox, build_app
@@ -136,7 +136,7 @@ def _epoch(moment: datetime) -> int:
 
 
 def _midnight_utc(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 @dataclass
@@ -224,9 +224,7 @@ def stream_state(config: SandboxConfig) -> tuple[IBuildAppState, Iterator[dict[s
             "duration_unit": "hours",
             "status": status,
             "planned_start_date": _epoch(planned_start),
-            "actual_start_date": _epoch(planned_start + timedelta(days=rng.randint(0, 5)))
-            if status != "new"
-            else 0,
+            "actual_start_date": _epoch(planned_start + timedelta(days=rng.randint(0, 5))) if status != "new" else 0,
             "planned_end_date": _epoch(planned_end),
             "actual_end_date": _epoch(planned_end) if status == "done" else 0,
             "estimated_duration": float(rng.randint(200, 2000)),
@@ -238,9 +236,7 @@ def stream_state(config: SandboxConfig) -> tuple[IBuildAppState, Iterator[dict[s
     return state, _generate_entries(config, rng, tasks)
 
 
-def _generate_entries(
-    config: SandboxConfig, rng: Any, tasks: dict[int, dict[str, Any]]
-) -> Iterator[dict[str, Any]]:
+def _generate_entries(config: SandboxConfig, rng: Any, tasks: dict[int, dict[str, Any]]) -> Iterator[dict[str, Any]]:
     task_ids = list(tasks)
     # Statuses have their own stream: which entries are approved does not shift with how many
     # draws an entry's placement took.
@@ -299,7 +295,7 @@ def state_of(app: Starlette) -> IBuildAppState:
 
 
 def entry_work_date(entry: Mapping[str, Any]) -> date:
-    return datetime.fromtimestamp(entry["start_time"], tz=timezone.utc).date()
+    return datetime.fromtimestamp(entry["start_time"], tz=UTC).date()
 
 
 def expected_timesheets(config: SandboxConfig, first: date, last: date) -> dict[str, Any]:
@@ -446,7 +442,9 @@ class IBuildAppMutations:
             shift = int((_midnight_utc(day) - _midnight_utc(entry_work_date(entry))).total_seconds())
             end = entry.get("end_time")
             update_time_entry(
-                self.state, int(key), start_datetime=entry["start_time"] + shift,
+                self.state,
+                int(key),
+                start_datetime=entry["start_time"] + shift,
                 end_datetime=end + shift if end is not None else None,
             )
         return key
@@ -470,20 +468,26 @@ class IBuildAppMutations:
         with self.state.lock:
             chosen = [e for _, e in sorted(self.state.entries.items()) if first <= entry_work_date(e) <= last]
             seconds = [
-                float(e["duration"]) if e.get("duration") is not None
-                else float(e["end_time"] - e["start_time"]) if e.get("end_time") else 0.0
+                float(e["duration"])
+                if e.get("duration") is not None
+                else float(e["end_time"] - e["start_time"])
+                if e.get("end_time")
+                else 0.0
                 for e in chosen
             ]
             status = entry_status(
                 pd.Series([e.get("status") for e in chosen], dtype="object"),
                 pd.Series([e.get("end_time") for e in chosen], dtype="object"),
             )
-            return pd.DataFrame({
-                "entry_id": [str(e["id"]) for e in chosen],
-                "work_date": [entry_work_date(e) for e in chosen],
-                "total_hours": [round(x / 3600.0, 6) for x in seconds],
-                "status": list(status),
-            }, columns=["entry_id", "work_date", "total_hours", "status"])
+            return pd.DataFrame(
+                {
+                    "entry_id": [str(e["id"]) for e in chosen],
+                    "work_date": [entry_work_date(e) for e in chosen],
+                    "total_hours": [round(x / 3600.0, 6) for x in seconds],
+                    "status": list(status),
+                },
+                columns=["entry_id", "work_date", "total_hours", "status"],
+            )
 
 
 def non_admin_account(state: IBuildAppState, user_id: int) -> dict[str, Any]:
@@ -593,9 +597,7 @@ def create_app(
     """The sandbox app. ``requests_per_second`` turns on a limit the vendor does not document
     (429 beyond it) so runs can show they stay under their own configured rate."""
     rule = (
-        RateRule(max_requests=requests_per_second, window_seconds=1.0, mode="reject")
-        if requests_per_second
-        else None
+        RateRule(max_requests=requests_per_second, window_seconds=1.0, mode="reject") if requests_per_second else None
     )
     sandbox = Sandbox(name="ibuildapp", rate_rule=rule, error=vendor_error)
     state = build_state(config)
@@ -713,8 +715,7 @@ def create_app(
                     rows = [e for e in rows if e.get(key) == params[key]]
             if "project_id" in params:
                 rows = [
-                    e for e in rows
-                    if state.tasks.get(e.get("task_id") or 0, {}).get("project") == params["project_id"]
+                    e for e in rows if state.tasks.get(e.get("task_id") or 0, {}).get("project") == params["project_id"]
                 ]
             if "start_datetime" in params:
                 rows = [e for e in rows if e["start_time"] >= params["start_datetime"]]
@@ -740,7 +741,8 @@ def create_app(
             if "keyword" in params:
                 needle = params["keyword"].lower()
                 rows = [
-                    p for p in rows
+                    p
+                    for p in rows
                     if any(needle in str(p.get(k, "")).lower() for k in ("name", "description", "category"))
                 ]
             offset, limit = page(params)
@@ -771,11 +773,21 @@ def create_app(
         acc = account()
         stamp = sandbox.extra["state"].generated_at
         body = {
-            "id": user["id"], "email": user.get("email"), "first_name": user.get("first_name"),
-            "last_name": user.get("last_name"), "hourly_rate": user.get("hourly_rate", 0),
-            "roles": ["ROLE_USER"], "created": stamp, "updated": stamp,
-            "activated": True, "settings": [], "picture": user.get("picture"), "paid_hours": 0,
-            "unapproved_hours": 0, "teams": [], "birth_date": user.get("birth_date"),
+            "id": user["id"],
+            "email": user.get("email"),
+            "first_name": user.get("first_name"),
+            "last_name": user.get("last_name"),
+            "hourly_rate": user.get("hourly_rate", 0),
+            "roles": ["ROLE_USER"],
+            "created": stamp,
+            "updated": stamp,
+            "activated": True,
+            "settings": [],
+            "picture": user.get("picture"),
+            "paid_hours": 0,
+            "unapproved_hours": 0,
+            "teams": [],
+            "birth_date": user.get("birth_date"),
         }
         if user["id"] == acc.get("id"):
             body.pop("roles")
@@ -807,13 +819,13 @@ def create_app(
                 rows = [u for u in rows if params[key].lower() in str(u.get(key, "")).lower()]
         offset, limit = page(params)
         fields = ("id", "email", "first_name", "last_name")
-        chosen = [{k: u.get(k) for k in fields} for u in rows[offset: offset + limit]]
+        chosen = [{k: u.get(k) for k in fields} for u in rows[offset : offset + limit]]
         return {"status": "SUCCESS", "message": f"{len(rows)} user(s) found.", "data": chosen, "count": len(rows)}
 
     def history_time(value: Any) -> Any:
         if sandbox.extra["history_times"] != "text" or not isinstance(value, int) or not value:
             return value
-        local = datetime.fromtimestamp(value, tz=timezone.utc) + HISTORY_TEXT_OFFSET
+        local = datetime.fromtimestamp(value, tz=UTC) + HISTORY_TEXT_OFFSET
         return local.strftime("%Y-%m-%d %H:%M:%S")
 
     def user_history(params: dict[str, Any]) -> dict[str, Any]:
@@ -836,8 +848,11 @@ def create_app(
                     item[name] = history_time(item[name])
             entries.append(item)
         return {
-            "status": "SUCCESS", "message": f"{len(entries)} time entries found.",
-            "data": {"time_entries": entries}, "count": len(entries), "timestamp": now,
+            "status": "SUCCESS",
+            "message": f"{len(entries)} time entries found.",
+            "data": {"time_entries": entries},
+            "count": len(entries),
+            "timestamp": now,
         }
 
     async def not_found(request: Request) -> Response:

@@ -4,8 +4,9 @@ login, renewed once per refused call."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from ...http import VendorClient, VendorError
 from ...settings import SettingError
@@ -32,7 +33,7 @@ class Session:
     """The AuthHook: a bearer token, from configuration or a lazy login; ``refresh`` logs in
     again once per rejected call (the shared client guarantees "once")."""
 
-    resource: "IBuildAppResource"
+    resource: IBuildAppResource
     client: VendorClient
     token: str | None = None
     logins: int = 0

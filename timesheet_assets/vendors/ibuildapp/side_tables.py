@@ -4,14 +4,14 @@ entries joined, once per day and object, as served."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ...ingest.records import INGESTED_COLUMN, KEY_COLUMN, PAYLOAD_COLUMN, QUARANTINE_COLUMN
-
 
 # ``raw/ibuildapp/time_entry_side_tables`` keeps each users/tasks/projects object the day's
 # entries joined, once per day, as served: beside the entries rather than copied onto each of
@@ -67,8 +67,9 @@ def side_table_frame(
             PAYLOAD_COLUMN: pd.array(frame[PAYLOAD_COLUMN], dtype="string"),
         }
     )
-    out[INGESTED_COLUMN] = pd.Series(pd.Timestamp(ingested_at).tz_convert("UTC"), index=out.index,
-                                     dtype="datetime64[ns, UTC]")
+    out[INGESTED_COLUMN] = pd.Series(
+        pd.Timestamp(ingested_at).tz_convert("UTC"), index=out.index, dtype="datetime64[ns, UTC]"
+    )
     return out
 
 
