@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from tests.support.vendor_variables import VENDOR_VARIABLES
 from timesheet_assets import definitions as top_level
 from timesheet_assets.location import CODE_LOCATION, DEFINITIONS_ATTRIBUTE, DEFINITIONS_MODULE
 from timesheet_assets.vendors.aims360.definitions import aims360_resource
@@ -88,32 +89,7 @@ def test_dg_lists_what_the_definitions_hold(listed):
 ENVIRONMENTS = {
     "nothing set": {},
     "everything set": {
-        name: "https://example.test/" if name.endswith("BASE_URL") else "x"
-        for name in (
-            "AIMSIO_BASE_URL",
-            "AIMSIO_USERNAME",
-            "AIMSIO_PASSWORD",
-            "AJERA_BASE_URL",
-            "AJERA_API_ID",
-            "AJERA_USERNAME",
-            "AJERA_PASSWORD",
-            "AJERA_TIMESHEET_DATE",
-            "AIMS360_BASE_URL",
-            "AIMS360_CLIENT_ID",
-            "AIMS360_CLIENT_SECRET",
-            "AIMS360_USERNAME",
-            "AIMS360_PASSWORD",
-            "AIMS360_ACCESS_TOKEN",
-            "BLIKK_BASE_URL",
-            "BLIKK_APP_ID",
-            "BLIKK_APP_SECRET",
-            "IBUILDAPP_BASE_URL",
-            "IBUILDAPP_APP_CODE",
-            "IBUILDAPP_EMAIL",
-            "IBUILDAPP_PASSWORD",
-            "IBUILDAPP_TOKEN",
-            "IBUILDAPP_TIMEZONE",
-        )
+        name: "https://example.test/" if name.endswith("BASE_URL") else "x" for name in VENDOR_VARIABLES
     },
     "blank counts as unset": {"AIMSIO_BASE_URL": " ", "AIMS360_ACCESS_TOKEN": "", "IBUILDAPP_TOKEN": "  "},
 }

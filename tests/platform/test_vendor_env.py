@@ -3,6 +3,7 @@
 import dagster as dg
 import pytest
 
+from tests.support.vendor_variables import VENDOR_VARIABLES
 from timesheet_assets.vendors.aims360.resource import Aims360Resource
 from timesheet_assets.vendors.aimsio.resource import AimsioResource
 from timesheet_assets.vendors.ajera.resource import AjeraResource
@@ -28,31 +29,7 @@ def test_required_variables_always_and_optional_ones_only_when_set(cls):
 
 def test_every_design_variable_is_declared():
     declared = {name for cls in RESOURCES for name in {**cls.env_required, **cls.env_optional}.values()}
-    assert declared == {
-        "AIMSIO_BASE_URL",
-        "AIMSIO_USERNAME",
-        "AIMSIO_PASSWORD",
-        "AJERA_BASE_URL",
-        "AJERA_API_ID",
-        "AJERA_USERNAME",
-        "AJERA_PASSWORD",
-        "AJERA_TIMESHEET_DATE",
-        "AIMS360_BASE_URL",
-        "AIMS360_CLIENT_ID",
-        "AIMS360_CLIENT_SECRET",
-        "AIMS360_USERNAME",
-        "AIMS360_PASSWORD",
-        "AIMS360_ACCESS_TOKEN",
-        "BLIKK_BASE_URL",
-        "BLIKK_APP_ID",
-        "BLIKK_APP_SECRET",
-        "IBUILDAPP_BASE_URL",
-        "IBUILDAPP_APP_CODE",
-        "IBUILDAPP_EMAIL",
-        "IBUILDAPP_PASSWORD",
-        "IBUILDAPP_TOKEN",
-        "IBUILDAPP_TIMEZONE",
-    }
+    assert declared == set(VENDOR_VARIABLES)
 
 
 def test_from_values_builds_the_resource_from_a_variable_mapping():
