@@ -115,7 +115,12 @@ def test_a_stuck_run_past_its_max_runtime_is_failed_and_its_worker_killed(instan
     assert any("Exceeded maximum runtime of 1 seconds" in m for m in messages(instance, run.run_id))
     # The step calls no vendor, so nothing in it notices: the worker is killed after the grace.
     wait_until(lambda: not worker.is_alive() and not worker.leftover_processes(), "the worker to be killed", timeout=60)
-    assert any("did not stop within 2 s of the termination request" in m for m in messages(instance, run.run_id))
+    # The launcher kills first and says so after: wait for its word rather than race it.
+    wait_until(
+        lambda: any("did not stop within 2 s of the termination request" in m for m in messages(instance, run.run_id)),
+        "the launcher to report the kill",
+        timeout=60,
+    )
     wait_until(
         lambda: (
             list(execute_concurrency_slots_iteration(SimpleNamespace(instance=instance), LOGGER)) is not None
