@@ -14,6 +14,7 @@ counts what it sent after the run was failed.
 
 import os
 import signal
+from contextlib import contextmanager
 from datetime import timedelta
 
 import dagster as dg
@@ -52,16 +53,24 @@ def _state(pid: int) -> str | None:
     return text[text.rindex(")") + 2]
 
 
-def test_a_step_whose_run_was_failed_stops_calling_the_vendor_and_does_not_write(tmp_path, monkeypatch):
-    calls = CallLog()
+@contextmanager
+def deployment(tmp_path, monkeypatch, calls: CallLog, *, grace: int = 5):
+    """Blikk's sandbox (its calls logged) and an instance with the production launcher; the
+    environment points the code location at both and at a warehouse in ``tmp_path``."""
     app = calls.wrap(blikk_sandbox.create_app(CONFIG), "blikk")
-    warehouse = tmp_path / "warehouse.duckdb"
-    home = write_instance_yaml(tmp_path / "home")
+    home = write_instance_yaml(tmp_path / "home", grace=grace)
     with SandboxServer(app) as server, dg.DagsterInstance.from_config(str(home)) as instance:
         for name, value in blikk_sandbox.sandbox_env(server.url).items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setenv("TIMESHEET_WAREHOUSE", str(warehouse))
+        monkeypatch.setenv("TIMESHEET_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
         monkeypatch.setenv("TIMESHEET_RUN_STATUS_CHECK_SECONDS", str(CHECK_SECONDS))
+        yield server, instance
+
+
+def test_a_step_whose_run_was_failed_stops_calling_the_vendor_and_does_not_write(tmp_path, monkeypatch):
+    calls = CallLog()
+    warehouse = tmp_path / "warehouse.duckdb"
+    with deployment(tmp_path, monkeypatch, calls) as (server, instance):
         first, last = CONFIG.anchor_date - timedelta(days=CONFIG.days - 1), CONFIG.anchor_date
         run = launch(instance, "blikk_time_reports_multiprocess", tags=range_tags(first, last))
         worker = WorkerProcess.from_tag(
@@ -110,14 +119,8 @@ def blikk_sandbox_reports(server: SandboxServer):
 
 def test_a_canceled_refresh_stops_at_the_next_request_and_ends_canceled(tmp_path, monkeypatch):
     calls = CallLog()
-    app = calls.wrap(blikk_sandbox.create_app(CONFIG), "blikk")
     warehouse = tmp_path / "warehouse.duckdb"
-    home = write_instance_yaml(tmp_path / "home", grace=120)
-    with SandboxServer(app) as server, dg.DagsterInstance.from_config(str(home)) as instance:
-        for name, value in blikk_sandbox.sandbox_env(server.url).items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("TIMESHEET_WAREHOUSE", str(warehouse))
-        monkeypatch.setenv("TIMESHEET_RUN_STATUS_CHECK_SECONDS", str(CHECK_SECONDS))
+    with deployment(tmp_path, monkeypatch, calls, grace=120) as (server, instance):
         first, last = CONFIG.anchor_date - timedelta(days=CONFIG.days - 1), CONFIG.anchor_date
         run = launch(instance, "refresh_blikk", tags=range_tags(first, last))
         worker = WorkerProcess.from_tag(

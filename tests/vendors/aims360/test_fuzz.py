@@ -16,6 +16,7 @@ import pydantic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.fuzz import json_values
 from timesheet_assets.conformed.schema import PROJECT_COLUMNS, TIMESHEET_COLUMNS
 from timesheet_assets.http import MalformedBody, VendorRejected
 from timesheet_assets.ingest.records import INGESTED_COLUMN, KEY_COLUMN, PAYLOAD_COLUMN, QUARANTINE_COLUMN
@@ -58,11 +59,7 @@ SCALARS = (
         ]
     )
 )
-JSON = st.recursive(
-    SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=12,
-)
+JSON = json_values(SCALARS, key_size=8)
 
 VALID_ROW = {
     "Order No": "0000001",

@@ -25,6 +25,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.fuzz import json_values
 from timesheet_assets.conformed.schema import PROJECT_COLUMNS, TIMESHEET_COLUMNS, TIMESHEET_STATUSES
 from timesheet_assets.http import AuthExpired, MalformedBody, VendorRejected
 from timesheet_assets.ingest import build_raw_frame
@@ -84,11 +85,7 @@ SCALARS = (
     | EDGE_NUMBERS
     | EDGE_TEXT
 )
-JSON = st.recursive(
-    SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=12,
-)
+JSON = json_values(SCALARS, key_size=10)
 
 
 def _swapped(value: Any) -> Any:

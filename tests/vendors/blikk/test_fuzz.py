@@ -17,6 +17,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.fuzz import EXTREME_NUMBERS, PLAIN_SCALARS, json_values
 from tests.support.raw_contract import assert_raw_contract
 from timesheet_assets.conformed.schema import (
     PROJECT_COLUMNS,
@@ -57,42 +58,9 @@ INTERNAL = _DATA.internal_projects[-1]
 ABSENCE = _DATA.absence_projects[0]
 
 # Python's json decoder (what the client uses) accepts NaN and Infinity, so they are fair game.
-SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
-)
-JSON = st.recursive(
-    SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
-    max_leaves=12,
-)
-EDGE_NUMBERS = [
-    "NaN",
-    "Infinity",
-    "-1",
-    "1e999",
-    "0",
-    0,
-    -1,
-    -3600,
-    25,
-    24.0,
-    24.25,
-    1441,
-    10**13,
-    10**20,
-    2**63,
-    -(2**63),
-    2**64,
-    10**400,
-    1e308,
-    -1e308,
-    0.5,
-    float("nan"),
-    float("inf"),
-    float("-inf"),
-    True,
-    "8,5",
-]
+SCALARS = PLAIN_SCALARS
+JSON = json_values()
+EDGE_NUMBERS = [*EXTREME_NUMBERS, 25, 24.0, 24.25, 1441, float("-inf"), "8,5"]
 EDGE_TIMES = [
     "2025-13-45",
     "2025-02-30",

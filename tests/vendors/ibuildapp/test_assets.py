@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from tests.support.benchmark_rows import BENCHMARK_ROW_KEYS
 from tests.support.dagster_helpers import materialization_metadata, materialize, read_table
 from tests.vendors.ibuildapp.conftest import resource_for, small_config
 from timesheet_assets.vendors.ibuildapp import PLUGIN
@@ -203,20 +204,8 @@ def test_benchmark_contract():
     spec.loader.exec_module(module)
     rows = module.run_benchmark(120)
     assert [r["scenario"] for r in rows] == ["full", "no_change", "changed_1pct_lookback_reread"]
-    keys = {
-        "vendor",
-        "scenario",
-        "requests",
-        "records",
-        "wall_s",
-        "achieved_rps",
-        "documented_limit_rps",
-        "utilisation_pct",
-        "rate_violations",
-        "requests_per_1000_records",
-    }
     for row in rows:
-        assert set(row) == keys
+        assert set(row) == BENCHMARK_ROW_KEYS
         assert row["vendor"] == "ibuildapp"
         assert row["requests"] == 1 + math.ceil(120 / 500) + 1 == module.expected_requests(120)
         assert row["records"] == 120 + 12
