@@ -7,30 +7,12 @@ import signal
 import sys
 
 import dagster as dg
-import pandas as pd
 
-from timesheet_assets.ingest import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
+from tests.support.probe_assets import lines, probe_lines_asset
 from timesheet_assets.storage import WarehouseIOManager
 from timesheet_assets.storage import warehouse as module
 
-
-@dg.asset(
-    key=["raw", "probe", "lines"],
-    partitions_def=daily_partitions("2026-01-01"),
-    backfill_policy=DATE_WINDOW_BACKFILL,
-    metadata={"partition_expr": "work_date"},
-)
-def probe_lines(context: dg.AssetExecutionContext) -> pd.DataFrame:
-    first, last = partition_window(context)
-    days = list(pd.date_range(first, last).date)
-    version = int(os.environ["PROBE_VERSION"])
-    return pd.DataFrame(
-        {
-            "record_key": [f"{d}:{i}" for d in days for i in range(50)],
-            "work_date": [d for d in days for _ in range(50)],
-            "version": [version] * (50 * len(days)),
-        }
-    )
+probe_lines = probe_lines_asset(lambda days: lines(days, 50, version=int(os.environ["PROBE_VERSION"])))
 
 
 def main() -> None:

@@ -4,13 +4,11 @@ run's write nor see half of one."""
 import threading
 from datetime import date
 
-import dagster as dg
-import pandas as pd
 import psycopg2
 import pytest
 
 from tests.support.dagster_helpers import materialize
-from timesheet_assets.ingest import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
+from tests.support.probe_assets import lines, probe_cards_asset, probe_lines_asset
 from timesheet_assets.settings import warehouse_password
 from timesheet_assets.storage import parse_target
 
@@ -24,30 +22,15 @@ def clean_state():
     STATE.clear()
 
 
-@dg.asset(
-    key=["raw", "probe", "lines"],
-    partitions_def=daily_partitions("2026-01-01"),
-    backfill_policy=DATE_WINDOW_BACKFILL,
-    metadata={"partition_expr": "work_date"},
-)
-def probe_lines(context: dg.AssetExecutionContext) -> pd.DataFrame:
-    first, last = partition_window(context)
-    days = list(pd.date_range(first, last).date)
-    per_day = STATE.get("per_day", 3)
-    return pd.DataFrame(
-        {
-            "record_key": [f"{d}:{i}" for d in days for i in range(per_day)],
-            "work_date": [d for d in days for _ in range(per_day)],
-            "hours": [float(STATE.get("version", 1))] * (per_day * len(days)),
-            "payload": ['{"note": "a, \\"quoted\\" value"}'] * (per_day * len(days)),
-        }
+probe_lines = probe_lines_asset(
+    lambda days: lines(
+        days,
+        STATE.get("per_day", 3),
+        hours=float(STATE.get("version", 1)),
+        payload='{"note": "a, \\"quoted\\" value"}',
     )
-
-
-@dg.asset(key=["raw", "probe", "cards"], metadata={"primary_key": "record_key"})
-def probe_cards() -> dg.Output:
-    frame = pd.DataFrame(STATE["cards"], columns=["record_key", "hours"])
-    return dg.Output(frame, metadata={"write_mode": STATE.get("mode", "upsert")})
+)
+probe_cards = probe_cards_asset(STATE)
 
 
 def connect(warehouse: str):

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.dagster_helpers import range_tags, read_table
 from tests.support.postgres import shared_postgres_server
-from timesheet_assets.ingest import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
+from tests.support.probe_assets import probe_lines_asset
 from timesheet_assets.settings import SettingError
 from timesheet_assets.storage import parse_target, redact_url, warehouse_io_manager
 
@@ -92,15 +92,9 @@ def everything_recorded(instance: dg.DagsterInstance, run_id: str) -> str:
     return "\n".join(parts)
 
 
-@dg.asset(
-    key=["raw", "probe", "lines"],
-    partitions_def=daily_partitions("2026-01-01"),
-    backfill_policy=DATE_WINDOW_BACKFILL,
-    metadata={"partition_expr": "work_date"},
+probe_lines = probe_lines_asset(
+    lambda days: pd.DataFrame({"record_key": [str(days[0])], "work_date": [days[0]], "hours": [1.0]})
 )
-def probe_lines(context: dg.AssetExecutionContext) -> pd.DataFrame:
-    first, last = partition_window(context)
-    return pd.DataFrame({"record_key": [str(first)], "work_date": [first], "hours": [1.0]})
 
 
 def _run(instance) -> dg.ExecuteInProcessResult:

@@ -15,28 +15,14 @@ from tests.support.dagster_helpers import (
     query,
     read_table,
 )
+from tests.support.probe_assets import lines, probe_cards_asset, probe_lines_asset
 from timesheet_assets.ingest import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
 
 STATE: dict = {}
 
 
-@dg.asset(
-    key=["raw", "probe", "lines"],
-    partitions_def=daily_partitions("2026-01-01"),
-    backfill_policy=DATE_WINDOW_BACKFILL,
-    metadata={"partition_expr": "work_date"},
-)
-def probe_lines(context: dg.AssetExecutionContext) -> pd.DataFrame:
-    first, last = partition_window(context)
-    days = list(pd.date_range(first, last).date)
-    version = STATE.get("version", 1)
-    frame = pd.DataFrame(
-        {
-            "record_key": [f"{d}:{i}" for d in days for i in range(3)],
-            "work_date": [d for d in days for _ in range(3)],
-            "hours": [float(version)] * (3 * len(days)),
-        }
-    )
+def _lines(days):
+    frame = lines(days, 3, hours=float(STATE.get("version", 1)))
     if STATE.get("extra_column"):
         frame["note"] = "added later"
     if STATE.get("explode"):
@@ -44,10 +30,8 @@ def probe_lines(context: dg.AssetExecutionContext) -> pd.DataFrame:
     return frame
 
 
-@dg.asset(key=["raw", "probe", "cards"], metadata={"primary_key": "record_key"})
-def probe_cards() -> dg.Output:
-    frame = pd.DataFrame(STATE["cards"], columns=["record_key", "hours"])
-    return dg.Output(frame, metadata={"write_mode": STATE.get("mode", "upsert")})
+probe_lines = probe_lines_asset(_lines)
+probe_cards = probe_cards_asset(STATE)
 
 
 @pytest.fixture(autouse=True)
