@@ -20,8 +20,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/timesheet-assets demo --days $(DAYS)
 
+# Four workers on two cores: most of the suite waits on vendor rate limits and subprocesses.
+# --dist loadfile keeps each test file on one worker (module fixtures are set up once), and
+# --no-loadscope-reorder sends files in collection order, so the long ones start first.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder -q
 
 # Style, types and the code location as `dg` loads it (the tools come with the dev extra).
 lint: $(STAMP)

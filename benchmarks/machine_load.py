@@ -79,8 +79,10 @@ def _is_run_worker(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return False
-    # The code server starts each run worker with multiprocessing's spawn.
-    return b"multiprocessing" in cmdline and b"spawn_main" in cmdline
+    # Dagster's default launcher has the code server start each run worker with
+    # multiprocessing's spawn; the production launcher (timesheet_assets.runs.launcher) runs
+    # ``python -m dagster api execute_run``.
+    return (b"multiprocessing" in cmdline and b"spawn_main" in cmdline) or b"dagster api execute_run" in cmdline
 
 
 class WorkerPeakMemory:

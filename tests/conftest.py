@@ -37,7 +37,18 @@ def warehouse(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+def instance() -> Iterator[dg.DagsterInstance]:
+    """An in-memory Dagster instance: runs, event logs, materializations, cursors and checks
+    behave as on disk, at a fraction of the cost (``instance_for_test`` builds SQLite storages
+    on disk and commits every event: about 0.35 s CPU to build and 0.4 s per range run).
+    Tests that need storage another process can read use ``sqlite_instance``."""
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+@pytest.fixture
+def sqlite_instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A Dagster instance on SQLite files under the test's temp dir (``DAGSTER_HOME`` set)."""
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
     with dg.instance_for_test(temp_dir=str(home)) as inst:

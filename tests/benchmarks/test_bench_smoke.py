@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 
@@ -9,12 +11,10 @@ import pytest
 
 from benchmarks import processing, run
 
-pytestmark = pytest.mark.xdist_group("bench_smoke")
-
 RECORDS = 2_000
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def store(tmp_path_factory):
     return processing.record_pages(RECORDS, tmp_path_factory.mktemp("pages"))
 
@@ -77,15 +77,25 @@ def test_ablation_variants_give_the_same_rows(tmp_path):
     assert all(r["records_per_s"] > 0 for r in result["rows"])
 
 
-def test_run_quick_one_vendor_writes_a_report(tmp_path, monkeypatch, capsys):
-    output = tmp_path / "RESULTS.md"
-    raw = tmp_path / "results.json"
-    monkeypatch.setenv("TIMESHEET_BENCH_CACHE", str(tmp_path / "pages"))
-    monkeypatch.setattr(run, "QUICK_PROCESSING_SIZES", [500])
-    assert (
-        run.main(["--quick", "--vendors", "ibuildapp", "--skip-freshness", "--output", str(output), "--json", str(raw)])
-        == 0
-    )
+@pytest.fixture(scope="session")
+def quick_report(tmp_path_factory):
+    """One ``--quick`` run of the iBuildApp vendor benchmark with processing, warehouse and
+    the design's floor (no freshness): (report, results JSON, what it printed)."""
+    root = tmp_path_factory.mktemp("quick_report")
+    output, raw = root / "RESULTS.md", root / "results.json"
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setenv("TIMESHEET_BENCH_CACHE", str(root / "pages"))
+        patch.setattr(run, "QUICK_PROCESSING_SIZES", [500])
+        code = run.main(
+            ["--quick", "--vendors", "ibuildapp", "--skip-freshness", "--output", str(output), "--json", str(raw)]
+        )
+    assert code == 0
+    return output, raw, printed.getvalue()
+
+
+def test_run_quick_one_vendor_writes_a_report(quick_report):
+    output, raw, printed = quick_report
     result = json.loads(raw.read_text())
     rows = result["vendors"]
     assert [r["scenario"] for r in rows][:2] == ["full", "no_change"] and len(rows) == 3
@@ -106,7 +116,7 @@ def test_run_quick_one_vendor_writes_a_report(tmp_path, monkeypatch, capsys):
     ):
         assert heading in report
     assert f"Python {sys.version_info.major}.{sys.version_info.minor}" in report
-    assert "429s/refusals" in capsys.readouterr().out
+    assert "429s/refusals" in printed
 
 
 def test_floor_stages_each_read_every_record_and_both_paths_write_the_same_rows(store, tmp_path):
@@ -125,11 +135,11 @@ def test_floor_stages_each_read_every_record_and_both_paths_write_the_same_rows(
     assert "duckdb_elt" in table and f"{RECORDS:,}" in table
 
 
-def test_a_vendor_only_run_keeps_the_processing_sections_and_renders_again_from_json(tmp_path, monkeypatch):
-    earlier = tmp_path / "EARLIER.md"
+def test_a_vendor_only_run_keeps_the_processing_sections_and_renders_again_from_json(
+    quick_report, tmp_path, monkeypatch
+):
+    earlier, _, _ = quick_report
     monkeypatch.setenv("TIMESHEET_BENCH_CACHE", str(tmp_path / "pages"))
-    monkeypatch.setattr(run, "QUICK_PROCESSING_SIZES", [500])
-    assert run.main(["--quick", "--vendors", "ibuildapp", "--skip-freshness", "--output", str(earlier)]) == 0
     later, raw = tmp_path / "LATER.md", tmp_path / "later.json"
     assert (
         run.main(

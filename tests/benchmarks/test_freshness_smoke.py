@@ -11,10 +11,9 @@ import pytest
 from benchmarks import freshness
 from benchmarks.machine_load import cpu_hogs
 
-pytestmark = pytest.mark.xdist_group("bench_smoke")
 
-
-@pytest.fixture(scope="module")
+# Session-scoped: one test process runs the refresh once, however its tests are scheduled.
+@pytest.fixture(scope="session")
 def daily_and_peer():
     only = {"daily", "peer"} if freshness.dlt_available() else {"daily"}
     return freshness.run_all(freshness.quick_plan(), log=lambda message: None, only=only)
@@ -134,3 +133,11 @@ def test_cpu_hogs_run_at_the_lowest_priority_and_are_gone_afterwards():
     while any(_alive(p) for p in loops + pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(p) for p in loops + pids)
+
+
+def test_utilisation_counts_the_longest_stretch_of_back_to_back_requests():
+    scan = [0.0, 0.26, 0.52]
+    window = [3.0 + 0.26 * i for i in range(10)]
+    later_step = [9.0, 9.26]
+    assert freshness.longest_back_to_back(scan + window + later_step) == window
+    assert freshness.longest_back_to_back([]) == []

@@ -7,8 +7,6 @@ import pytest
 
 from benchmarks import backfill_memory, load_time
 
-pytestmark = pytest.mark.xdist_group("bench_smoke")
-
 
 def test_backfill_memory_runs_the_year_in_a_child_and_counts_its_pages():
     row = backfill_memory.measure(600)
@@ -25,3 +23,22 @@ def test_load_time_measures_the_location_and_names_the_libraries_it_loads():
     assert result["load_location_s_cpu"] > 0
     # Loading the code location does not need DuckDB, the vendor sandboxes or their server.
     assert not {"duckdb", "starlette", "uvicorn"} & set(result["watched_libraries_loaded"])
+
+
+def test_worker_memory_is_sampled_for_a_run_worker_of_the_production_launcher():
+    import subprocess
+    import sys
+    import time
+
+    from benchmarks.machine_load import WorkerPeakMemory
+
+    # What the production launcher starts: ``python -m dagster api execute_run`` (its arguments
+    # stand in here for the module's, so the process only sleeps).
+    code = "import time; big = bytearray(30 * 1024 * 1024); time.sleep(3)"
+    with WorkerPeakMemory(interval_s=0.05) as memory:
+        worker = subprocess.Popen([sys.executable, "-c", code, "dagster", "api", "execute_run"])
+        deadline = time.monotonic() + 10
+        while not memory.peak_kb and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker.wait(timeout=30)
+    assert memory.peak_mb is not None and memory.peak_mb >= 30

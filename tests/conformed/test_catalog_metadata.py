@@ -17,8 +17,6 @@ from timesheet_assets.sandbox.registry import serve_sandboxes
 from timesheet_assets.settings import VENDOR_NAMES
 from timesheet_assets.storage import WarehouseIOManager
 
-pytestmark = pytest.mark.xdist_group("end_to_end")
-
 ANCHOR = date(2026, 3, 20)
 CONFIG = SandboxConfig(seed=11, time_records=140, projects=8, employees=6, days=14, anchor_date=ANCHOR)
 # A 7-day backfill in one run (the raw timesheet assets and conformed use a single-run policy).
@@ -39,12 +37,16 @@ def _break_records(sandboxes) -> None:
         entry["duration"] = "n/a"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def loaded(tmp_path_factory):
-    """One run of every asset over FIRST..LAST; yields (definitions, warehouse, instance)."""
+    """One run of every asset over FIRST..LAST, once per test process; yields (definitions,
+    warehouse, instance). Session-scoped so that a test process never runs it twice, and
+    nothing of it outlives the run but its results: the sandboxes stop and the environment
+    is restored when the run ends."""
     root = tmp_path_factory.mktemp("catalog_metadata")
     warehouse = str(root / "warehouse.duckdb")
-    (root / "dagster_home").mkdir()
+    home = root / "dagster_home"
+    home.mkdir()
     with serve_sandboxes(VENDOR_NAMES, CONFIG) as sandboxes, pytest.MonkeyPatch.context() as env:
         for sandbox in sandboxes.values():
             for name, value in sandbox.env.items():
@@ -52,7 +54,7 @@ def loaded(tmp_path_factory):
         env.setenv("TIMESHEET_WAREHOUSE", warehouse)
         _break_records(sandboxes)
         defs = build_definitions(VENDOR_NAMES)
-        with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
+        with dg.instance_for_test(temp_dir=str(home)) as instance:
             result = dg.materialize(
                 list(defs.assets),
                 resources={**dict(defs.resources), "io_manager": WarehouseIOManager(database=warehouse)},
@@ -61,7 +63,8 @@ def loaded(tmp_path_factory):
                 raise_on_error=False,
             )
             assert result.success
-            yield defs, warehouse, instance
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield defs, warehouse, instance
 
 
 def _graph(defs):

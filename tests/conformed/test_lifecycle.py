@@ -30,8 +30,6 @@ from timesheet_assets.sandbox.registry import serve_sandboxes
 from timesheet_assets.schedules import MERGE_GAP_DAYS
 from timesheet_assets.vendors.registry import load_plugin
 
-pytestmark = pytest.mark.xdist_group("lifecycle")
-
 TODAY = date(2026, 3, 20)
 LOOKBACK = 14
 DEEP = 40

@@ -192,3 +192,23 @@ def test_pause_pushes_a_booked_request_back():
     with limiter.slot() as waited:
         assert clock.monotonic() == pytest.approx(first + 2.0)
         assert waited == pytest.approx(2.0)
+
+
+def test_a_limiter_made_as_if_one_just_went_waits_one_interval_first():
+    clock = FakeClock()
+    made = clock.monotonic()
+    limiter = RateLimiter(4, burst=1, clock=clock, as_if_one_just_went=True)
+    starts = _starts(limiter, clock, 3)
+    assert [round(s - made, 6) for s in starts] == [0.25, 0.5, 0.75]
+
+
+@pytest.mark.parametrize("as_if_one_just_went, worst_window", [(True, 4), (False, 5)])
+def test_a_step_after_another_keeps_the_spacing_only_when_its_limiter_assumes_a_call_just_went(
+    as_if_one_just_went, worst_window
+):
+    """A vendor's steps take turns: each opens its own limiter right after the one before sent
+    its last request. Assuming that call just went keeps any window at the limit."""
+    clock = FakeClock()
+    first = _starts(RateLimiter(4, burst=1, clock=clock, as_if_one_just_went=as_if_one_just_went), clock, 8)
+    second = _starts(RateLimiter(4, burst=1, clock=clock, as_if_one_just_went=as_if_one_just_went), clock, 8)
+    assert max_in_any_window(first + second) == worst_window

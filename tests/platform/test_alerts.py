@@ -137,9 +137,10 @@ def test_a_plain_http_webhook_off_loopback_is_refused_without_showing_its_path(m
     assert "http://hooks.example.com" in str(info.value) and "s3cret" not in str(info.value)
 
 
-def test_an_asset_turning_late_then_overdue_then_fresh_is_posted(receiver, instance, monkeypatch):
+def test_an_asset_turning_late_then_overdue_then_fresh_is_posted(receiver, sqlite_instance, monkeypatch):
     """Dagster's freshness daemon evaluates the policies (its clock moved forward), and the
-    sensor posts each change once."""
+    sensor posts each change once. The daemon's workspace needs an instance on disk."""
+    instance = sqlite_instance
     now = get_current_timestamp()
     clock = {"t": now}
     for module in ("dagster._core.definitions.freshness_evaluator", "dagster._daemon.freshness"):

@@ -14,8 +14,6 @@ import pytest
 
 from timesheet_assets.definitions import build_definitions
 
-pytestmark = pytest.mark.xdist_group("dev_ui")
-
 QUERY = """{ assetNodes { assetKey { path }
   internalFreshnessPolicy { __typename ... on TimeWindowFreshnessPolicy { failWindowSeconds warnWindowSeconds } }
   assetChecksOrError { __typename ... on AssetChecks { checks { name description blocking } } }

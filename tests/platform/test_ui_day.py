@@ -26,8 +26,6 @@ from tests.support.webhook import WebhookReceiver
 from timesheet_assets.definitions import build_definitions
 from timesheet_assets.location import CODE_LOCATION, REPOSITORY
 
-pytestmark = pytest.mark.xdist_group("dev_ui")
-
 DAYS = 3
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"

@@ -7,8 +7,6 @@ from timesheet_assets.definitions import build_definitions
 from timesheet_assets.sandbox.registry import sandbox_module
 from timesheet_assets.storage import WarehouseIOManager
 
-pytestmark = pytest.mark.xdist_group("end_to_end")
-
 # Variables without a default: removing one must fail the run, naming it. (Base URLs of
 # vendors with a documented production host have a default and are not listed.)
 REQUIRED = {

@@ -19,7 +19,6 @@ from datetime import timedelta
 
 import dagster as dg
 import duckdb
-import pytest
 
 from tests.reliability.call_streams import CallLog
 from tests.reliability.supervision import launch, messages, step_failures, wait_until, write_instance_yaml
@@ -29,8 +28,6 @@ from timesheet_assets.runs.processes import WorkerProcess, process_start_ticks
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.blikk import sandbox as blikk_sandbox
-
-pytestmark = pytest.mark.xdist_group("run_supervision")
 
 CONFIG = SandboxConfig(seed=5, time_records=6000, days=30, employees=12, projects=8)
 CHECK_SECONDS = 1.0

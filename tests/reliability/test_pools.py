@@ -15,15 +15,11 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import pytest
-
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.gate import ArrivalGate
 from timesheet_assets.sandbox.registry import serve_sandboxes
 from timesheet_assets.vendors.blikk.resource import TIME_REPORTS_PATH
 from timesheet_assets.vendors.blikk.sandbox import REQUESTS_PER_SECOND
-
-pytestmark = pytest.mark.xdist_group("pools")
 
 ROOT = Path(__file__).resolve().parents[2]
 ANCHOR = date(2026, 2, 28)

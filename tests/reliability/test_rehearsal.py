@@ -9,7 +9,7 @@ import pytest
 
 from tests.reliability.rehearsal import Plan, rehearse
 
-pytestmark = [pytest.mark.xdist_group("rehearsal"), pytest.mark.timeout(1500)]
+pytestmark = pytest.mark.timeout(1500)
 
 
 def test_rehearsal_with_a_killed_worker(tmp_path):

@@ -18,8 +18,6 @@ from tests.reliability.supervision import ROOT, launch, messages, run_record, st
 from timesheet_assets.runs.launcher import WORKER_TAG
 from timesheet_assets.runs.processes import WorkerProcess
 
-pytestmark = pytest.mark.xdist_group("run_supervision")
-
 LOGGER = logging.getLogger("tests.run_retries")
 PRODUCTION = yaml.safe_load((ROOT / "dagster.yaml").read_text())
 

@@ -26,8 +26,6 @@ from tests.reliability.supervision import launch, messages, run_record, status, 
 from timesheet_assets.runs.launcher import WORKER_TAG
 from timesheet_assets.runs.processes import WorkerProcess
 
-pytestmark = pytest.mark.xdist_group("run_supervision")
-
 LOGGER = logging.getLogger("tests.run_supervision")
 POOL = "probe"
 FREE_SLOTS_AFTER = 1

@@ -14,8 +14,6 @@ from timesheet_assets.sandbox.registry import serve_sandboxes
 from timesheet_assets.settings import VENDOR_NAMES
 from timesheet_assets.storage import WarehouseIOManager
 
-pytestmark = pytest.mark.xdist_group("end_to_end")
-
 ANCHOR = date(2026, 4, 10)
 CONFIG = SandboxConfig(seed=11, time_records=60, projects=4, employees=4, days=6, anchor_date=ANCHOR)
 SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "API_ID", "CLIENT_ID", "USERNAME", "EMAIL", "APP_ID")

@@ -1,11 +1,7 @@
 """The warehouse benchmark runs on both backends and its numbers add up, on a tiny size (no
 timing assertions: timings are the benchmark's business)."""
 
-import pytest
-
 from benchmarks import warehouse
-
-pytestmark = pytest.mark.xdist_group("bench_smoke")
 
 
 def test_both_backends_write_every_row_and_report_rate_and_memory(tmp_path):

@@ -32,6 +32,12 @@ class RateLimiter:
     would put N+1 requests into one window. Any N+1 consecutive sends then span at least
     N/rate seconds, so a rate a little under the documented one is the margin left for what
     happens between the release and the request reaching the vendor.
+
+    ``as_if_one_just_went=True`` starts the limiter as if a request had gone out the moment
+    it was made. A vendor's steps and runs take turns (the vendor's pool): each opens its own
+    client, and the one before may have sent its last request a moment ago. Starting one
+    interval after creation keeps the spacing across that handoff, so the combined calls of
+    both still put no more than N into any window of N/rate seconds.
     """
 
     def __init__(
@@ -42,6 +48,7 @@ class RateLimiter:
         max_in_flight: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
         on_send: Callable[[float], None] | None = None,
+        as_if_one_just_went: bool = False,
     ) -> None:
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be positive")
@@ -59,8 +66,8 @@ class RateLimiter:
         self._lock = threading.Lock()
         # Theoretical arrival time of the next request, on actual send times, and the same on
         # planned times (what callers already booked, so each sleeps to its own moment).
-        self._tat = float("-inf")
-        self._planned_tat = float("-inf")
+        self._tat = clock.monotonic() + self.interval if as_if_one_just_went else float("-inf")
+        self._planned_tat = self._tat
         self._paused_until = 0.0
         self._in_flight = 0
         self._in_flight_cond = threading.Condition(threading.Lock())

@@ -117,7 +117,15 @@ class VendorResource(dg.ConfigurableResource):
         logger: Any = None,
         between_requests: Callable[[], None] | None = None,
     ) -> VendorClient:
-        limiter = RateLimiter(self.effective_rate, burst=1, max_in_flight=self.effective_in_flight, clock=clock)
+        # Each step opens its own client, right after the vendor's previous step (in this run or
+        # another) sent its last request: the new limiter keeps the spacing across that handoff.
+        limiter = RateLimiter(
+            self.effective_rate,
+            burst=1,
+            max_in_flight=self.effective_in_flight,
+            clock=clock,
+            as_if_one_just_went=True,
+        )
         client = VendorClient(
             self.vendor_label,
             self.base_url,

@@ -19,8 +19,6 @@ from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.registry import serve_sandboxes
 from timesheet_assets.vendors.aimsio.sandbox import AimsioMutations
 
-pytestmark = pytest.mark.xdist_group("lifecycle")
-
 TODAY = date(2026, 3, 20)
 LOOKBACK = 14
 CONFIG = SandboxConfig(seed=5, time_records=150, projects=4, employees=5, days=45, anchor_date=TODAY)

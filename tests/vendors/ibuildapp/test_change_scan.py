@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import date, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import dagster as dg
@@ -18,6 +19,7 @@ from tests.support.deployment import Deployment
 from tests.vendors.ibuildapp.conftest import resource_for, small_config
 from timesheet_assets.schedules import DAYS_TO_REREAD, REFRESH_TAG
 from timesheet_assets.storage import WarehouseIOManager
+from timesheet_assets.vendors.ibuildapp import sandbox as sandbox_module
 from timesheet_assets.vendors.ibuildapp.assets import time_entries
 from timesheet_assets.vendors.ibuildapp.changes import WATERMARK, changed_since
 from timesheet_assets.vendors.ibuildapp.sandbox import IBuildAppMutations, state_of
@@ -86,13 +88,16 @@ def _change_old_days(source: IBuildAppMutations) -> dict[str, Any]:
     [("changed", "epoch"), ("all", "epoch"), ("changed", "text")],
     ids=["changed-entries", "whole-history", "server-local-text"],
 )
-def test_old_changes_become_days_to_reread(start_sandbox, warehouse, instance, reading, times):
+def test_old_changes_become_days_to_reread(start_sandbox, warehouse, instance, reading, times, monkeypatch):
     server = start_sandbox(CONFIG)
     server.sandbox.extra.update(history_reading=reading, history_times=times)
     source: IBuildAppMutations = server.sandbox.extra["mutations"]
     first = run(server, warehouse, instance, CONFIG.first_date, ANCHOR)
     watermark = materialization_metadata(first, TIME_ENTRIES)[WATERMARK]
 
+    # The edits and the second run come a minute later on the server's clock (the two runs may
+    # fall within one second here, and the server's times have whole seconds).
+    monkeypatch.setattr(sandbox_module, "clock", SimpleNamespace(time=lambda: time.time() + 60))
     changed = _change_old_days(source)
     server.sandbox.stats.reset()
     second = run(server, warehouse, instance, day(4), ANCHOR)
