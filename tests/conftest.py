@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,16 @@ from timesheet_assets.sandbox.server import SandboxServer
 
 # Definitions must not pick up a developer's vendor selection or warehouse.
 os.environ.pop("TIMESHEET_VENDORS", None)
+
+
+@pytest.fixture(autouse=True)
+def default_sigterm() -> None:
+    """Give every test a default SIGTERM. A pytest-xdist worker ignores SIGINT, and each
+    in-process Dagster run, when it ends, points SIGTERM at SIGINT's handler
+    (``dagster._utils.interrupts``): SIGTERM becomes ignored in the worker and in every process
+    it starts afterwards, so a command a test stops with SIGTERM would never stop."""
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.fixture

@@ -137,23 +137,32 @@ def _serve_until_stopped(command: list[str], grace_seconds: float = 60.0) -> int
     SIGHUP as its graceful Ctrl-C (a second signal kills it): however this process is stopped,
     the UI, the daemon and the code server stop with it, and the home stays locked until they
     have."""
-    child = subprocess.Popen(command, env=dict(os.environ), start_new_session=True)
-    signals_seen = []
+    signals_seen: list[int] = []
+    child: subprocess.Popen[bytes] | None = None
 
     def stop(signum, _frame) -> None:
         signals_seen.append(signum)
-        if child.poll() is None:
+        if child is not None and child.poll() is None:
             os.killpg(child.pid, signal.SIGINT if len(signals_seen) == 1 else signal.SIGKILL)
 
+    # The handlers go in before dagster dev starts: a process inherits a signal its parent
+    # ignores (Ctrl-C in a script's background job, for one), never a handler, so dagster dev
+    # starts with Ctrl-C working and the SIGINT passed on below stops it.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
+        child = subprocess.Popen(command, env=dict(os.environ), start_new_session=True)
+        if signals_seen:  # stopped while it was starting
+            os.killpg(child.pid, signal.SIGINT)
         child.wait()
     finally:
-        try:
-            child.wait(timeout=grace_seconds)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
+        if child is not None:
+            try:
+                child.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if child is None:
+        return 1
     return 0 if child.returncode in (0, -signal.SIGINT) else child.returncode

@@ -73,6 +73,32 @@ def test_make_sandbox_prints_exports_a_shell_can_paste(tmp_path):
     assert all(line.startswith(("export ", "#")) for line in lines), lines
 
 
+# `dev` started where Ctrl-C is ignored (a script's background job): the server it starts must
+# still stop when `dev` gets SIGTERM. The server here is a stand-in that prints and sleeps.
+DEV_WITH_CTRL_C_IGNORED = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+from timesheet_assets.demo import _serve_until_stopped
+server = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"]
+sys.exit(_serve_until_stopped(server, grace_seconds=300))
+"""
+
+
+def test_dev_stops_its_server_on_sigterm_when_started_with_ctrl_c_ignored():
+    process = subprocess.Popen(
+        [sys.executable, "-c", DEV_WITH_CTRL_C_IGNORED], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert process.stdout.readline().strip() == "up"
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=60) == 0  # the server got Ctrl-C and ended by it
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_list_shows_assets_jobs_schedules_and_sensors(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
