@@ -702,20 +702,20 @@ def render(result: dict[str, Any]) -> list[str]:
 
 # What the investigation found (2026-12-04 23:00 UTC, quiet machine: nothing else running but
 # the hogs of the under-load rows); the tables above are re-measured on every run, this text is not.
-ANALYSIS = """**Start-up (click to first request, 3.0–3.6 s).** The launch mutation takes 0.5–1.1 s: Dagster
+ANALYSIS = """**Start-up (click to first request, 2.9–3.5 s).** The launch mutation takes 0.5–1.1 s: Dagster
 writes one `ASSET_MATERIALIZATION_PLANNED` event per partition and asset and one per planned check
 before the run is launched (about 60 for a 14-day range; for the one-year backfill below it took
 24 s). The run worker is a fresh interpreter (`python -m dagster api execute_run`): `import dagster`
 0.5 s, the code location 0.65 s more, then the instance, the run and its plan: 2.0–2.3 s until the
 job runs. Resources and the first step add 0.25 s. The worker imports only what it uses; making
 pandas lazy (30 modules) would move about 0.3 s and is not done. What is left is Dagster's own
-launch path; the first request is 0–0.6 s over the 3 s target.
+launch path; the first request is up to 0.5 s over the 3 s target.
 
 **After the last request (2.3–3 s).** The raw step builds its frame and writes its window in one
 transaction; conformed/projects 0.5 s; Blikk's reconciliation check 0.45 s (its own requests);
 conformed/timesheets 0.9–1.7 s: it reads every vendor's raw table for the window, conforms, runs
 its checks and writes one transaction, and Dagster records one materialization per day. Together
-with the start-up this is 5.4–6.6 s over the request floor (target 5 s).
+with the start-up this is 5.5–6.8 s over the request floor (target 5 s).
 
 **The peer.** dlt's `rest_api` loads Blikk's time reports only: a token and 27 pages, plus 6 pages
 it had to repeat after 429s (it has no client-side limit). `refresh_blikk` also loads projects and
