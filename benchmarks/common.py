@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,30 @@ def scenario_row(
         "rate_violations": int(rate_violations),
         "requests_per_1000_records": round(1000.0 * requests / records, 2) if records else None,
     }
+
+
+def counted_row(
+    vendor: str,
+    scenario: str,
+    stats: Any,
+    started: float,
+    *,
+    records: int,
+    documented_limit_rps: float | None = None,
+) -> Row:
+    """A scenario's row as the sandbox counted it: requests and violations since
+    ``stats.reset()``, wall seconds since ``started`` (``time.perf_counter()``)."""
+    wall_s = time.perf_counter() - started
+    summary = stats.summary()
+    return scenario_row(
+        vendor,
+        scenario,
+        requests=int(summary["requests"]),
+        records=records,
+        wall_s=wall_s,
+        rate_violations=summary["violations"],
+        documented_limit_rps=documented_limit_rps,
+    )
 
 
 def incremental_scenarios(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from benchmarks.common import incremental_scenarios, rows_cli, scenario_row
+from benchmarks.common import counted_row, incremental_scenarios, rows_cli
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.aims360.resource import Aims360Resource, ViewSpec, forget_cached_tokens
@@ -46,21 +46,7 @@ def _run_once(scenario: str, server: SandboxServer, rerun_job_id: str | None) ->
         )
     finally:
         resource.close()
-    wall = time.perf_counter() - started
-    summary = stats.summary()
-    requests = int(summary["requests"])
-    records = len(export.records)
-    return (
-        scenario_row(
-            VENDOR,
-            scenario,
-            requests=requests,
-            records=records,
-            wall_s=wall,
-            rate_violations=summary["violations"],
-        ),
-        done.job_id,
-    )
+    return counted_row(VENDOR, scenario, stats, started, records=len(export.records)), done.job_id
 
 
 def run_benchmark(records: int) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import scenario_row
+from benchmarks.common import counted_row
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.aimsio.resource import AimsioResource
@@ -38,24 +38,9 @@ def _measure(server: SandboxServer, scenario: str, records: int, work: Callable[
     stats.reset()
     started = time.perf_counter()
     outcome = work()
-    wall = time.perf_counter() - started
+    row = counted_row(VENDOR, scenario, stats, started, records=records, documented_limit_rps=DOCUMENTED_LIMIT_RPS)
     summary = stats.summary()
-    requests = summary["requests"]
-    row = {
-        **scenario_row(
-            VENDOR,
-            scenario,
-            requests=requests,
-            records=records,
-            wall_s=wall,
-            rate_violations=summary["violations"],
-            documented_limit_rps=DOCUMENTED_LIMIT_RPS,
-        ),
-        "queued": summary["queued"],
-        "timed_out": summary["timed_out"],
-        "refused_in_flight": summary["refused_in_flight"],
-        "peak_in_flight": summary["peak_in_flight"],
-    }
+    row.update({key: summary[key] for key in ("queued", "timed_out", "refused_in_flight", "peak_in_flight")})
     return row, outcome
 
 

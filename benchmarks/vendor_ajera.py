@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from benchmarks.common import incremental_scenarios, rows_cli, scenario_row
+from benchmarks.common import counted_row, incremental_scenarios, rows_cli
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.ajera.assets import build_timesheet_frame, fetch_project_records
@@ -44,18 +44,7 @@ def _run_once(scenario: str, server: SandboxServer, config: SandboxConfig) -> di
         projects, _ = fetch_project_records(resource)
     finally:
         resource.close()
-    wall = time.perf_counter() - started
-    summary = stats.summary()
-    requests = int(summary["requests"])
-    records = len(fetch.listed) + len(projects)
-    return scenario_row(
-        VENDOR,
-        scenario,
-        requests=requests,
-        records=records,
-        wall_s=wall,
-        rate_violations=summary["violations"],
-    )
+    return counted_row(VENDOR, scenario, stats, started, records=len(fetch.listed) + len(projects))
 
 
 def run_benchmark(records: int) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from benchmarks.common import incremental_scenarios, rows_cli, scenario_row
+from benchmarks.common import counted_row, incremental_scenarios, rows_cli
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.blikk.assets import lacks_user_name
@@ -48,18 +48,9 @@ def _run_once(scenario: str, server: SandboxServer, config: SandboxConfig) -> di
             resource.fetch_user_names()
     finally:
         resource.close()
-    wall = time.perf_counter() - started
-    summary = stats.summary()
-    requests = int(summary["requests"])
     records = len(reports.records) + sum(len(listing.records) for listing in projects)
-    return scenario_row(
-        VENDOR,
-        scenario,
-        requests=requests,
-        records=records,
-        wall_s=wall,
-        rate_violations=summary["violations"],
-        documented_limit_rps=DOCUMENTED_REQUESTS_PER_SECOND,
+    return counted_row(
+        VENDOR, scenario, stats, started, records=records, documented_limit_rps=DOCUMENTED_REQUESTS_PER_SECOND
     )
 
 

@@ -17,7 +17,7 @@ import time
 from datetime import date
 from typing import Any
 
-from benchmarks.common import incremental_scenarios, rows_cli, scenario_row
+from benchmarks.common import counted_row, incremental_scenarios, rows_cli
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.ibuildapp.resource import IBuildAppResource
@@ -30,7 +30,7 @@ ANCHOR = date(2025, 3, 31)
 
 def _scenario(name: str, server: SandboxServer, config: SandboxConfig, env: dict[str, str]) -> dict[str, Any]:
     stats = server.sandbox.stats
-    requests_before, violations_before = stats.requests, stats.violations
+    stats.reset()
     resource = IBuildAppResource.from_values(env)
     started = time.perf_counter()
     try:
@@ -38,17 +38,7 @@ def _scenario(name: str, server: SandboxServer, config: SandboxConfig, env: dict
         projects = resource.search_projects()
     finally:
         resource.close()
-    wall = time.perf_counter() - started
-    requests = stats.requests - requests_before
-    records = len(entries.records) + len(projects.records)
-    return scenario_row(
-        VENDOR,
-        name,
-        requests=requests,
-        records=records,
-        wall_s=wall,
-        rate_violations=stats.violations - violations_before,
-    )
+    return counted_row(VENDOR, name, stats, started, records=len(entries.records) + len(projects.records))
 
 
 def run_benchmark(records: int) -> list[dict[str, Any]]:
