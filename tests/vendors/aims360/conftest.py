@@ -18,11 +18,12 @@ from timesheet_assets.vendors.aims360.assets import (
     build_export_sensor,
     build_view_asset,
 )
-from timesheet_assets.vendors.aims360.resource import Aims360Resource, forget_status_forms, parse_views
+from timesheet_assets.vendors.aims360.resource import Aims360Resource, ViewSpec, forget_status_forms, parse_views
 
 ROWS = 24
 CONFIG = SandboxConfig(seed=7, time_records=ROWS, anchor_date=date(2024, 5, 31), days=30)
 OP = "raw__aims360__orders_open_orders"
+OPEN_ORDERS = ViewSpec("Orders", "Open Orders")  # the view whose op is OP
 
 
 class FakeNow:

@@ -23,8 +23,9 @@ from timesheet_assets.http import MalformedBody, VendorRejected
 from timesheet_assets.vendors.aims360.assets import build_view_asset
 from timesheet_assets.vendors.aims360.publishlinks import REGIONAL_API_HOSTS, trusted_publishlink_hosts
 from timesheet_assets.vendors.aims360.resource import PublishlinkHostRefused, ViewSpec, parse_export
+from timesheet_assets.vendors.aims360.view_asset import Aims360ExportConfig, download_run_config
 
-from .conftest import OP, ROWS, make_resource, make_settings
+from .conftest import OP, OPEN_ORDERS, ROWS, make_resource, make_settings
 
 KEY = ["raw", "aims360", "orders_open_orders"]
 TABLE = "aims360.orders_open_orders"
@@ -81,18 +82,12 @@ def test_a_200_that_is_not_the_requested_file_fails_the_run_and_keeps_the_table(
     assert before["order_no"].tolist() == [r["Order No"] for r in aims.state.view_rows(VIEW)]
     job = aims.state.job(meta["job_id"])
     # The run the sensor requests for a completed job: the download only.
-    download_only = {
-        "ops": {
-            OP: {
-                "config": {
-                    "job_id": job.job_id,
-                    "publish_link": job.publish_link,
-                    "scope": "Private",
-                    "output_format": output_format,
-                }
-            }
-        }
-    }
+    download_only = download_run_config(
+        OPEN_ORDERS,
+        Aims360ExportConfig(
+            job_id=job.job_id, publish_link=job.publish_link, scope="Private", output_format=output_format
+        ),
+    )
     cases = {
         "plain_text": (
             b"Access Denied",

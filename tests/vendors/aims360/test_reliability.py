@@ -31,8 +31,9 @@ from timesheet_assets.ingest import HTTP_RETRY_POLICY, QUARANTINE_CHECK
 from timesheet_assets.vendors.aims360 import sandbox as aims_sandbox
 from timesheet_assets.vendors.aims360.assets import build_view_asset
 from timesheet_assets.vendors.aims360.resource import forget_cached_tokens
+from timesheet_assets.vendors.aims360.view_asset import Aims360ExportConfig, download_run_config
 
-from .conftest import OP, make_resource, make_settings
+from .conftest import OP, OPEN_ORDERS, make_resource, make_settings
 
 VIEW = "Orders/Open Orders"
 KEY = ["raw", "aims360", "orders_open_orders"]
@@ -591,18 +592,12 @@ def test_malformed_export_file_fails_clearly_and_leaves_the_table(aims, instance
     # Download the clean run's (completed) job again, as a sensor-requested run does.
     job = aims.state.job(meta["job_id"])
     for name, (output_format, body, media_type, retries, message) in MALFORMED.items():
-        download_only = {
-            "ops": {
-                OP: {
-                    "config": {
-                        "job_id": job.job_id,
-                        "publish_link": job.publish_link,
-                        "scope": "Private",
-                        "output_format": output_format,
-                    }
-                }
-            }
-        }
+        download_only = download_run_config(
+            OPEN_ORDERS,
+            Aims360ExportConfig(
+                job_id=job.job_id, publish_link=job.publish_link, scope="Private", output_format=output_format
+            ),
+        )
         monkeypatch.setattr(
             aims_sandbox, "render_output", lambda rows, fmt, n, b=body, m=media_type: Response(b, media_type=m)
         )

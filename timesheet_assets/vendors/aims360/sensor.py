@@ -40,7 +40,7 @@ from .jobs import RERUN_REFUSED_STATUSES
 from .models import BackgroundJob, ExportJob, parse_timestamp
 from .resource import Aims360Resource
 from .settings import Aims360Settings
-from .view_asset import SENSOR_NAME, op_name, view_asset_key
+from .view_asset import SENSOR_NAME, Aims360ExportConfig, download_run_config, view_asset_key
 from .views import ViewSpec
 
 CURSOR_VERSION = 1
@@ -226,20 +226,17 @@ class ViewTracker:
         request = dg.RunRequest(
             run_key=run_key,
             asset_selection=[view_asset_key(self.view)],
-            run_config={
-                "ops": {
-                    op_name(self.view): {
-                        "config": {
-                            "job_id": job.job_id,
-                            "publish_link": st.publish_link,
-                            "scope": st.scope,
-                            "completed_date": job.completed_date,
-                            # The download is read as the format the job was created with.
-                            "output_format": st.output_format or self.res.output_format,
-                        }
-                    }
-                }
-            },
+            run_config=download_run_config(
+                self.view,
+                Aims360ExportConfig(
+                    job_id=job.job_id,
+                    publish_link=st.publish_link,
+                    scope=st.scope,
+                    completed_date=job.completed_date,
+                    # The download is read as the format the job was created with.
+                    output_format=st.output_format or self.res.output_format,
+                ),
+            ),
             tags={"aims360/view": self.view.label, "aims360/job_id": job.job_id},
         )
         return TickOutcome(

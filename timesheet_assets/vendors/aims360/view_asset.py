@@ -55,6 +55,12 @@ class Aims360ExportConfig(dg.Config):
     first_poll_seconds: float = Field(default=1.0, description="First wait between status polls (grows to 30 s).")
 
 
+def download_run_config(view: ViewSpec, config: Aims360ExportConfig) -> dict:
+    """The run config of a run that loads a completed job (what the sensor requests): the
+    fields ``config`` was given, for the view's op."""
+    return {"ops": {op_name(view): {"config": config.model_dump(exclude_unset=True)}}}
+
+
 def op_name(view: ViewSpec) -> str:
     return view_asset_key(view).to_python_identifier()
 
