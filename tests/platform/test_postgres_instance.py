@@ -105,3 +105,41 @@ def test_root_instance_supervises_runs(postgres, tmp_path, monkeypatch):
         assert instance.run_retries_retry_on_asset_or_op_failure is False
     finally:
         instance.dispose()
+
+
+def _sessions_opened(postgres) -> int:
+    """Connections PostgreSQL has accepted to the instance's database so far."""
+    conn = psycopg2.connect(
+        host=postgres.host, port=postgres.port, user=postgres.user, password=postgres.password, dbname=postgres.db
+    )
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_stat_force_next_flush()")
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", (postgres.db,))
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_instance_keeps_its_connections_open_across_events(postgres, tmp_path, monkeypatch):
+    """A run worker stores an event per step, output and partition: they go over the
+    connection the instance holds, not a new one each (dagster_postgres outside the webserver
+    connects per statement)."""
+    instance = production_instance(postgres, tmp_path, monkeypatch)
+    try:
+        defs = dg.Definitions(jobs=[dg.define_asset_job("probe_job", [probe_rows])], assets=[probe_rows])
+        run = instance.create_run_for_job(defs.resolve_job_def("probe_job"))
+        instance.report_engine_event("warm-up", run)
+        before = _sessions_opened(postgres)
+        for n in range(40):
+            instance.report_engine_event(f"event {n}", run)
+            instance.get_run_by_id(run.run_id)
+        opened = _sessions_opened(postgres) - before
+        # Our own two counting connections; the 80 statements reuse the held ones.
+        assert opened <= 3, f"{opened} connections opened for 80 statements"
+        stored = [entry.message for entry in instance.all_logs(run.run_id)]
+        assert [m for m in stored if m.startswith("event ")] == [f"event {n}" for n in range(40)]
+    finally:
+        instance.dispose()

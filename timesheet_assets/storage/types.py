@@ -9,6 +9,7 @@ with only nulls has the logical type ``NULL``: its first real values decide its 
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -23,31 +24,43 @@ def is_null_type(logical: str) -> bool:
     return logical.strip('"').upper() == NULL
 
 
-def frame_types(frame: pd.DataFrame, connection: duckdb.DuckDBPyConnection | None = None) -> dict[str, str]:
-    """Logical type of each column of ``frame``, in column order."""
-    import duckdb  # on first use: loading the code location does not need DuckDB
+_typing_lock = threading.Lock()
+_typing_connection: duckdb.DuckDBPyConnection | None = None
 
-    own = connection is None
-    conn = duckdb.connect() if connection is None else connection
-    try:
+
+def _typer() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per process for typing (opening one costs ~16 ms, and a run types
+    every output); callers hold ``_typing_lock``, as a connection is not for two threads."""
+    global _typing_connection
+    if _typing_connection is None:
+        import duckdb  # on first use: loading the code location does not need DuckDB
+
+        _typing_connection = duckdb.connect()
+    return _typing_connection
+
+
+def frame_types(frame: pd.DataFrame) -> dict[str, str]:
+    """Logical type of each column of ``frame``, in column order."""
+    with _typing_lock:
+        conn = _typer()
         conn.register("typed_frame", frame)
         try:
             rows = conn.execute("DESCRIBE SELECT * FROM typed_frame").fetchall()
         finally:
             conn.unregister("typed_frame")
-    finally:
-        if own:
-            conn.close()
     return {name: (NULL if is_null_type(sql_type) else sql_type) for name, sql_type, *_ in rows}
 
 
 def common_type(stored: str, incoming: str) -> str:
     """The logical type that holds values of both ``stored`` and ``incoming``."""
-    import duckdb
-
-    with duckdb.connect() as conn:
-        row = conn.execute(
-            f"SELECT typeof(v) FROM (SELECT CAST(NULL AS {stored}) AS v "
-            f"UNION ALL SELECT CAST(NULL AS {incoming}) AS v) LIMIT 1"
-        ).fetchone()
-    return str(row[0]) if row else incoming
+    with _typing_lock:
+        # fetchall: a result left unread would keep the shared connection busy.
+        rows = (
+            _typer()
+            .execute(
+                f"SELECT typeof(v) FROM (SELECT CAST(NULL AS {stored}) AS v "
+                f"UNION ALL SELECT CAST(NULL AS {incoming}) AS v) LIMIT 1"
+            )
+            .fetchall()
+        )
+    return str(rows[0][0]) if rows else incoming
