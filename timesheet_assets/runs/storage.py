@@ -3,8 +3,8 @@
 ``dagster_postgres`` opens a new connection for every statement outside the webserver (its
 engines use SQLAlchemy's ``NullPool``); a run worker stores an event per step, output,
 check and partition, and the launch stores one planned event per partition and asset, so a
-14-day refresh opened about 550 connections (0.3 s of the launch, 0.7 s of the run worker,
-measured in benchmarks/RESULTS.md). The webserver already swaps in a small pool at start
+14-day Blikk refresh opened about 550 connections (benchmarks/RESULTS.md, "What the seconds
+are"). The webserver already swaps in a small pool at start
 (``optimize_for_webserver``); this storage does the same in every process that opens the
 instance — the daemon, run workers, the CLI — without the webserver's statement timeout.
 """
