@@ -149,7 +149,9 @@ def test_the_root_instance_says_in_its_first_lines_what_it_needs():
     header = "\n".join(line for line in text.splitlines()[:12] if line.startswith("#"))
     config = yaml.safe_load(text)
     variables = {
-        value["env"] for value in config["storage"]["custom"]["config"]["postgres_db"].values() if isinstance(value, dict)
+        value["env"]
+        for value in config["storage"]["custom"]["config"]["postgres_db"].values()
+        if isinstance(value, dict)
     }
     assert variables and all(name in header for name in variables)
     for command in ("DAGSTER_HOME", "dagster instance migrate", "dagster-daemon run", "dagster-webserver"):
