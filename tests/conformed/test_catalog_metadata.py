@@ -145,6 +145,27 @@ def test_conformed_partitions_split_their_rows_by_vendor(loaded):
         assert _partition_metadata(instance, key, day)["rows_by_vendor"] == expected
 
 
+RANGE_WIDE = {"preview", "dagster/column_schema"}
+
+
+def test_what_holds_for_the_whole_range_is_stored_once_on_its_last_day(loaded):
+    """A range run's preview, column schema and counts by day are one value for the whole run:
+    they go on the last day's materialization (the asset's latest), not on every day's."""
+    defs, _, instance = loaded
+    for key in _partitioned_tables(defs):
+        last = _partition_metadata(instance, key, DAYS[-1])
+        expected = RANGE_WIDE | ({"rows_by_work_date"} if key.path[0] == "conformed" else set())
+        assert expected <= set(last), (key.to_user_string(), sorted(last))
+        latest = instance.get_latest_materialization_event(key)
+        assert latest is not None and latest.asset_materialization.partition == DAYS[-1], key
+        for day in DAYS[:-1]:
+            meta = _partition_metadata(instance, key, day)
+            assert not expected & set(meta), (key.to_user_string(), day, sorted(expected & set(meta)))
+            assert "rows" in meta, (key.to_user_string(), day)
+    days = _partition_metadata(instance, dg.AssetKey(["conformed", "timesheets"]), DAYS[-1])["rows_by_work_date"]
+    assert set(days) <= set(DAYS) and sum(days.values()) > 0
+
+
 def test_every_asset_declares_each_column_with_a_description_and_the_type_the_warehouse_stores(loaded):
     defs, warehouse, instance = loaded
     graph = _graph(defs)

@@ -9,7 +9,7 @@ import pandas as pd
 from pydantic import Field
 
 from ..ingest import DATE_WINDOW_BACKFILL, daily_partitions, frame_preview, partition_window
-from ..ingest.metadata import add_partition_metadata, row_partitions_of
+from ..ingest.metadata import add_partition_metadata, range_wide, row_partitions_of
 from ..ingest.records import PAYLOAD_COLUMN
 from ..storage import PRIMARY_KEY, SKIP_COLUMNS
 from ..vendors.registry import VendorPlugin
@@ -181,10 +181,9 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
         )
         add_partition_metadata(context, TIMESHEETS_KEY, _per_day(context, frame), _day_summary(frame.head(0)))
         metadata = {
-            "rows_by_work_date": by_day,
             "window_first": first.isoformat(),
             "window_last": last.isoformat(),
-            "preview": frame_preview(frame),
+            **range_wide(context, TIMESHEETS_KEY, {"rows_by_work_date": by_day, "preview": frame_preview(frame)}),
         }
         yield from _write_or_block(frame, outcomes, TIMESHEETS_KEY, metadata)
 

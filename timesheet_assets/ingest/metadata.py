@@ -107,6 +107,20 @@ def add_partition_metadata(
         context.add_asset_metadata(dict(by_partition.get(key, empty)), asset_key=asset_key, partition_key=key)
 
 
+def range_wide(
+    context: dg.AssetExecutionContext, asset_key: dg.AssetKey, metadata: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Entries with one value for the whole run (a preview, the column schema, counts by day):
+    returned for the output when the run writes one partition of ``asset_key`` or none;
+    put on the last partition of a longer range instead. Dagster copies an output's metadata
+    onto every partition's materialization, so a year's backfill stored the same 20-25 KB
+    365 times; the last partition's event is written last, so it is the asset's latest."""
+    if context.assets_def.specs_by_key[asset_key].partitions_def is None or len(context.partition_keys) <= 1:
+        return dict(metadata)
+    context.add_asset_metadata(dict(metadata), asset_key=asset_key, partition_key=context.partition_keys[-1])
+    return {}
+
+
 def _counts(keys: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in keys.value_counts(dropna=True).items()}
 
@@ -147,8 +161,11 @@ def table_output(
         metadata={
             **counts,
             **metadata,
-            "preview": frame_preview(frame),
-            COLUMN_SCHEMA: column_schema(frame, descriptions),
+            **range_wide(
+                context,
+                asset_key,
+                {"preview": frame_preview(frame), COLUMN_SCHEMA: column_schema(frame, descriptions)},
+            ),
         },
     )
 

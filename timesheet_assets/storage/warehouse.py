@@ -143,7 +143,11 @@ def write_frame(
     else:
         meta["dagster/row_count"] = int(total)
     meta["table_rows_after_write"] = int(total)
-    meta[COLUMN_SCHEMA] = stored_column_schema(context, backend.columns(session, table_slice))
+    schema = stored_column_schema(context, backend.columns(session, table_slice))
+    keys_written = context.asset_partition_keys if context.has_asset_partitions else []
+    # Like ``ingest.metadata.range_wide``: one schema for the range, on its last partition.
+    if len(keys_written) <= 1 or not add_partition_metadata(context, {keys_written[-1]: {COLUMN_SCHEMA: schema}}):
+        meta[COLUMN_SCHEMA] = schema
     if context.has_asset_partitions and declares_primary_key(context):
         meta["rows_moved_from_other_days"] = int(moved_away)
     if widened:
