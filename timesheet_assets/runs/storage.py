@@ -17,10 +17,10 @@ from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 
-# One connection held per process and storage (run, event log, schedule); bursts from the
-# step threads get up to this many more, closed when returned.
-MAX_OVERFLOW = 10
-# Connections older than this are replaced, as the webserver does by default.
+# One connection held per process and storage (run, event log, schedule); concurrent use (the
+# daemon's threads, a step's threads) gets up to this many more, closed when returned. Both
+# numbers are the webserver's defaults.
+MAX_OVERFLOW = 20
 POOL_RECYCLE_SECONDS = 3600
 # 0 leaves PostgreSQL's statement timeout off, as for dagster_postgres's own engines.
 NO_STATEMENT_TIMEOUT = 0
