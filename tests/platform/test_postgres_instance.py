@@ -143,3 +143,35 @@ def test_instance_keeps_its_connections_open_across_events(postgres, tmp_path, m
         assert [m for m in stored if m.startswith("event ")] == [f"event {n}" for n in range(40)]
     finally:
         instance.dispose()
+
+
+def test_a_connection_the_server_dropped_is_replaced_not_failed(postgres, tmp_path, monkeypatch):
+    """A held connection the server closed (a restart, a failover, a proxy's idle timeout)
+    costs nothing: the next statement gets a new one instead of an error."""
+    instance = production_instance(postgres, tmp_path, monkeypatch)
+    try:
+        defs = dg.Definitions(jobs=[dg.define_asset_job("probe_job", [probe_rows])], assets=[probe_rows])
+        run = instance.create_run_for_job(defs.resolve_job_def("probe_job"))
+        instance.report_engine_event("before", run)
+        conn = psycopg2.connect(
+            host=postgres.host, port=postgres.port, user=postgres.user, password=postgres.password, dbname=postgres.db
+        )
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (postgres.db,),
+                )
+                assert any(killed for (killed,) in cur.fetchall())  # the instance's held connections
+        finally:
+            conn.close()
+        instance.report_engine_event("after", run)
+        assert instance.get_run_by_id(run.run_id) is not None
+        assert [e.message for e in instance.all_logs(run.run_id) if e.message in ("before", "after")] == [
+            "before",
+            "after",
+        ]
+    finally:
+        instance.dispose()
