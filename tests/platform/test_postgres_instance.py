@@ -6,7 +6,6 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import psycopg2
 import pytest
 
 from tests.support.postgres import postgres_server
@@ -58,9 +57,7 @@ def test_instance_from_root_dagster_yaml_stores_runs_and_events_in_postgres(post
         instance.dispose()
 
     # Read the same facts straight from the Postgres tables, bypassing Dagster's caches.
-    conn = psycopg2.connect(
-        host=postgres.host, port=postgres.port, user=postgres.user, password=postgres.password, dbname=postgres.db
-    )
+    conn = postgres.connect()
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT status FROM runs WHERE run_id = %s", (result.run_id,))
@@ -107,13 +104,16 @@ def test_root_instance_supervises_runs(postgres, tmp_path, monkeypatch):
         instance.dispose()
 
 
+def _probe_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
+    """A run record to store events against (nothing executes)."""
+    defs = dg.Definitions(jobs=[dg.define_asset_job("probe_job", [probe_rows])], assets=[probe_rows])
+    return instance.create_run_for_job(defs.resolve_job_def("probe_job"))
+
+
 def _sessions_opened(postgres) -> int:
     """Connections PostgreSQL has accepted to the instance's database so far."""
-    conn = psycopg2.connect(
-        host=postgres.host, port=postgres.port, user=postgres.user, password=postgres.password, dbname=postgres.db
-    )
+    conn = postgres.connect(autocommit=True)
     try:
-        conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("SELECT pg_stat_force_next_flush()")
             cur.execute("SELECT pg_stat_clear_snapshot()")
@@ -129,8 +129,7 @@ def test_instance_keeps_its_connections_open_across_events(postgres, tmp_path, m
     connects per statement)."""
     instance = production_instance(postgres, tmp_path, monkeypatch)
     try:
-        defs = dg.Definitions(jobs=[dg.define_asset_job("probe_job", [probe_rows])], assets=[probe_rows])
-        run = instance.create_run_for_job(defs.resolve_job_def("probe_job"))
+        run = _probe_run(instance)
         instance.report_engine_event("warm-up", run)
         before = _sessions_opened(postgres)
         for n in range(40):
@@ -150,14 +149,10 @@ def test_a_connection_the_server_dropped_is_replaced_not_failed(postgres, tmp_pa
     costs nothing: the next statement gets a new one instead of an error."""
     instance = production_instance(postgres, tmp_path, monkeypatch)
     try:
-        defs = dg.Definitions(jobs=[dg.define_asset_job("probe_job", [probe_rows])], assets=[probe_rows])
-        run = instance.create_run_for_job(defs.resolve_job_def("probe_job"))
+        run = _probe_run(instance)
         instance.report_engine_event("before", run)
-        conn = psycopg2.connect(
-            host=postgres.host, port=postgres.port, user=postgres.user, password=postgres.password, dbname=postgres.db
-        )
+        conn = postgres.connect(autocommit=True)
         try:
-            conn.autocommit = True
             with conn.cursor() as cur:
                 cur.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
