@@ -212,3 +212,94 @@ def test_a_step_after_another_keeps_the_spacing_only_when_its_limiter_assumes_a_
     first = _starts(RateLimiter(4, burst=1, clock=clock, as_if_one_just_went=as_if_one_just_went), clock, 8)
     second = _starts(RateLimiter(4, burst=1, clock=clock, as_if_one_just_went=as_if_one_just_went), clock, 8)
     assert max_in_any_window(first + second) == worst_window
+
+
+def _depart_once(limiter: RateLimiter) -> None:
+    """One request that reports its departure: from then on the limiter waits for them."""
+    with limiter.slot():
+        limiter.departed()
+
+
+def test_the_next_request_is_paced_from_when_a_held_up_one_really_departed():
+    limiter = RateLimiter(10)  # 0.1 s apart
+    _depart_once(limiter)
+    released = threading.Event()
+    departed_at: list[float] = []
+    next_release: list[float] = []
+
+    def held_up() -> None:
+        with limiter.slot():
+            released.set()
+            time.sleep(0.3)  # its thread stalls between the release and the write
+            departed_at.append(time.monotonic())
+            limiter.departed()
+
+    def next_one() -> None:
+        with limiter.slot():
+            next_release.append(time.monotonic())
+            limiter.departed()
+
+    first = threading.Thread(target=held_up)
+    first.start()
+    released.wait()
+    second = threading.Thread(target=next_one)
+    second.start()
+    first.join()
+    second.join()
+    assert next_release[0] >= departed_at[0] + 0.1
+    assert limiter.late_departures == 1
+
+
+def test_a_request_that_never_departs_frees_the_next_when_its_slot_ends_or_the_wait_runs_out():
+    limiter = RateLimiter(100, max_in_flight=3, departure_wait_seconds=0.3)
+    _depart_once(limiter)
+    started = time.monotonic()
+    with limiter.slot():
+        pass  # failed before sending: no report
+    with limiter.slot():
+        limiter.departed()
+    freed_by_slot_end = time.monotonic() - started
+
+    stuck_released = threading.Event()
+    leave = threading.Event()
+    waited_for_stuck: list[float] = []
+
+    def stuck() -> None:
+        with limiter.slot():
+            stuck_released.set()
+            leave.wait(5)  # a connect that hangs; never departs
+
+    def next_one() -> None:
+        begun = time.monotonic()
+        with limiter.slot():
+            waited_for_stuck.append(time.monotonic() - begun)
+            limiter.departed()
+
+    hung = threading.Thread(target=stuck)
+    hung.start()
+    stuck_released.wait()
+    after = threading.Thread(target=next_one)
+    after.start()
+    after.join()
+    leave.set()
+    hung.join()
+    assert freed_by_slot_end < 0.3
+    assert 0.25 <= waited_for_stuck[0] < 4
+    assert limiter.departures_given_up == 1
+
+
+def test_a_limiter_that_never_hears_of_departures_does_not_wait_for_them():
+    # Transports that do not trace (test doubles) leave the limiter pacing on releases alone.
+    limiter = RateLimiter(1000, max_in_flight=2)
+    inside = threading.Barrier(2, timeout=5)
+
+    def work() -> None:
+        with limiter.slot():
+            inside.wait()  # both requests in flight at once, neither departed
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert limiter.peak_in_flight == 2 and limiter.departures_given_up == 0

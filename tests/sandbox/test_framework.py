@@ -2,6 +2,7 @@
 shared client coping with both."""
 
 import asyncio
+import time
 import threading
 from collections import deque
 
@@ -210,3 +211,57 @@ def test_requests_are_logged_with_their_arrival_times(serve_app):
     arrivals = sandbox.stats.arrivals("/items")
     assert len(arrivals) == 6 and arrivals == sorted(arrivals)
     assert busiest_window(arrivals, 1.0) <= 4 and sandbox.stats.violations == 0
+
+
+class _HeldBeforeSending(httpx.HTTPTransport):
+    """The real transport, with the third request's thread held up after the limiter released
+    it and before it writes (as the OS or the GIL may do to a thread)."""
+
+    def __init__(self, hold_seconds: float) -> None:
+        super().__init__()
+        self.hold_seconds = hold_seconds
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            self.calls += 1
+            held = self.calls == 3
+        if held:
+            time.sleep(self.hold_seconds)
+        return super().handle_request(request)
+
+
+def test_a_request_held_up_before_it_is_sent_does_not_crowd_the_vendors_window(serve_app):
+    # Four per second, sliding; paced at 3.5/s from four threads. Were the requests released
+    # after the held one paced from its release, it would arrive 0.4 s late among them: five
+    # arrivals within 0.86 s.
+    app, sandbox = app_with(RateRule(max_requests=4))
+    server = serve_app(app)
+    transport = _HeldBeforeSending(hold_seconds=0.4)
+    client = VendorClient(
+        "Toy",
+        server.url,
+        limiter=RateLimiter(3.5, max_in_flight=4),
+        retry=RetryPolicy(max_attempts=1),
+        transport=transport,
+    )
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(3):
+                client.get_json("items")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert transport.calls == 12
+    assert client.limiter.late_departures >= 1  # the hold really happened after the release
+    assert sandbox.stats.violations == 0 and sandbox.stats.rate_exceeded == 0
+    assert client.metrics.snapshot().rate_limited == 0

@@ -149,6 +149,12 @@ class VendorClient:
             limits=httpx.Limits(max_connections=in_flight + 2, max_keepalive_connections=in_flight),
         )
 
+    def _trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore's trace hook, in the sending thread: the moment the request's headers are
+        written is when it leaves for the vendor, and the limiter paces the next one from it."""
+        if event.endswith("send_request_headers.complete"):
+            self.limiter.departed()
+
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
         self._http.close()
@@ -230,6 +236,7 @@ class VendorClient:
                         json=attempt_body,
                         data=data,
                         headers=request_headers,
+                        extensions={"trace": self._trace},
                     )
                 self.metrics.add("bytes_received", len(response.content))
                 # Per-request lines go to the module logger only: in the run's event log they

@@ -8,6 +8,7 @@ inside the vendor's documented limits together, not each on its own.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -33,6 +34,16 @@ class RateLimiter:
     N/rate seconds, so a rate a little under the documented one is the margin left for what
     happens between the release and the request reaching the vendor.
 
+    Between the release and the vendor lies the rest of the client: building the request,
+    taking a pooled connection, the socket write. A thread held up there (the OS, the GIL)
+    would send after requests released later than it, and those then arrive closer together
+    than the pacing allowed. So the client reports when each request's headers went out
+    (``departed``), and once a limiter has heard such a report it releases the next request
+    only after the one before has departed, paced from that moment. A request that never
+    departs (it failed before sending) frees the next one when its slot ends, and one that
+    has not departed after ``departure_wait_seconds`` is given up on, so a stuck connect
+    cannot hold every thread.
+
     ``as_if_one_just_went=True`` starts the limiter as if a request had gone out the moment
     it was made. A vendor's steps and runs take turns (the vendor's pool): each opens its own
     client, and the one before may have sent its last request a moment ago. Starting one
@@ -49,6 +60,7 @@ class RateLimiter:
         clock: Clock = SYSTEM_CLOCK,
         on_send: Callable[[float], None] | None = None,
         as_if_one_just_went: bool = False,
+        departure_wait_seconds: float = 2.0,
     ) -> None:
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be positive")
@@ -73,6 +85,18 @@ class RateLimiter:
         self._in_flight_cond = threading.Condition(threading.Lock())
         self.peak_in_flight = 0
         self.late_releases = 0  # requests whose thread woke after the rule allowed them to go
+        # The last released request until it departs (see the class docstring).
+        self.departure_wait_seconds = departure_wait_seconds
+        self._departed_cond = threading.Condition(self._lock)
+        self._departures_reported = False
+        self._released = 0
+        self._undeparted: int | None = None
+        self._undeparted_since = 0.0
+        self._tat_before_undeparted = float("-inf")
+        self._mine = threading.local()
+        self.departures_given_up = 0
+        self.late_departures = 0  # departures more than a millisecond after their release
+        self._undeparted_released_at = 0.0
 
     @property
     def in_flight(self) -> int:
@@ -98,18 +122,70 @@ class RateLimiter:
             if planned > now:
                 self._clock.sleep(planned - now)
             with self._lock:
+                if self._wait_for_departure():
+                    planned = float("-inf")
+                    continue
                 now = self._clock.monotonic()
                 ready = max(self._tat - self._tolerance, self._paused_until)
                 if now >= ready:
                     if now - planned > 0.001:
                         self.late_releases += 1
+                    self._tat_before_undeparted = self._tat
                     self._tat = max(self._tat, now) + self.interval
                     # Callers that book from now on plan behind what really happened.
                     self._planned_tat = max(self._planned_tat, self._tat)
                     if self._on_send is not None:
                         self._on_send(now)
+                    self._released += 1
+                    self._undeparted = self._mine.release = self._released
+                    self._undeparted_since = time.monotonic()
+                    self._undeparted_released_at = now
                     return now
                 planned = ready
+
+    def _wait_for_departure(self) -> bool:
+        """Under the lock: wait while the last released request has not departed. True when
+        it waited (the caller then re-reads the rule, which a departure may have moved)."""
+        if not self._departures_reported or self._undeparted is None:
+            return False
+        # Real time, whatever the limiter's clock: this bounds a wait on another thread.
+        left = self._undeparted_since + self.departure_wait_seconds - time.monotonic()
+        if left <= 0:
+            self.departures_given_up += 1
+            self._undeparted = None
+            return False
+        self._departed_cond.wait(left)
+        return True
+
+    def departed(self) -> None:
+        """The calling thread's request has gone out (its headers are written): the next
+        request is paced from now. Called by the client from the transport's trace hook."""
+        release = getattr(self._mine, "release", None)
+        if release is None:
+            return
+        self._mine.release = None
+        with self._lock:
+            now = self._clock.monotonic()
+            self._departures_reported = True
+            if release == self._undeparted:
+                if now - self._undeparted_released_at > 0.001:
+                    self.late_departures += 1
+                self._tat = max(self._tat, max(self._tat_before_undeparted, now) + self.interval)
+                self._planned_tat = max(self._planned_tat, self._tat)
+                self._undeparted = None
+                self._departed_cond.notify_all()
+
+    def _never_departed(self) -> None:
+        """The slot ends without a departure report (the request failed before it was sent,
+        or the transport does not report): the next request need not wait for it."""
+        release = getattr(self._mine, "release", None)
+        if release is None:
+            return
+        self._mine.release = None
+        with self._lock:
+            if release == self._undeparted:
+                self._undeparted = None
+                self._departed_cond.notify_all()
 
     def _enter_flight(self) -> float:
         if self.max_in_flight is None:
@@ -143,4 +219,5 @@ class RateLimiter:
             sent = self._release_at()
             yield waited + max(sent - asked, 0.0)
         finally:
+            self._never_departed()
             self._leave_flight()
