@@ -2,8 +2,8 @@
 shared client coping with both."""
 
 import asyncio
-import time
 import threading
+import time
 from collections import deque
 
 import httpx
