@@ -480,7 +480,8 @@ Pipeline peak RSS at 1M: 2,737 MB before → 1,754 MB with the memory limit → 
 `SET preserve_insertion_order=false` would take the raw write from 4.5 s to 2.7 s more, at the price
 of rows coming back in no particular order; not applied.
 
-**Vendors.** Blikk and Aimsio run at ≥ 95 % of their documented rate with no 429s or refusals; the
+**Vendors.** Blikk and Aimsio run at about 95 % of their documented rate over a whole run (token and
+step start included; 96–97 % over their paced requests) with no 429s or refusals; the
 others have no documented limit and run at the client's conservative default (5/s, 2 in flight).
 Aimsio's incremental runs cost 1 list call (+ the changed details); Blikk, Ajera, AIMS360 and iBuildApp
 have no updated-since filter for these entities, so a re-read of the window costs the same as the
