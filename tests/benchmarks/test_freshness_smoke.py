@@ -3,6 +3,7 @@ timing assertions: the machine may be busy)."""
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -141,3 +142,11 @@ def test_utilisation_counts_the_longest_stretch_of_back_to_back_requests():
     later_step = [9.0, 9.26]
     assert freshness.longest_back_to_back(scan + window + later_step) == window
     assert freshness.longest_back_to_back([]) == []
+
+
+def test_the_sandboxes_process_collects_no_garbage_while_a_scenario_runs_and_again_after():
+    assert gc.isenabled()
+    with freshness.collector_paused():
+        assert not gc.isenabled()
+        assert gc.get_freeze_count() > 0  # what existed before is out of the collector's way
+    assert gc.isenabled() and gc.get_freeze_count() == 0
