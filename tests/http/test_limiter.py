@@ -220,6 +220,20 @@ def _depart_once(limiter: RateLimiter) -> None:
         limiter.departed()
 
 
+def _run_second_once_first_is_released(first, released: threading.Event, second, then=None) -> None:
+    """``first`` in a thread; once it sets ``released`` (it holds a send time), ``second`` in
+    another; ``then`` after ``second`` finished, before waiting for ``first``."""
+    holder = threading.Thread(target=first)
+    holder.start()
+    released.wait()
+    follower = threading.Thread(target=second)
+    follower.start()
+    follower.join()
+    if then is not None:
+        then()
+    holder.join()
+
+
 def test_the_next_request_is_paced_from_when_a_held_up_one_really_departed():
     limiter = RateLimiter(10)  # 0.1 s apart
     _depart_once(limiter)
@@ -239,13 +253,7 @@ def test_the_next_request_is_paced_from_when_a_held_up_one_really_departed():
             next_release.append(time.monotonic())
             limiter.departed()
 
-    first = threading.Thread(target=held_up)
-    first.start()
-    released.wait()
-    second = threading.Thread(target=next_one)
-    second.start()
-    first.join()
-    second.join()
+    _run_second_once_first_is_released(held_up, released, next_one)
     assert next_release[0] >= departed_at[0] + 0.1
     assert limiter.late_departures == 1
 
@@ -275,14 +283,7 @@ def test_a_request_that_never_departs_frees_the_next_when_its_slot_ends_or_the_w
             waited_for_stuck.append(time.monotonic() - begun)
             limiter.departed()
 
-    hung = threading.Thread(target=stuck)
-    hung.start()
-    stuck_released.wait()
-    after = threading.Thread(target=next_one)
-    after.start()
-    after.join()
-    leave.set()
-    hung.join()
+    _run_second_once_first_is_released(stuck, stuck_released, next_one, then=leave.set)
     assert freed_by_slot_end < 0.3
     assert 0.25 <= waited_for_stuck[0] < 4
     assert limiter.departures_given_up == 1

@@ -31,6 +31,14 @@ def app_with(rule=None, knobs=None):
     return build_app(sandbox, [Route("/items", items), Route("/slow", slow)]), sandbox
 
 
+def _in_threads(work, count: int) -> None:
+    threads = [threading.Thread(target=work) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def client_for(url, rate=100.0, in_flight=None, attempts=6):
     return VendorClient(
         "Toy",
@@ -81,11 +89,7 @@ def test_queue_rule_delays_and_times_out_beyond_the_queue_limit(serve_app):
         with lock:
             statuses.append(status)
 
-    threads = [threading.Thread(target=hit) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _in_threads(hit, 20)
     assert statuses.count(200) >= 5
     assert 504 in statuses
     assert sandbox.stats.queued >= 1 and sandbox.stats.timed_out >= 1
@@ -100,11 +104,7 @@ def test_in_flight_cap_refuses_extra_parallel_calls(serve_app):
         with httpx.Client(timeout=10) as raw:
             statuses.append(raw.get(f"{server.url}/slow").status_code)
 
-    threads = [threading.Thread(target=hit) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _in_threads(hit, 5)
     assert statuses.count(200) >= 2 and 429 in statuses
     assert sandbox.stats.refused_in_flight >= 1 and sandbox.stats.peak_in_flight <= 2
 
@@ -255,11 +255,7 @@ def test_a_request_held_up_before_it_is_sent_does_not_crowd_the_vendors_window(s
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _in_threads(work, 4)
     assert not errors
     assert transport.calls == 12
     assert client.limiter.late_departures >= 1  # the hold really happened after the release
