@@ -118,7 +118,13 @@ def test_rate_holds_across_threads():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"rate_per_second": 0}, {"rate_per_second": 1, "burst": 0}, {"rate_per_second": 1, "max_in_flight": 0}]
+    "kwargs",
+    [
+        {"rate_per_second": 0},
+        {"rate_per_second": 1, "burst": 0},
+        {"rate_per_second": 1, "max_in_flight": 0},
+        {"rate_per_second": 10, "departure_slack_seconds": -0.001},
+    ],
 )
 def test_invalid_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
@@ -254,7 +260,7 @@ def test_the_next_request_is_paced_from_when_a_held_up_one_really_departed():
             limiter.departed()
 
     _run_second_once_first_is_released(held_up, released, next_one)
-    assert next_release[0] >= departed_at[0] + 0.1
+    assert next_release[0] >= departed_at[0] + 0.1 - limiter.departure_slack_seconds
     assert limiter.late_departures == 1
 
 
@@ -304,3 +310,16 @@ def test_a_limiter_that_never_hears_of_departures_does_not_wait_for_them():
     for t in threads:
         t.join()
     assert limiter.peak_in_flight == 2 and limiter.departures_given_up == 0
+
+
+@pytest.mark.parametrize(("lag", "next_gap"), [(0.0005, 0.1), (0.05, 0.05 - 0.001 + 0.1)])
+def test_a_lag_within_the_slack_costs_the_next_request_nothing_and_a_longer_one_pushes_it_back(lag, next_gap):
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock)  # 0.1 s apart, 1 ms slack
+    _depart_once(limiter)
+    with limiter.slot():
+        released = clock.monotonic()
+        clock.advance(lag)  # the client's own work between the release and the write
+        limiter.departed()
+    with limiter.slot():
+        assert clock.monotonic() - released == pytest.approx(next_gap)
