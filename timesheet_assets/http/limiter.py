@@ -99,14 +99,14 @@ class RateLimiter:
         self.departure_slack_seconds = min(departure_slack_seconds, self.interval / 10)
         self._departed_cond = threading.Condition(self._lock)
         self._departures_reported = False
-        self._released = 0
-        self._undeparted: int | None = None
-        self._undeparted_since = 0.0
-        self._tat_before_undeparted = float("-inf")
+        self._released = 0  # releases so far; each thread holds the number of its own
         self._mine = threading.local()
+        self._undeparted: int | None = None
+        self._undeparted_released_at = 0.0  # on the limiter's clock
+        self._undeparted_wait_from = 0.0  # on the real clock, for the wait's bound
+        self._tat_before_undeparted = float("-inf")
         self.departures_given_up = 0
         self.late_departures = 0  # departures later than the slack after their release
-        self._undeparted_released_at = 0.0
 
     @property
     def in_flight(self) -> int:
@@ -148,7 +148,7 @@ class RateLimiter:
                         self._on_send(now)
                     self._released += 1
                     self._undeparted = self._mine.release = self._released
-                    self._undeparted_since = time.monotonic()
+                    self._undeparted_wait_from = time.monotonic()
                     self._undeparted_released_at = now
                     return now
                 planned = ready
@@ -159,7 +159,7 @@ class RateLimiter:
         if not self._departures_reported or self._undeparted is None:
             return False
         # Real time, whatever the limiter's clock: this bounds a wait on another thread.
-        left = self._undeparted_since + self.departure_wait_seconds - time.monotonic()
+        left = self._undeparted_wait_from + self.departure_wait_seconds - time.monotonic()
         if left <= 0:
             self.departures_given_up += 1
             self._undeparted = None
@@ -170,10 +170,9 @@ class RateLimiter:
     def departed(self) -> None:
         """The calling thread's request has gone out (its headers are written): the next
         request is paced from now. Called by the client from the transport's trace hook."""
-        release = getattr(self._mine, "release", None)
+        release = self._take_my_release()
         if release is None:
             return
-        self._mine.release = None
         with self._lock:
             now = self._clock.monotonic()
             self._departures_reported = True
@@ -189,14 +188,19 @@ class RateLimiter:
     def _never_departed(self) -> None:
         """The slot ends without a departure report (the request failed before it was sent,
         or the transport does not report): the next request need not wait for it."""
-        release = getattr(self._mine, "release", None)
+        release = self._take_my_release()
         if release is None:
             return
-        self._mine.release = None
         with self._lock:
             if release == self._undeparted:
                 self._undeparted = None
                 self._departed_cond.notify_all()
+
+    def _take_my_release(self) -> int | None:
+        """The number of the release this thread holds, if it holds one; it holds none after."""
+        release: int | None = getattr(self._mine, "release", None)
+        self._mine.release = None
+        return release
 
     def _enter_flight(self) -> float:
         if self.max_in_flight is None:
