@@ -47,8 +47,8 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(url: str, first: date, last: date, warehouse: str, trace: bool) -> dict[str, Any]:
-    """One backfill in this process; its memory figures."""
+def child(url: str, first: date, last: date, warehouse: str, trace: bool, raw_only: bool = False) -> dict[str, Any]:
+    """One backfill in this process (the raw assets only with ``raw_only``); its memory figures."""
     import dagster as dg
 
     from timesheet_assets.conformed.assets import build_conformed_projects, build_conformed_timesheets
@@ -57,12 +57,9 @@ def child(url: str, first: date, last: date, warehouse: str, trace: bool) -> dic
     from timesheet_assets.vendors.blikk.assets import blikk_projects, blikk_time_reports
     from timesheet_assets.vendors.blikk.sandbox import sandbox_env
 
-    assets = [
-        blikk_time_reports,
-        blikk_projects,
-        build_conformed_projects([PLUGIN]),
-        build_conformed_timesheets([PLUGIN]),
-    ]
+    assets = [blikk_time_reports, blikk_projects]
+    if not raw_only:
+        assets += [build_conformed_projects([PLUGIN]), build_conformed_timesheets([PLUGIN])]
     resources = {
         "io_manager": WarehouseIOManager(database=warehouse),
         "blikk": BlikkResource.from_values(sandbox_env(url), requests_per_second=MEASURE_REQUESTS_PER_SECOND),
@@ -88,7 +85,7 @@ def child(url: str, first: date, last: date, warehouse: str, trace: bool) -> dic
     return figures
 
 
-def measure(records: int, trace: bool = False, anchor: date | None = None) -> dict[str, Any]:
+def measure(records: int, trace: bool = False, anchor: date | None = None, raw_only: bool = False) -> dict[str, Any]:
     """Serve a sandbox of ``records`` reports and run one backfill of it in a child process."""
     from timesheet_assets.sandbox.data import SandboxConfig
     from timesheet_assets.sandbox.server import SandboxServer
@@ -100,18 +97,22 @@ def measure(records: int, trace: bool = False, anchor: date | None = None) -> di
     app = create_app(config)
     with SandboxServer(app) as server, tempfile.TemporaryDirectory(prefix="backfill-memory-") as workdir:
         server.sandbox.rate_rule = None  # see the module docstring: not a rate measurement
-        command = [
-            sys.executable,
-            *CHILD_ENTRY,
-            "--child",
-            server.url,
-            "--first",
-            first.isoformat(),
-            "--last",
-            anchor.isoformat(),
-            "--warehouse",
-            str(Path(workdir) / "warehouse.duckdb"),
-        ] + (["--tracemalloc"] if trace else [])
+        command = (
+            [
+                sys.executable,
+                *CHILD_ENTRY,
+                "--child",
+                server.url,
+                "--first",
+                first.isoformat(),
+                "--last",
+                anchor.isoformat(),
+                "--warehouse",
+                str(Path(workdir) / "warehouse.duckdb"),
+            ]
+            + (["--tracemalloc"] if trace else [])
+            + (["--raw-only"] if raw_only else [])
+        )
         env = {**os.environ, "DAGSTER_HOME": workdir}
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         if done.returncode != 0:
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 70_000])
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument(
+        "--raw-only", action="store_true", help="materialize the raw assets only (the read and its write)"
+    )
     parser.add_argument("--child")
     parser.add_argument("--first")
     parser.add_argument("--last")
@@ -135,11 +139,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.child:
         figures = child(
-            args.child, date.fromisoformat(args.first), date.fromisoformat(args.last), args.warehouse, args.tracemalloc
+            args.child,
+            date.fromisoformat(args.first),
+            date.fromisoformat(args.last),
+            args.warehouse,
+            args.tracemalloc,
+            args.raw_only,
         )
         print(json.dumps(figures))
         return
-    rows = [measure(size, args.tracemalloc) for size in args.sizes]
+    rows = [measure(size, args.tracemalloc, raw_only=args.raw_only) for size in args.sizes]
     for row in rows:
         print(json.dumps(row))
     if len(rows) >= 2:

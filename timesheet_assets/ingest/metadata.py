@@ -15,6 +15,7 @@ import dagster as dg
 import pandas as pd
 
 from ..http import MetricsSnapshot
+from ..storage import SEQUENCE_COLUMN
 from ..storage.types import frame_types
 from .partitions import row_partitions
 from .records import (
@@ -25,6 +26,7 @@ from .records import (
     RawFrame,
     typed_frame,
 )
+from .staged import StagedRaw
 
 PREVIEW_ROWS = 10
 COLUMN_SCHEMA = "dagster/column_schema"
@@ -121,8 +123,30 @@ def range_wide(
     return {}
 
 
-def _counts(keys: pd.Series) -> dict[str, int]:
-    return {str(k): int(v) for k, v in keys.value_counts(dropna=True).items()}
+def _partition_counts(
+    context: dg.AssetExecutionContext,
+    asset_key: dg.AssetKey,
+    keys: pd.Series,
+    rows: pd.Series,
+    quarantined: pd.Series | None,
+) -> dict[str, Any]:
+    """``rows`` (and ``quarantined``) of each partition of the run, put on the partition, and
+    the run's totals returned; ``keys`` is each entry's partition (null outside the run),
+    ``rows``/``quarantined`` how many rows and quarantined rows the entry stands for."""
+    counts: dict[str, Any] = {"rows_in_run": int(rows.sum())}
+    by_key = rows.groupby(keys).sum()
+    bad = quarantined.groupby(keys).sum() if quarantined is not None else None
+    if quarantined is not None:
+        counts["quarantined_in_run"] = int(quarantined.sum())
+    per_day = {
+        key: {
+            "rows": int(by_key.get(key, 0)),
+            **({"quarantined": int(bad.get(key, 0))} if bad is not None else {}),
+        }
+        for key in context.partition_keys
+    }
+    add_partition_metadata(context, asset_key, per_day, {})
+    return counts
 
 
 def table_output(
@@ -145,16 +169,10 @@ def table_output(
         if quarantined is not None:
             counts["quarantined"] = int(quarantined.sum())
     else:
-        counts["rows_in_run"] = len(frame)
-        rows = _counts(keys)
-        bad = _counts(keys[quarantined]) if quarantined is not None else {}
-        if quarantined is not None:
-            counts["quarantined_in_run"] = int(quarantined.sum())
-        per_day = {
-            key: {"rows": rows.get(key, 0), **({"quarantined": bad.get(key, 0)} if quarantined is not None else {})}
-            for key in context.partition_keys
-        }
-        add_partition_metadata(context, asset_key, per_day, {})
+        ones = pd.Series(1, index=frame.index, dtype="int64")
+        counts = _partition_counts(
+            context, asset_key, keys, ones, quarantined.astype("int64") if quarantined is not None else None
+        )
     return dg.Output(
         frame,
         output_name=output_name,
@@ -165,6 +183,60 @@ def table_output(
                 context,
                 asset_key,
                 {"preview": frame_preview(frame), COLUMN_SCHEMA: column_schema(frame, descriptions)},
+            ),
+        },
+    )
+
+
+def staged_raw_output(
+    context: dg.AssetExecutionContext,
+    raw: StagedRaw,
+    metrics: MetricsSnapshot,
+    output_name: str = "result",
+    **extra: Any,
+) -> dg.Output:
+    """``raw_output`` for rows held in a staging table (``ingest/staged.py``): the same
+    metadata, counted and previewed by queries instead of from a frame."""
+    asset_key = context.assets_def.keys_by_output_name[output_name]
+    staging = raw.staging
+    template = staging.template if staging.template is not None else pd.DataFrame()
+    column = partition_column(context, asset_key)
+    if column is None or column not in template.columns:
+        total, bad = staging.fetch(f"SELECT count(*), count({QUARANTINE_COLUMN}) FROM {{table}}")[0]
+        counts: dict[str, Any] = {"rows": int(total), "quarantined": int(bad)}
+        run_level: dict[str, Any] = {"records_served": raw.records_served, "quarantined": raw.quarantined}
+    else:
+        by_day = pd.DataFrame(
+            staging.fetch(
+                f'SELECT CAST("{column}" AS DATE), count(*), count({QUARANTINE_COLUMN}) FROM {{table}} GROUP BY 1'
+            ),
+            columns=["day", "rows", "quarantined"],
+        )
+        partitions_def = context.assets_def.specs_by_key[asset_key].partitions_def
+        assert partitions_def is not None
+        keys = row_partitions(partitions_def, context.partition_keys, by_day["day"].astype(object))
+        counts = _partition_counts(context, asset_key, keys, by_day["rows"], by_day["quarantined"])
+        run_level = {"records_served": raw.records_served, "quarantined_in_run": raw.quarantined}
+    shown = [name for name in template.columns if name != PAYLOAD_COLUMN]
+    listed = ", ".join(f'"{name}"' for name in shown)
+    preview = pd.DataFrame(
+        staging.fetch(f"SELECT {listed} FROM {{table}} ORDER BY {SEQUENCE_COLUMN} LIMIT {PREVIEW_ROWS}")
+        if shown
+        else [],
+        columns=shown,
+    )
+    return dg.Output(
+        raw.rows,
+        output_name=output_name,
+        metadata={
+            **counts,
+            **run_level,
+            **metrics.as_metadata(),
+            **extra,
+            **range_wide(
+                context,
+                asset_key,
+                {"preview": frame_preview(preview), COLUMN_SCHEMA: column_schema(template, raw.descriptions)},
             ),
         },
     )
@@ -209,7 +281,7 @@ def quarantine_check_spec(asset_key: dg.AssetKey) -> dg.AssetCheckSpec:
     )
 
 
-def quarantine_check_result(asset_key: dg.AssetKey, raw: RawFrame) -> dg.AssetCheckResult:
+def quarantine_check_result(asset_key: dg.AssetKey, raw: RawFrame | StagedRaw) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name=QUARANTINE_CHECK,

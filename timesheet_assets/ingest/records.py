@@ -135,6 +135,8 @@ class RawFrame:
     models: list[Any] = field(default_factory=list)
     # Column -> what it means (``RawSpec.descriptions``; the shared columns need none).
     descriptions: Mapping[str, str] = field(default_factory=dict)
+    # For each row of ``frame``, the position of its record among the records given.
+    record_index: Any = None
 
     @property
     def valid_rows(self) -> int:
@@ -226,13 +228,21 @@ def build_raw_frame(
             frame = typed_frame(rows, spec.columns)
         elif rows:
             frame = _merge_in_order(fast[0], fast[1], typed_frame(rows, spec.columns), positions)
+            positions = [*fast[1], *positions]
         else:
             frame = fast[0]
+            positions = fast[1]
     frame[INGESTED_COLUMN] = (
         pd.Timestamp(ingested_at).tz_convert("UTC") if len(frame) else pd.Series(dtype="datetime64[ns, UTC]")
     )
     return RawFrame(
-        frame=frame, records_served=len(records), quarantined=quarantined, models=models, descriptions=spec.descriptions
+        frame=frame,
+        records_served=len(records),
+        quarantined=quarantined,
+        models=models,
+        descriptions=spec.descriptions,
+        # Rows come in the order of their records: each row's record is the sorted positions.
+        record_index=np.sort(np.asarray(positions, dtype=np.int64)),
     )
 
 

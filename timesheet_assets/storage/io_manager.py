@@ -17,6 +17,7 @@ from pydantic import Field
 from ..settings import warehouse_password, warehouse_path
 from .backend import Session, WarehouseBackend, backend_for
 from .sql import delete_slice_statement, select_statement, table_name
+from .staging import StagedRowsTypeHandler, StagingTable, staging_table_name
 from .target import parse_target
 from .warehouse import ByNamePandasTypeHandler, read_slice, write_mode
 
@@ -78,6 +79,11 @@ class WarehouseDbIOManager(DbIOManager):
         with self.backend.reader() as session:
             return read_slice(session, table_slice, columns)
 
+    def staging_table(self, asset_key: dg.AssetKey, run_id: str, log: Any = None) -> StagingTable:
+        """A staging table for ``asset_key``'s output in this run: filled a chunk at a time,
+        returned as ``StagedRows`` and swapped in by this IO manager's write (``staging.py``)."""
+        return StagingTable(self.backend, staging_table_name(asset_key, run_id), log)
+
 
 class WarehouseIOManager(ConfigurableIOManagerFactory):
     """Transactional, schema-tolerant warehouse IO manager on DuckDB or PostgreSQL (see
@@ -110,7 +116,7 @@ class WarehouseIOManager(ConfigurableIOManagerFactory):
             # What Dagster keeps in table slices and may show: never the password.
             database=backend.target.display,
             schema=self.schema_,
-            type_handlers=[ByNamePandasTypeHandler()],
+            type_handlers=[ByNamePandasTypeHandler(), StagedRowsTypeHandler()],
             default_load_type=pd.DataFrame,
             io_manager_name="WarehouseIOManager",
         )

@@ -21,7 +21,7 @@ range, so a single-run backfill of 30 days replaces exactly those 30 days. The b
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -108,11 +108,40 @@ def write_frame(
     """Everything after the slice was deleted (``WarehouseDbClient.delete_table_slice``), in
     the same transaction; returns the materialization metadata."""
     backend = session.backend
+
+    def insert() -> None:
+        backend.insert_frame(session, table_slice, frame)
+
+    return write_rows(
+        context,
+        table_slice,
+        session,
+        frame_types(frame),
+        len(frame),
+        lambda: backend.stage(session, table_slice, frame),
+        insert,
+    )
+
+
+def write_rows(
+    context: dg.OutputContext,
+    table_slice: TableSlice,
+    session: Session,
+    incoming: Mapping[str, str],
+    rows: int,
+    relation: Callable[[], str],
+    insert: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """``write_frame`` for rows of any source: ``incoming`` their columns' logical types,
+    ``relation`` makes them readable in this transaction (called once the table can take
+    them) and returns its name, ``insert`` (optional) is a bulk path straight into the table
+    for a write without keys to match."""
+    backend = session.backend
     target = qualified(table_slice)
     mode = write_mode(context)
     keyed = mode == "upsert" or declares_primary_key(context)
     keys = primary_key(context) if keyed else []
-    incoming = frame_types(frame)
+    columns = list(incoming)
     constraint = keys if keys and table_slice.schema in CONSTRAINED_SCHEMAS else None
     widened: dict[str, str] = {}
     if not backend.table_exists(session, table_slice):
@@ -123,17 +152,18 @@ def write_frame(
         if constraint and not backend.has_primary_key(session, table_slice):
             backend.add_primary_key(session, table_slice, constraint)
     moved_away = 0
-    if len(frame):
-        if keys:
-            # Upsert: rows with an incoming key are replaced. Partition replace: the window's
-            # rows are already gone, so what still matches an incoming key lives on another
-            # day — a record whose work date moved. A key lives on one day only, so it leaves
-            # its old day in this same transaction.
-            relation = backend.stage(session, table_slice, frame)
-            moved_away = session.execute_count(delete_matching_keys_statement(target, relation, keys))
-            session.execute(insert_by_name_statement(target, relation, list(frame.columns)))
+    if rows:
+        if keys or insert is None:
+            source = relation()
+            if keys:
+                # Upsert: rows with an incoming key are replaced. Partition replace: the
+                # window's rows are already gone, so what still matches an incoming key lives
+                # on another day — a record whose work date moved. A key lives on one day
+                # only, so it leaves its old day in this same transaction.
+                moved_away = session.execute_count(delete_matching_keys_statement(target, source, keys))
+            session.execute(insert_by_name_statement(target, source, columns))
         else:
-            backend.insert_frame(session, table_slice, frame)
+            insert()
     total = session.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
     meta: dict[str, Any] = {"dagster/table_name": table_name(table_slice)}
     if context.has_asset_partitions:

@@ -37,12 +37,13 @@ from tests.support.dagster_helpers import (
     failure_text,
     materialization_metadata,
     materialize,
+    query,
     read_table,
     step_retries,
 )
 from tests.support.step_retries import use_quick_step_retries
 from tests.vendors.blikk.conftest import ANCHOR, RunningBlikk
-from timesheet_assets.ingest import QUARANTINE_CHECK
+from timesheet_assets.ingest import QUARANTINE_CHECK, staged
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.server import SandboxServer
 from timesheet_assets.vendors.blikk.assets import (
@@ -226,7 +227,9 @@ def loaded(tmp_path_factory) -> Iterator[SimpleNamespace]:
 
 
 @pytest.fixture
-def fresh(loaded) -> Iterator[SimpleNamespace]:
+def fresh(loaded, monkeypatch) -> Iterator[SimpleNamespace]:
+    # A page a chunk: a read that fails on page 2 has staged page 1 already.
+    monkeypatch.setattr(staged, "CHUNK_RECORDS", 100)
     sandbox = loaded.sandbox
     sandbox.knobs.clear()
     sandbox.knobs.update(retry_after="0", wait_hint_seconds=0.01, timeout_seconds=1.0)
@@ -244,6 +247,10 @@ def table(warehouse: str, name: str) -> pd.DataFrame:
 def assert_warehouse_unchanged(loaded: SimpleNamespace) -> None:
     for name, before in loaded.before.items():
         pd.testing.assert_frame_equal(table(loaded.warehouse, name), before)
+    # What a failed read staged went with it.
+    assert query(
+        loaded.warehouse, "SELECT count(*) FROM information_schema.tables WHERE table_schema = '_staging'"
+    ) == [(0,)]
 
 
 # fault -> (path, client attempts per step attempt, "<status> after <n> attempt(s)<detail>",

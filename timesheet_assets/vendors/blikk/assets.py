@@ -40,14 +40,15 @@ from ...ingest import (
     raw_output,
 )
 from ...ingest.compact import build_raw_frame_by_chunks
-from ...ingest.metadata import COLUMN_SCHEMA, declared_schema
+from ...ingest.metadata import COLUMN_SCHEMA, declared_schema, staged_raw_output
 from ...ingest.records import KEY_COLUMN, QUARANTINE_COLUMN
+from ...ingest.staged import StagedRaw, StagedRecords, staging_table
 from ...schedules import DAYS_TO_REREAD
-from ...storage import PRIMARY_KEY
+from ...storage import PRIMARY_KEY, StagingTable
 from .change_scan import WATERMARK_KEY, parse_watermark, scan_changes, scan_metadata, stored_watermark
 from .columns import PROJECT_COLUMN_DESCRIPTIONS, PROJECT_COLUMNS, TIME_REPORT_COLUMN_DESCRIPTIONS, TIME_REPORT_COLUMNS
 from .conform import ABSENCE_PREFIX, INTERNAL_PREFIX
-from .keys import GROUP, PROJECTS_KEY, TIME_REPORTS_KEY
+from .keys import GROUP, PROJECTS_KEY, RESOURCE_KEY, TIME_REPORTS_KEY
 from .models import AbsenceProject, NameRef, Project, RegistryProject, TimeReport, parse_blikk_date
 from .resource import BlikkResource, ListFetch
 
@@ -289,53 +290,92 @@ def _check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
         COLUMN_SCHEMA: declared_schema(TIME_REPORT_COLUMNS, TIME_REPORT_COLUMN_DESCRIPTIONS),
     },
     check_specs=_check_specs(TIME_REPORTS_KEY),
+    required_resource_keys={RESOURCE_KEY, "io_manager"},
 )
-def blikk_time_reports(context: dg.AssetExecutionContext, blikk: BlikkResource) -> Iterator[Any]:
+def blikk_time_reports(context: dg.AssetExecutionContext) -> Iterator[Any]:
+    blikk: BlikkResource = getattr(context.resources, RESOURCE_KEY)
     first, last = partition_window(context)
     before = blikk.metrics.snapshot()
     # The scan comes before the window read: a report changed in between is then either in
     # the window read or above the scan's new watermark.
     scan = _change_scan(context, blikk, first, last)
-    with permanent_errors_fail_fast():
-        # A year of reports is hundreds of pages: each kept as its JSON text until its rows
-        # are built, a chunk at a time (``ingest/compact.py``).
-        listing = blikk.fetch_time_reports(first, last, compact=True)
     window = _WindowFilter(first, last)
-    raw = build_raw_frame_by_chunks(time_report_spec(), listing.take_records(), admit=window, default_date=first)
-    outside = window.outside
-    if outside:
-        context.log.warning(
-            f"Blikk returned {outside} time report(s) dated outside {first}..{last}; left to "
-            "the runs that own those days"
+    staging = staging_table(context)
+    try:
+        raw, listing = _read_window(blikk, first, last, window, staging)
+        outside = window.outside
+        if outside:
+            context.log.warning(
+                f"Blikk returned {outside} time report(s) dated outside {first}..{last}; left to "
+                "the runs that own those days"
+            )
+        names_looked_up = window.lacks_user_name and _fill_user_names(context, blikk, raw)
+        metadata = dict(
+            window_first=first.isoformat(),
+            window_last=last.isoformat(),
+            outside_window_skipped=outside,
+            user_names_looked_up=names_looked_up,
+            **listing.as_metadata("list"),
+            **scan,
         )
-    names_looked_up = False
-    if window.lacks_user_name:
-        # Names are an enrichment: an API application without access to the user registry
-        # still loads its time reports.
-        with permanent_errors_fail_fast():
-            try:
-                fill_employee_names(raw.frame, blikk.fetch_user_names())
-                names_looked_up = True
-            except VendorHTTPError as exc:
-                if exc.status not in OPTIONAL_READ_UNAVAILABLE:
-                    raise
-                context.log.warning(
-                    f"Blikk user registry not readable ({exc}); employee_name stays empty for "
-                    "reports without a user name"
-                )
-    yield raw_output(
-        context,
-        raw,
-        blikk.metrics.snapshot() - before,
-        window_first=first.isoformat(),
-        window_last=last.isoformat(),
-        outside_window_skipped=outside,
-        user_names_looked_up=names_looked_up,
-        **listing.as_metadata("list"),
-        **scan,
-    )
+        if isinstance(raw, StagedRaw):
+            yield staged_raw_output(context, raw, blikk.metrics.snapshot() - before, **metadata)
+        else:
+            yield raw_output(context, raw, blikk.metrics.snapshot() - before, **metadata)
+    except BaseException:
+        # Failed before the write took the staged rows (or the write failed): the table
+        # keeps its old rows, and the staging table goes.
+        if staging is not None:
+            staging.discard()
+        raise
     yield quarantine_check_result(TIME_REPORTS_KEY, raw)
     yield _complete_check(TIME_REPORTS_KEY, listing)
+
+
+def _read_window(
+    blikk: BlikkResource, first: date, last: date, window: _WindowFilter, staging: StagingTable | None
+) -> tuple[RawFrame | StagedRaw, ListFetch]:
+    """The window's reports as raw rows: written to ``staging`` page by page as they arrive
+    when the warehouse offers it (a year is hundreds of pages), else built in memory."""
+    spec = time_report_spec()
+    if staging is not None:
+        staged = StagedRecords(staging, spec, admit=window, default_date=first)
+        with permanent_errors_fail_fast():
+            listing = blikk.fetch_time_reports(first, last, keep=staged)
+        raw: RawFrame | StagedRaw = staged.finish(listing.take_records())
+    else:
+        with permanent_errors_fail_fast():
+            # Each report kept as its JSON text until its rows are built, a chunk at a time
+            # (``ingest/compact.py``).
+            listing = blikk.fetch_time_reports(first, last, compact=True)
+        raw = build_raw_frame_by_chunks(spec, listing.take_records(), admit=window, default_date=first)
+    return raw, listing
+
+
+def _fill_user_names(context: dg.AssetExecutionContext, blikk: BlikkResource, raw: RawFrame | StagedRaw) -> bool:
+    """Names are an enrichment: an API application without access to the user registry
+    still loads its time reports. True when the registry was read."""
+    with permanent_errors_fail_fast():
+        try:
+            names = blikk.fetch_user_names()
+        except VendorHTTPError as exc:
+            if exc.status not in OPTIONAL_READ_UNAVAILABLE:
+                raise
+            context.log.warning(
+                f"Blikk user registry not readable ({exc}); employee_name stays empty for reports without a user name"
+            )
+            return False
+    if isinstance(raw, StagedRaw):
+        values = pd.DataFrame(
+            {
+                "user_id": pd.Series(list(names), dtype="string"),
+                "employee_name": pd.Series(list(names.values()), dtype="string"),
+            }
+        )
+        raw.staging.fill_missing("user_id", "employee_name", values, only_where=f"t.{QUARANTINE_COLUMN} IS NULL")
+    else:
+        fill_employee_names(raw.frame, names)
+    return True
 
 
 def _partition_bounds(context: dg.AssetExecutionContext) -> tuple[date, date]:

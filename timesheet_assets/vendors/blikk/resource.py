@@ -411,9 +411,12 @@ class BlikkResource(VendorResource):
         return walk
 
     # -- endpoints ------------------------------------------------------------------------
-    def fetch_time_reports(self, first: date, last: date, *, compact: bool = False) -> ListFetch:
+    def fetch_time_reports(
+        self, first: date, last: date, *, compact: bool = False, keep: Callable[[Any], Any] | None = None
+    ) -> ListFetch:
         """Time reports whose work date is within ``first``..``last`` (both inclusive), in one
-        windowed list read; ``compact`` keeps each as its JSON text (``compact_record``)."""
+        windowed list read; ``compact`` keeps each as its JSON text (``compact_record``),
+        ``keep`` as it answers (``ingest.staged.StagedRecords`` stages it and answers its number)."""
         return self.fetch_list(
             TIME_REPORTS_PATH,
             {
@@ -422,7 +425,7 @@ class BlikkResource(VendorResource):
                 "sortBy": "createdDate",
                 "sortOrder": "ascending",
             },
-            keep=compact_record if compact else None,
+            keep=keep or (compact_record if compact else None),
         )
 
     def fetch_user_day_statistics(self, first: date, last: date) -> list[ListFetch]:
