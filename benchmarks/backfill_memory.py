@@ -4,7 +4,7 @@ For each size, a Blikk sandbox holding ``records`` time reports of 200 users ove
 in this process; a fresh child interpreter materializes ``raw/blikk/time_reports``,
 ``raw/blikk/projects``, ``conformed/projects`` and ``conformed/timesheets`` over the whole year
 in one in-process run (as the run worker does for ``refresh_blikk``), on a DuckDB warehouse of
-its own. The child reports its peak RSS (``ru_maxrss``) and its RSS once everything was
+its own (``--postgres``: a PostgreSQL database; ``--raw-only``: the raw assets only). The child reports its peak RSS (``VmHWM``) and its RSS once everything was
 imported, so ``run peak - baseline`` is what the run itself added; with ``--tracemalloc`` it
 also reports the peak of Python allocations (slower).
 
@@ -34,17 +34,22 @@ MEASURE_REQUESTS_PER_SECOND = 40.0
 CHILD_ENTRY = ["-m", "benchmarks.backfill_memory"]
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def _peak_rss_mb() -> float:
-    import resource
+def _rss_mb() -> float:
+    return _status_mb("VmRSS")
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def _peak_rss_mb() -> float:
+    # VmHWM, not ``getrusage``'s ru_maxrss: Linux carries ru_maxrss over an exec, so a child
+    # would report the RSS of the parent that started it (here the sandbox, which grows with
+    # the records) whenever that was larger than its own.
+    return _status_mb("VmHWM")
 
 
 def child(url: str, first: date, last: date, warehouse: str, trace: bool, raw_only: bool = False) -> dict[str, Any]:
@@ -85,8 +90,15 @@ def child(url: str, first: date, last: date, warehouse: str, trace: bool, raw_on
     return figures
 
 
-def measure(records: int, trace: bool = False, anchor: date | None = None, raw_only: bool = False) -> dict[str, Any]:
-    """Serve a sandbox of ``records`` reports and run one backfill of it in a child process."""
+def measure(
+    records: int,
+    trace: bool = False,
+    anchor: date | None = None,
+    raw_only: bool = False,
+    postgres: Any = None,
+) -> dict[str, Any]:
+    """Serve a sandbox of ``records`` reports and run one backfill of it in a child process,
+    on a DuckDB file of its own or a new database of the ``postgres`` server."""
     from timesheet_assets.sandbox.data import SandboxConfig
     from timesheet_assets.sandbox.server import SandboxServer
     from timesheet_assets.vendors.blikk.sandbox import create_app
@@ -108,12 +120,14 @@ def measure(records: int, trace: bool = False, anchor: date | None = None, raw_o
                 "--last",
                 anchor.isoformat(),
                 "--warehouse",
-                str(Path(workdir) / "warehouse.duckdb"),
+                postgres.url(postgres.create_database("backfill")) if postgres else str(Path(workdir) / "w.duckdb"),
             ]
             + (["--tracemalloc"] if trace else [])
             + (["--raw-only"] if raw_only else [])
         )
         env = {**os.environ, "DAGSTER_HOME": workdir}
+        if postgres:
+            env["TIMESHEET_WAREHOUSE_PASSWORD"] = postgres.password
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"backfill child failed:\n{done.stderr[-4000:]}")
@@ -129,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 70_000])
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--postgres", action="store_true", help="on a PostgreSQL warehouse (a server of its own)")
     parser.add_argument(
         "--raw-only", action="store_true", help="materialize the raw assets only (the read and its write)"
     )
@@ -148,7 +163,13 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(json.dumps(figures))
         return
-    rows = [measure(size, args.tracemalloc, raw_only=args.raw_only) for size in args.sizes]
+    if args.postgres:
+        from tests.support.postgres import postgres_server
+
+        with postgres_server() as server:
+            rows = [measure(size, args.tracemalloc, raw_only=args.raw_only, postgres=server) for size in args.sizes]
+    else:
+        rows = [measure(size, args.tracemalloc, raw_only=args.raw_only) for size in args.sizes]
     for row in rows:
         print(json.dumps(row))
     if len(rows) >= 2:

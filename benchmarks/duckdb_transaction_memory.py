@@ -25,16 +25,23 @@ PAYLOAD_CHARS = 900
 SLICE = 2_000
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def child(rows: int, memory_limit: str) -> dict[str, Any]:
-    import resource
+def _rss_mb() -> float:
+    return _status_mb("VmRSS")
 
+
+def _peak_rss_mb() -> float:
+    # VmHWM: ``getrusage``'s ru_maxrss survives an exec and may be the parent's.
+    return _status_mb("VmHWM")
+
+
+def child(rows: int, memory_limit: str) -> dict[str, Any]:
     import duckdb
 
     with tempfile.TemporaryDirectory() as workdir:
@@ -52,13 +59,13 @@ def child(rows: int, memory_limit: str) -> dict[str, Any]:
             conn.execute("CHECKPOINT")
         with duckdb.connect(path, config={"memory_limit": memory_limit}) as conn:
             before = _rss_mb()
-            peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            peak_before = _peak_rss_mb()
             conn.execute("BEGIN")
             conn.execute("DELETE FROM target WHERE work_date BETWEEN DATE '2025-01-01' AND DATE '2025-12-31'")
             conn.execute("INSERT INTO target SELECT * FROM staging")
             conn.execute("COMMIT")
             after = _rss_mb()
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            peak = _peak_rss_mb()
     return {
         "rows": rows,
         "memory_limit": memory_limit,
