@@ -17,7 +17,7 @@ from pydantic import Field
 from ..settings import warehouse_password, warehouse_path
 from .backend import Session, WarehouseBackend, backend_for
 from .sql import delete_slice_statement, select_statement, table_name
-from .staging import StagedRowsTypeHandler, StagingTable, staging_table_name
+from .staging import StagedRows, StagedRowsTypeHandler, StagingTable, staging_table_name
 from .target import parse_target
 from .warehouse import ByNamePandasTypeHandler, read_slice, write_mode
 
@@ -66,6 +66,15 @@ class WarehouseDbIOManager(DbIOManager):
     def __init__(self, *, backend: WarehouseBackend, **kwargs: Any):
         super().__init__(db_client=WarehouseDbClient(backend), **kwargs)
         self.backend = backend
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        try:
+            super().handle_output(context, obj)
+        except BaseException:
+            # The write rolled back: the staged rows went nowhere, and their table goes too.
+            if isinstance(obj, StagedRows):
+                obj.staging.discard()
+            raise
 
     def read_table(self, asset_key: dg.AssetKey, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Every row of the asset's table (all partitions); empty when it was never written."""

@@ -11,7 +11,9 @@ import pytest
 
 from tests.support.dagster_helpers import materialization_metadata, materialize, query, read_table
 from tests.support.postgres import WAREHOUSE_BACKENDS, make_warehouse
+from tests.support.step_retries import use_quick_step_retries
 from timesheet_assets.ingest import staged
+from timesheet_assets.storage import staging as staging_module
 from timesheet_assets.storage.staging import StagingTable
 from timesheet_assets.vendors.blikk import assets as blikk_assets
 from timesheet_assets.vendors.blikk.assets import blikk_time_reports
@@ -135,3 +137,20 @@ def test_the_staged_read_writes_the_table_the_in_memory_read_writes(blikk, tmp_p
         assert staged_meta[name] == memory_meta[name], name
     assert staged_meta["quarantined_in_run"] == 1
     assert _staging_tables(staged_warehouse) == []
+
+
+def test_a_write_that_fails_keeps_the_old_rows_and_drops_the_staging_table(blikk, warehouse, monkeypatch):
+    use_quick_step_retries(monkeypatch, [blikk_time_reports])
+    sandbox = blikk(time_records=300)
+    assert _run(sandbox, warehouse).success
+    before = _table(warehouse)
+    sandbox.data.edit_fraction(0.5)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("the warehouse refused the write")
+
+    monkeypatch.setattr(staging_module, "write_rows", refuse)
+    result = _run(sandbox, warehouse, raise_on_error=False)
+    assert not result.success
+    pd.testing.assert_frame_equal(_table(warehouse), before)
+    assert _staging_tables(warehouse) == []
