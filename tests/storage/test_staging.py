@@ -116,7 +116,7 @@ def test_a_key_staged_on_a_new_day_leaves_its_old_day(warehouse, instance):
 
 
 @pytest.mark.parametrize("fail_after_chunk", [0, 2])
-def test_a_read_that_fails_keeps_the_old_rows_and_no_staging_table(warehouse, instance, fail_after_chunk):
+def test_rows_staged_by_a_read_that_fails_never_reach_the_table(warehouse, instance, fail_after_chunk):
     _run(warehouse, date(2026, 3, 1), date(2026, 3, 3), instance=instance)
     before = read_table(warehouse, "probe.staged").sort_values("record_key").reset_index(drop=True)
     STATE.update(version=5, fail_after_chunk=fail_after_chunk)
