@@ -224,9 +224,9 @@ def lacks_user_name(record: Any) -> bool:
 
 
 class _WindowFilter:
-    """``admit`` for ``build_raw_frame_by_chunks``: the records of a chunk inside the window
-    (``split_by_window``), counting those outside and noting whether a kept one lacks a user
-    name (the registry is then read once, after the last chunk)."""
+    """``admit`` for ``StagedRecords`` and ``build_raw_frame_by_chunks``: the records of a
+    chunk inside the window (``split_by_window``), counting those outside and noting whether a
+    kept one lacks a user name (the registry is then read once, after the last chunk)."""
 
     def __init__(self, first: date, last: date) -> None:
         self.first, self.last = first, last
