@@ -5,7 +5,7 @@ Time reports have no updated-since filter, so a run reads its whole work-date wi
 paged query for the run, however many days it covers) and replaces those partitions; late
 edits in the window are picked up by re-running recent days. The read's rows go to a staging
 table of the warehouse as pages arrive (``ingest/staged.py``), so a year's backfill is not held
-in the run worker. Before that, the run scans the
+in the run worker. Before the window read, the run scans the
 reports changed since the previous run on any work date (``change_scan.py``) and names the
 changed days outside its window in ``days_to_reread``, which the ``reread_changed_days``
 sensor re-reads; the check ``reported_hours_match_blikk`` (``reconcile.py``) compares the
