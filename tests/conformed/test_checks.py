@@ -99,3 +99,33 @@ def test_unknown_projects_warn_per_source():
 )
 def test_row_count_drop(previous, current, passed):
     assert checks.row_count_not_dropping(current, previous, 0.5).passed is passed
+
+
+def test_rules_combined_over_pieces_of_days_say_what_they_say_of_the_whole():
+    days = [date(2026, 1, 5), date(2026, 1, 5), date(2026, 1, 6), date(2026, 1, 7)]
+    whole = lines(
+        source_system=["blikk", "blikk", "ajera", "aimsio"],
+        entry_id=["1", "2", "1", "9"],
+        work_date=days,
+        employee_id=["u1", None, None, "a1"],
+        project_id=["p1", None, "p9", "x"],
+        regular_hours=[20.0, 3.0, 8.0, 30.0],
+        overtime_hours=[0.0, 1.0, 0.0, 0.0],
+        total_hours=[20.0, 9.0, 8.0, 30.0],
+        status=["approved", "odd", "paid", "weird"],
+        ingested_at=[pd.Timestamp("2026-01-08", tz="UTC")] * 4,
+    )
+    projects = conform_project_frame(pd.DataFrame({"source_system": ["blikk"], "project_id": ["p1"]}))
+    pieces = [whole[whole.work_date == date(2026, 1, 5)], whole[whole.work_date > date(2026, 1, 5)]]
+
+    def rules(frame):
+        return [*checks.timesheet_row_checks(frame), checks.projects_known(frame, projects)]
+
+    combined = [checks.combine(list(outcomes)) for outcomes in zip(*(rules(piece) for piece in pieces))]
+    expected = rules(whole)
+    assert [o.name for o in combined] == [o.name for o in expected]
+    for got, want in zip(combined, expected):
+        assert (got.passed, got.blocking, got.description) == (want.passed, want.blocking, want.description), got.name
+        shown = {k: v for k, v in got.metadata.items() if k != "examples"}
+        assert shown == {k: v for k, v in want.metadata.items() if k != "examples"}, got.name
+    assert not any(o.passed for o in combined if o.name != "employee_day_at_most_24h")

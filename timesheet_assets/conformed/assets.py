@@ -2,6 +2,7 @@
 its ``conform.py`` and unioned, with the data-quality checks reported on each write."""
 
 from collections.abc import Callable, Iterator, Mapping
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
@@ -9,12 +10,21 @@ import pandas as pd
 from pydantic import Field
 
 from ..ingest import DATE_WINDOW_BACKFILL, daily_partitions, frame_preview, partition_window
-from ..ingest.metadata import add_partition_metadata, range_wide, row_partitions_of
+from ..ingest.metadata import PREVIEW_ROWS, add_partition_metadata, range_wide, row_partitions_of
 from ..ingest.records import PAYLOAD_COLUMN
-from ..storage import PRIMARY_KEY, SKIP_COLUMNS
+from ..ingest.staged import staging_table
+from ..storage import PRIMARY_KEY, SKIP_COLUMNS, StagedRows
 from ..vendors.registry import VendorPlugin
 from .catalog import PROJECT_CHECK_DESCRIPTIONS, PROJECT_SCHEMA, TIMESHEET_CHECK_DESCRIPTIONS, TIMESHEET_SCHEMA
-from .checks import CheckOutcome, project_checks, projects_known, row_count_not_dropping, timesheet_checks
+from .checks import (
+    CheckOutcome,
+    combine,
+    primary_key_unique,
+    project_checks,
+    projects_known,
+    row_count_not_dropping,
+    timesheet_row_checks,
+)
 from .schema import (
     PROJECT_KEY,
     TIMESHEET_KEY,
@@ -75,7 +85,8 @@ def _results(outcomes: list[CheckOutcome], asset_key: dg.AssetKey) -> Iterator[d
 
 
 def _write_or_block(
-    frame: pd.DataFrame,
+    rows: pd.DataFrame | StagedRows,
+    count: int,
     outcomes: list[CheckOutcome],
     asset_key: dg.AssetKey,
     metadata: dict[str, Any],
@@ -86,9 +97,9 @@ def _write_or_block(
         # Nothing is written: the warehouse keeps the last good data for this window.
         raise dg.Failure(
             description=f"{asset_key.to_user_string()} not written: blocking check(s) failed: " + ", ".join(failed),
-            metadata={"rows_rejected": len(frame)},
+            metadata={"rows_rejected": count},
         )
-    yield dg.Output(frame, metadata=metadata)
+    yield dg.Output(rows, metadata=metadata)
 
 
 def _union(
@@ -137,15 +148,32 @@ def _per_day(context: dg.AssetExecutionContext, frame: pd.DataFrame) -> dict[str
     return {str(key): _day_summary(part) for key, part in frame.groupby(keys, dropna=True)}
 
 
+# Days conformed together: a long range (a year's backfill) is read, conformed and checked a
+# piece at a time and staged in the warehouse, so the step holds a month, not the range; a
+# window of at most this many days (a daily refresh) is one piece, written as a frame.
+CONFORM_CHUNK_DAYS = 31
+
+
+def _day_chunks(first: date, last: date, days: int) -> list[tuple[date, date]]:
+    chunks = []
+    start = first
+    while start <= last:
+        end = min(last, start + timedelta(days=days - 1))
+        chunks.append((start, end))
+        start = end + timedelta(days=1)
+    return chunks
+
+
 def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefinition:
     feeding = {p.name: p.timesheets for p in plugins if p.timesheets is not None}
-    ins = {name: _raw_input(key) for name, (key, _) in feeding.items()}
-    ins["conformed_projects"] = dg.AssetIn(key=PROJECTS_KEY)
+    raw_keys = {name: key for name, (key, _) in feeding.items()}
     conformers = {name: fn for name, (_, fn) in feeding.items()}
 
     @dg.asset(
         key=TIMESHEETS_KEY,
-        ins=ins,
+        ins={"conformed_projects": dg.AssetIn(key=PROJECTS_KEY)},
+        # Read by the step itself, a piece of the range at a time (``read_window``).
+        deps=list(raw_keys.values()),
         group_name="conformed",
         partitions_def=daily_partitions(),
         backfill_policy=DATE_WINDOW_BACKFILL,
@@ -162,30 +190,61 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
         description="One row per timesheet line (employee × work date × project/task × source) "
         "across every enabled vendor, in one schema. See docs/conformed-model.md.",
     )
-    def conformed_timesheets(context: dg.AssetExecutionContext, config: ConformedConfig, **inputs: pd.DataFrame):
+    def conformed_timesheets(
+        context: dg.AssetExecutionContext, config: ConformedConfig, conformed_projects: pd.DataFrame
+    ):
         first, last = partition_window(context)
-        projects = inputs.pop("conformed_projects")
-        frame = _union(inputs, conformers, conform_timesheet_frame)
-        in_window = frame["work_date"].map(lambda d: d is not None and first <= d <= last)
-        frame = frame[in_window.astype(bool)].reset_index(drop=True)
-        by_day = {str(k): int(v) for k, v in frame.groupby("work_date").size().items()}
-        outcomes = timesheet_checks(frame, _kept_rows(context, frame, first, last))
-        projects = conform_project_frame(projects) if not projects.empty else projects
-        outcomes.append(projects_known(frame, projects))
-        outcomes.append(
-            row_count_not_dropping(
-                by_day,
-                _previous_counts(context, TIMESHEETS_KEY, "rows_by_work_date"),
-                config.max_row_drop_fraction,
-            )
-        )
-        add_partition_metadata(context, TIMESHEETS_KEY, _per_day(context, frame), _day_summary(frame.head(0)))
-        metadata = {
-            "window_first": first.isoformat(),
-            "window_last": last.isoformat(),
-            **range_wide(context, TIMESHEETS_KEY, {"rows_by_work_date": by_day, "preview": frame_preview(frame)}),
-        }
-        yield from _write_or_block(frame, outcomes, TIMESHEETS_KEY, metadata)
+        io_manager = context.resources.io_manager
+        projects = conform_project_frame(conformed_projects) if not conformed_projects.empty else conformed_projects
+        chunks = _day_chunks(first, last, CONFORM_CHUNK_DAYS)
+        staging = staging_table(context) if len(chunks) > 1 else None
+        by_day: dict[str, int] = {}
+        per_day: dict[str, dict[str, Any]] = {}
+        keys: list[pd.DataFrame] = []
+        row_outcomes: list[list[CheckOutcome]] = []
+        preview = frame = pd.DataFrame()
+        try:
+            for chunk_first, chunk_last in chunks:
+                # Every raw timesheet table has the day worked as ``work_date`` (the partitioned
+                # ones are partitioned on it; Aimsio's timecards, one table, carry it too).
+                raw = {
+                    vendor: io_manager.read_window(key, chunk_first, chunk_last, [PAYLOAD_COLUMN])
+                    for vendor, key in raw_keys.items()
+                }
+                frame = _union(raw, conformers, conform_timesheet_frame)
+                del raw
+                in_window = frame["work_date"].map(lambda d: d is not None and first <= d <= last)
+                frame = frame[in_window.astype(bool)].reset_index(drop=True)
+                by_day.update({str(k): int(v) for k, v in frame.groupby("work_date").size().items()})
+                per_day.update(_per_day(context, frame))
+                keys.append(frame[list(TIMESHEET_KEY)])
+                row_outcomes.append([*timesheet_row_checks(frame), projects_known(frame, projects)])
+                if not len(preview):
+                    preview = frame.head(PREVIEW_ROWS)
+                if staging is not None:
+                    staging.append(frame)
+            rows = pd.concat(keys, ignore_index=True) if len(keys) > 1 else keys[0]
+            outcomes = [
+                primary_key_unique(rows, TIMESHEET_KEY, _kept_rows(context, rows, first, last)),
+                *(combine(list(piece)) for piece in zip(*row_outcomes)),
+                row_count_not_dropping(
+                    by_day,
+                    _previous_counts(context, TIMESHEETS_KEY, "rows_by_work_date"),
+                    config.max_row_drop_fraction,
+                ),
+            ]
+            add_partition_metadata(context, TIMESHEETS_KEY, per_day, _day_summary(frame.head(0)))
+            metadata = {
+                "window_first": first.isoformat(),
+                "window_last": last.isoformat(),
+                **range_wide(context, TIMESHEETS_KEY, {"rows_by_work_date": by_day, "preview": frame_preview(preview)}),
+            }
+            output = StagedRows(staging) if staging is not None else frame
+            yield from _write_or_block(output, len(rows), outcomes, TIMESHEETS_KEY, metadata)
+        except BaseException:
+            if staging is not None:
+                staging.discard()
+            raise
 
     return conformed_timesheets
 
@@ -221,6 +280,6 @@ def build_conformed_projects(plugins: list[VendorPlugin]) -> dg.AssetsDefinition
             "rows_by_vendor": {str(k): int(v) for k, v in frame.groupby("source_system").size().items()},
             "preview": frame_preview(frame),
         }
-        yield from _write_or_block(frame, outcomes, PROJECTS_KEY, metadata)
+        yield from _write_or_block(frame, len(frame), outcomes, PROJECTS_KEY, metadata)
 
     return conformed_projects

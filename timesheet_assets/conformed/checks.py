@@ -6,7 +6,7 @@ rules are reported and the write goes ahead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,15 +179,53 @@ def row_count_not_dropping(
     )
 
 
-def timesheet_checks(frame: pd.DataFrame, kept: pd.DataFrame | None = None) -> list[CheckOutcome]:
+def timesheet_row_checks(frame: pd.DataFrame) -> list[CheckOutcome]:
+    """The timesheet rules that look at one row or one employee's day: a window passes them
+    when each of its days does (``combine``)."""
     return [
-        primary_key_unique(frame, TIMESHEET_KEY, kept),
         required_not_null(frame, TIMESHEET_REQUIRED),
         status_allowed(frame, TIMESHEET_STATUSES),
         hours_in_range(frame),
         employee_day_hours(frame),
         total_is_sum(frame),
     ]
+
+
+def timesheet_checks(frame: pd.DataFrame, kept: pd.DataFrame | None = None) -> list[CheckOutcome]:
+    return [primary_key_unique(frame, TIMESHEET_KEY, kept), *timesheet_row_checks(frame)]
+
+
+def _listed(*texts: str) -> str:
+    return ", ".join(sorted({value for text in texts for value in text.split(", ") if value}))
+
+
+def combine(outcomes: Sequence[CheckOutcome]) -> CheckOutcome:
+    """One rule's outcomes on pieces of a window with no day in two pieces, as its outcome on
+    the window: passed when every piece passed; counts added (also counts by name), listed
+    values joined, the first piece's examples kept."""
+    metadata: dict[str, Any] = {}
+    for outcome in outcomes:
+        for key, value in outcome.metadata.items():
+            if key not in metadata:
+                metadata[key] = dict(value) if isinstance(value, Mapping) else value
+                continue
+            current: Any = metadata[key]
+            if isinstance(value, Mapping):
+                added = {name: count + value.get(name, 0) for name, count in current.items()}
+                metadata[key] = {**added, **{name: n for name, n in value.items() if name not in current}}
+            elif isinstance(value, int) and not isinstance(value, bool):
+                metadata[key] = current + value
+            elif key == "unexpected_values":
+                metadata[key] = _listed(current, value)
+            elif isinstance(value, str) and not current:
+                metadata[key] = value
+    return CheckOutcome(
+        outcomes[0].name,
+        all(outcome.passed for outcome in outcomes),
+        outcomes[0].blocking,
+        next((outcome.description for outcome in outcomes if outcome.description), ""),
+        metadata,
+    )
 
 
 def project_checks(frame: pd.DataFrame) -> list[CheckOutcome]:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 from dagster._config.pythonic_config import ConfigurableIOManagerFactory
-from dagster._core.storage.db_io_manager import DbClient, DbIOManager, TableSlice
+from dagster._core.storage.db_io_manager import DbClient, DbIOManager, TablePartitionDimension, TableSlice
 from pydantic import Field
 
 from ..settings import warehouse_password, warehouse_path
@@ -87,6 +88,32 @@ class WarehouseDbIOManager(DbIOManager):
         )
         with self.backend.reader() as session:
             return read_slice(session, table_slice, columns)
+
+    def read_window(
+        self,
+        asset_key: dg.AssetKey,
+        first: date,
+        last: date,
+        skip_columns: Sequence[str] = (),
+        partition_expr: str = "work_date",
+    ) -> pd.DataFrame:
+        """The rows of ``asset_key``'s table whose ``partition_expr`` lies in ``first``..``last``
+        (both inclusive), without ``skip_columns``: what an input of that partition range
+        loads, a piece of a long range at a time. Empty when the table was never written."""
+        start = datetime.combine(first, time(), tzinfo=UTC)
+        end = datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC)
+        table_slice = TableSlice(
+            table=asset_key.path[-1],
+            schema=asset_key.path[-2] if len(asset_key.path) > 1 else (self._schema or "public"),
+            database=self._database,
+            partition_dimensions=[TablePartitionDimension(partition_expr, dg.TimeWindow(start, end))],
+        )
+        with self.backend.reader() as session:
+            if not self.backend.table_exists(session, table_slice):
+                return pd.DataFrame()
+            stored = self.backend.columns(session, table_slice)
+            table_slice = table_slice._replace(columns=[name for name in stored if name not in set(skip_columns)])
+            return read_slice(session, table_slice)
 
     def staging_table(self, asset_key: dg.AssetKey, run_id: str, log: Any = None) -> StagingTable:
         """A staging table for ``asset_key``'s output in this run: filled a chunk at a time,
