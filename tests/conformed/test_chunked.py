@@ -8,14 +8,13 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from tests.support.dagster_helpers import query, range_tags, read_table
+from tests.support.dagster_helpers import export_sandbox_env, materialize_definitions, query, read_table
 from tests.support.postgres import WAREHOUSE_BACKENDS, make_warehouse
 from timesheet_assets.conformed import assets as conformed_assets
 from timesheet_assets.definitions import build_definitions
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.registry import serve_sandboxes
 from timesheet_assets.settings import VENDOR_NAMES
-from timesheet_assets.storage import WarehouseIOManager
 
 ANCHOR = date(2026, 3, 20)
 CONFIG = SandboxConfig(seed=11, time_records=200, projects=8, employees=6, days=24, anchor_date=ANCHOR)
@@ -31,23 +30,12 @@ def sandboxes():
 
 @pytest.fixture
 def vendor_env(sandboxes, monkeypatch):
-    for sandbox in sandboxes.values():
-        for name, value in sandbox.env.items():
-            monkeypatch.setenv(name, value)
+    export_sandbox_env(sandboxes, monkeypatch)
     yield sandboxes
 
 
 def _run(warehouse, instance, selection=None):
-    defs = build_definitions(VENDOR_NAMES)
-    resources = {**dict(defs.resources), "io_manager": WarehouseIOManager(database=warehouse)}
-    return dg.materialize(
-        list(defs.assets),
-        resources=resources,
-        instance=instance,
-        selection=selection,
-        tags=range_tags(FIRST, LAST),
-        raise_on_error=False,
-    )
+    return materialize_definitions(build_definitions(VENDOR_NAMES), warehouse, instance, FIRST, LAST, selection)
 
 
 def _timesheets(warehouse: str) -> pd.DataFrame:

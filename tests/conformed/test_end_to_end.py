@@ -6,13 +6,12 @@ from datetime import date, timedelta
 import dagster as dg
 import pytest
 
-from tests.support.dagster_helpers import query, range_tags, read_table
+from tests.support.dagster_helpers import export_sandbox_env, materialize_definitions, query, range_tags, read_table
 from tests.support.postgres import WAREHOUSE_BACKENDS, make_warehouse
 from timesheet_assets.definitions import build_definitions
 from timesheet_assets.sandbox.data import SandboxConfig
 from timesheet_assets.sandbox.registry import sandbox_module, serve_sandboxes
 from timesheet_assets.settings import VENDOR_NAMES
-from timesheet_assets.storage import WarehouseIOManager
 
 ANCHOR = date(2026, 3, 20)
 CONFIG = SandboxConfig(seed=7, time_records=120, projects=8, employees=6, days=20, anchor_date=ANCHOR)
@@ -32,22 +31,12 @@ def warehouse(request, tmp_path, monkeypatch) -> str:
 
 @pytest.fixture
 def vendor_env(sandboxes, monkeypatch):
-    for sandbox in sandboxes.values():
-        for name, value in sandbox.env.items():
-            monkeypatch.setenv(name, value)
+    export_sandbox_env(sandboxes, monkeypatch)
     yield sandboxes
 
 
 def run_all(defs, warehouse, instance, selection=None):
-    resources = {**dict(defs.resources), "io_manager": WarehouseIOManager(database=warehouse)}
-    return dg.materialize(
-        list(defs.assets),
-        resources=resources,
-        instance=instance,
-        selection=selection,
-        tags=range_tags(FIRST, LAST),
-        raise_on_error=False,
-    )
+    return materialize_definitions(defs, warehouse, instance, FIRST, LAST, selection)
 
 
 def expected(vendors=VENDOR_NAMES):

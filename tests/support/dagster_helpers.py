@@ -44,6 +44,34 @@ def materialize(
     )
 
 
+def materialize_definitions(
+    defs: dg.Definitions,
+    warehouse: str,
+    instance: dg.DagsterInstance,
+    first: date,
+    last: date,
+    selection: Any = None,
+) -> dg.ExecuteInProcessResult:
+    """Every asset of ``defs`` (or those of ``selection``) in one run over ``first``..``last``,
+    on ``warehouse``; a failure is returned, not raised."""
+    resources = {**dict(defs.resources or {}), "io_manager": WarehouseIOManager(database=warehouse)}
+    return dg.materialize(
+        list(defs.assets or []),
+        resources=resources,
+        instance=instance,
+        selection=selection,
+        tags=range_tags(first, last),
+        raise_on_error=False,
+    )
+
+
+def export_sandbox_env(sandboxes: Any, monkeypatch: Any) -> None:
+    """Point every vendor's settings at its running sandbox (``serve_sandboxes``)."""
+    for sandbox in sandboxes.values():
+        for name, value in sandbox.env.items():
+            monkeypatch.setenv(name, value)
+
+
 def is_postgres(warehouse: str) -> bool:
     return warehouse.startswith(("postgresql://", "postgres://"))
 
