@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from tests.support.dagster_helpers import export_sandbox_env, materialize_definitions, query, read_table
+from tests.support.dagster_helpers import export_sandbox_env, materialize_definitions, query, read_table, staging_tables
 from tests.support.postgres import WAREHOUSE_BACKENDS, make_warehouse
 from timesheet_assets.conformed import assets as conformed_assets
 from timesheet_assets.definitions import build_definitions
@@ -59,10 +59,6 @@ def _per_day(result) -> dict[str, dict]:
     }
 
 
-def _staging_tables(warehouse: str) -> list[tuple]:
-    return query(warehouse, "SELECT table_name FROM information_schema.tables WHERE table_schema = '_staging'")
-
-
 @pytest.mark.parametrize("backend", WAREHOUSE_BACKENDS)
 def test_pieces_of_days_conform_to_what_one_frame_gives(vendor_env, tmp_path, monkeypatch, backend):
     results, tables = {}, {}
@@ -74,7 +70,7 @@ def test_pieces_of_days_conform_to_what_one_frame_gives(vendor_env, tmp_path, mo
             results[mode] = _run(warehouse, instance)
         assert results[mode].success
         tables[mode] = _timesheets(warehouse)
-        assert _staging_tables(warehouse) == []
+        assert staging_tables(warehouse) == []
 
     # 21 days in pieces of 7: three pieces, each staged, every vendor in each.
     assert len(tables["pieces"]) > 100 and tables["pieces"]["source_system"].nunique() == 4
@@ -104,4 +100,4 @@ def test_a_key_twice_in_different_pieces_blocks_the_write(vendor_env, warehouse,
     unique = _checks(result)["primary_key_unique"]
     assert unique[0] is False and unique[1]["duplicate_rows"] == 2
     pd.testing.assert_frame_equal(_timesheets(warehouse), before)
-    assert _staging_tables(warehouse) == []
+    assert staging_tables(warehouse) == []

@@ -7,7 +7,14 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from tests.support.dagster_helpers import column_types, materialization_metadata, materialize, query, read_table
+from tests.support.dagster_helpers import (
+    column_types,
+    materialization_metadata,
+    materialize,
+    query,
+    read_table,
+    staging_tables,
+)
 from timesheet_assets.ingest import DATE_WINDOW_BACKFILL, daily_partitions, partition_window
 from timesheet_assets.ingest.staged import staging_table
 from timesheet_assets.storage import PRIMARY_KEY, SEQUENCE_COLUMN, StagedRows, StagingTable, WarehouseIOManager
@@ -65,10 +72,6 @@ def clean_state():
     STATE.clear()
 
 
-def _staging_tables(warehouse: str) -> list[tuple]:
-    return query(warehouse, "SELECT table_name FROM information_schema.tables WHERE table_schema = '_staging'")
-
-
 def _run(warehouse, first, last, **kwargs):
     return materialize([probe_staged], {}, warehouse, first=first, last=last, **kwargs)
 
@@ -88,7 +91,7 @@ def test_staged_chunks_replace_the_window_like_one_frame(warehouse, instance):
     assert SEQUENCE_COLUMN not in table.columns
     types = column_types(warehouse, "probe.staged")
     assert types["hours"].upper() in ("DOUBLE", "DOUBLE PRECISION")
-    assert _staging_tables(warehouse) == []
+    assert staging_tables(warehouse) == []
     meta = materialization_metadata(result, KEY)
     assert meta["table_rows_after_write"] == 8
 
@@ -124,7 +127,7 @@ def test_rows_staged_by_a_read_that_fails_never_reach_the_table(warehouse, insta
     assert not result.success
     after = read_table(warehouse, "probe.staged").sort_values("record_key").reset_index(drop=True)
     pd.testing.assert_frame_equal(after, before)
-    assert _staging_tables(warehouse) == []
+    assert staging_tables(warehouse) == []
 
 
 def test_a_retried_step_starts_from_an_empty_staging_table(warehouse):
@@ -140,7 +143,7 @@ def test_a_retried_step_starts_from_an_empty_staging_table(warehouse):
     retry.append(pd.DataFrame({"record_key": ["new-2"], SEQUENCE_COLUMN: [1]}))
     assert sorted(retry.fetch("SELECT record_key FROM {table}")) == [("new-1",), ("new-2",)]
     retry.drop()
-    assert _staging_tables(warehouse) == []
+    assert staging_tables(warehouse) == []
 
 
 def test_keep_only_and_fill_missing_change_only_the_rows_they_name(warehouse):

@@ -72,6 +72,12 @@ def export_sandbox_env(sandboxes: Any, monkeypatch: Any) -> None:
             monkeypatch.setenv(name, value)
 
 
+def staging_tables(warehouse: str) -> list[str]:
+    """The staging tables left in the warehouse (``storage/staging.py``)."""
+    rows = query(warehouse, "SELECT table_name FROM information_schema.tables WHERE table_schema = '_staging'")
+    return [name for (name,) in rows]
+
+
 def is_postgres(warehouse: str) -> bool:
     return warehouse.startswith(("postgresql://", "postgres://"))
 

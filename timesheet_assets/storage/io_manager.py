@@ -20,7 +20,7 @@ from .backend import Session, WarehouseBackend, backend_for
 from .sql import delete_slice_statement, select_statement, table_name
 from .staging import StagedRows, StagedRowsTypeHandler, StagingTable, staging_table_name
 from .target import parse_target
-from .warehouse import ByNamePandasTypeHandler, read_slice, write_mode
+from .warehouse import ByNamePandasTypeHandler, read_slice, read_slice_without, write_mode
 
 
 class WarehouseDbClient(DbClient):
@@ -77,15 +77,18 @@ class WarehouseDbIOManager(DbIOManager):
                 obj.staging.discard()
             raise
 
-    def read_table(self, asset_key: dg.AssetKey, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        """Every row of the asset's table (all partitions); empty when it was never written."""
-        table_slice = TableSlice(
+    def _table_slice(self, asset_key: dg.AssetKey, **parts: Any) -> TableSlice:
+        """The whole table of ``asset_key`` (``parts``: a window, columns)."""
+        return TableSlice(
             table=asset_key.path[-1],
             schema=asset_key.path[-2] if len(asset_key.path) > 1 else (self._schema or "public"),
             database=self._database,
-            partition_dimensions=[],
-            columns=list(columns) if columns else None,
+            **{"partition_dimensions": [], **parts},
         )
+
+    def read_table(self, asset_key: dg.AssetKey, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every row of the asset's table (all partitions); empty when it was never written."""
+        table_slice = self._table_slice(asset_key, columns=list(columns) if columns else None)
         with self.backend.reader() as session:
             return read_slice(session, table_slice, columns)
 
@@ -102,18 +105,11 @@ class WarehouseDbIOManager(DbIOManager):
         loads, a piece of a long range at a time. Empty when the table was never written."""
         start = datetime.combine(first, time(), tzinfo=UTC)
         end = datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC)
-        table_slice = TableSlice(
-            table=asset_key.path[-1],
-            schema=asset_key.path[-2] if len(asset_key.path) > 1 else (self._schema or "public"),
-            database=self._database,
-            partition_dimensions=[TablePartitionDimension(partition_expr, dg.TimeWindow(start, end))],
-        )
+        window = TablePartitionDimension(partition_expr, dg.TimeWindow(start, end))
         with self.backend.reader() as session:
-            if not self.backend.table_exists(session, table_slice):
-                return pd.DataFrame()
-            stored = self.backend.columns(session, table_slice)
-            table_slice = table_slice._replace(columns=[name for name in stored if name not in set(skip_columns)])
-            return read_slice(session, table_slice)
+            return read_slice_without(
+                session, self._table_slice(asset_key, partition_dimensions=[window]), skip_columns
+            )
 
     def staging_table(self, asset_key: dg.AssetKey, run_id: str, log: Any = None) -> StagingTable:
         """A staging table for ``asset_key``'s output in this run: filled a chunk at a time,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -48,7 +48,6 @@ class StagingTable:
     backend: WarehouseBackend
     name: str
     log: Any = None
-    rows_appended: int = 0
     # The first chunk's columns and pandas types, without rows: the columns a frame of these
     # rows would have (for the catalog's column schema), whatever later chunks widen.
     template: pd.DataFrame | None = None
@@ -80,7 +79,6 @@ class StagingTable:
                 self.backend.insert_frame(session, self.table_slice, frame)
         if self.template is None:
             self.template = frame.head(0).drop(columns=[SEQUENCE_COLUMN], errors="ignore")
-        self.rows_appended += len(frame)
 
     def keep_only(self, column: str, values: Sequence[Any]) -> int:
         """Delete the rows whose ``column`` is not among ``values``; how many went."""
@@ -129,7 +127,6 @@ class StagedRows:
     """A step's output held in a staging table (see the module docstring)."""
 
     staging: StagingTable
-    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _staged_types(backend: WarehouseBackend, session: Session, staging: StagingTable) -> dict[str, str]:

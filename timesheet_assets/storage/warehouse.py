@@ -255,6 +255,14 @@ def read_slice(session: Session, table_slice: TableSlice, columns: Sequence[str]
     return session.backend.read(session, table_slice)
 
 
+def read_slice_without(session: Session, table_slice: TableSlice, skipped: Sequence[str]) -> pd.DataFrame:
+    """``read_slice`` without the stored columns ``skipped`` (a raw table's payload)."""
+    if skipped and not table_slice.columns and session.backend.table_exists(session, table_slice):
+        stored = session.backend.columns(session, table_slice)
+        table_slice = table_slice._replace(columns=[name for name in stored if name not in set(skipped)])
+    return read_slice(session, table_slice)
+
+
 class ByNamePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
     def handle_output(
         self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection: Session
@@ -264,10 +272,7 @@ class ByNamePandasTypeHandler(DbTypeHandler[pd.DataFrame]):
     def load_input(self, context: dg.InputContext, table_slice: TableSlice, connection: Session) -> pd.DataFrame:
         # An upstream that never produced rows (e.g. an empty first partition) reads as empty.
         skipped = _plain((context.definition_metadata or {}).get(SKIP_COLUMNS))
-        if skipped and not table_slice.columns and connection.backend.table_exists(connection, table_slice):
-            stored = connection.backend.columns(connection, table_slice)
-            table_slice = table_slice._replace(columns=[name for name in stored if name not in set(skipped)])
-        return read_slice(connection, table_slice)
+        return read_slice_without(connection, table_slice, skipped or ())
 
     @property
     def supported_types(self) -> Sequence[type]:

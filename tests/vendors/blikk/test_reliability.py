@@ -37,8 +37,8 @@ from tests.support.dagster_helpers import (
     failure_text,
     materialization_metadata,
     materialize,
-    query,
     read_table,
+    staging_tables,
     step_retries,
 )
 from tests.support.step_retries import use_quick_step_retries
@@ -248,9 +248,7 @@ def assert_warehouse_unchanged(loaded: SimpleNamespace) -> None:
     for name, before in loaded.before.items():
         pd.testing.assert_frame_equal(table(loaded.warehouse, name), before)
     # What a failed read staged went with it.
-    assert query(
-        loaded.warehouse, "SELECT count(*) FROM information_schema.tables WHERE table_schema = '_staging'"
-    ) == [(0,)]
+    assert staging_tables(loaded.warehouse) == []
 
 
 # fault -> (path, client attempts per step attempt, "<status> after <n> attempt(s)<detail>",

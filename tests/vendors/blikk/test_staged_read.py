@@ -9,7 +9,7 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from tests.support.dagster_helpers import materialization_metadata, materialize, query, read_table
+from tests.support.dagster_helpers import materialization_metadata, materialize, read_table, staging_tables
 from tests.support.postgres import WAREHOUSE_BACKENDS, make_warehouse
 from tests.support.step_retries import use_quick_step_retries
 from timesheet_assets.ingest import staged
@@ -36,10 +36,6 @@ def _run(sandbox, warehouse, **kwargs):
 def _table(warehouse: str) -> pd.DataFrame:
     frame = read_table(warehouse, "blikk.time_reports").drop(columns=["ingested_at"])
     return frame.sort_values("record_key").reset_index(drop=True)
-
-
-def _staging_tables(warehouse: str) -> list[tuple]:
-    return query(warehouse, "SELECT table_name FROM information_schema.tables WHERE table_schema = '_staging'")
 
 
 @pytest.fixture
@@ -74,7 +70,7 @@ def test_pages_reach_the_warehouse_while_the_read_goes_on(blikk, warehouse, monk
     staged_rows = [rows for rows, _ in seen if rows]
     assert len(staged_rows) == 21 and max(staged_rows) == 100
     assert min(served for rows, served in seen if rows) < pages
-    assert _staging_tables(warehouse) == []
+    assert staging_tables(warehouse) == []
     meta = materialization_metadata(result, TIME_REPORTS)
     assert meta["rows_in_run"] == 2100 and meta["records_served"] == 2100 and meta["quarantined_in_run"] == 0
 
@@ -108,7 +104,7 @@ def test_a_list_that_moved_mid_read_lands_each_report_once(blikk, warehouse, mon
     meta = materialization_metadata(result, TIME_REPORTS)
     assert meta["list_walks"] == 2 and meta["list_complete"] is True
     assert meta["records_served"] == meta["rows_in_run"] == len(sandbox.data.time_reports)
-    assert _staging_tables(warehouse) == []
+    assert staging_tables(warehouse) == []
 
 
 @pytest.mark.parametrize("backend", WAREHOUSE_BACKENDS)
@@ -136,7 +132,7 @@ def test_the_staged_read_writes_the_table_the_in_memory_read_writes(blikk, tmp_p
     for name in ("rows_in_run", "quarantined_in_run", "records_served", "outside_window_skipped", "list_requests"):
         assert staged_meta[name] == memory_meta[name], name
     assert staged_meta["quarantined_in_run"] == 1
-    assert _staging_tables(staged_warehouse) == []
+    assert staging_tables(staged_warehouse) == []
 
 
 def test_a_write_that_fails_keeps_the_old_rows_and_drops_the_staging_table(blikk, warehouse, monkeypatch):
@@ -153,4 +149,4 @@ def test_a_write_that_fails_keeps_the_old_rows_and_drops_the_staging_table(blikk
     result = _run(sandbox, warehouse, raise_on_error=False)
     assert not result.success
     pd.testing.assert_frame_equal(_table(warehouse), before)
-    assert _staging_tables(warehouse) == []
+    assert staging_tables(warehouse) == []
