@@ -71,7 +71,11 @@ def _lock_notices(instance: dg.DagsterInstance) -> list[str]:
     ]
 
 
-def test_a_waiting_writer_says_so_in_the_run_log_while_it_waits(duckdb_warehouse, instance, analyst):
+def test_a_waiting_writer_says_so_in_the_run_log_while_it_waits(duckdb_warehouse, sqlite_instance, analyst):
+    # The test reads the run's log while the run writes it, from another thread: an in-memory
+    # instance shares one SQLite cache between them and can answer "table is locked" under
+    # load; an instance on files is read as the webserver reads a running run's log.
+    instance = sqlite_instance
     outcome: dict = {}
     writer = threading.Thread(
         target=lambda: outcome.setdefault(
@@ -90,7 +94,7 @@ def test_a_waiting_writer_says_so_in_the_run_log_while_it_waits(duckdb_warehouse
     writer.start()
     deadline = time.monotonic() + 60
     while not _lock_notices(instance) and time.monotonic() < deadline and writer.is_alive():
-        time.sleep(0.05)
+        time.sleep(0.2)
     notices = _lock_notices(instance)
     assert notices, "the run's log never said the writer was waiting for the file"
     assert writer.is_alive()  # said while waiting, the analyst still holding the file
