@@ -373,10 +373,22 @@ def run_peer(server: Any, today: date, window_days: int, workroot: Path) -> dict
 
 
 # -- scenarios ---------------------------------------------------------------------------------------
+def _compile_package() -> None:
+    """Compile the package's bytecode, as the deployed image holds it (``pip install .`` in
+    ``deploy/Dockerfile``): a checkout run with ``PYTHONDONTWRITEBYTECODE`` would otherwise
+    compile every module again in each run worker it times."""
+    import compileall
+
+    import timesheet_assets
+
+    compileall.compile_dir(str(Path(timesheet_assets.__file__).parent), quiet=1)
+
+
 def run_all(plan: Plan, log: Callable[[str], None] = print, only: set[str] | None = None) -> dict[str, Any]:
     today = date.today()
     rows: list[dict[str, Any]] = []
     wanted = only or {"daily", "peer", "under_load", "tenant"}
+    _compile_package()
     with tempfile.TemporaryDirectory(prefix="freshness-") as tmp, instance_services(plan.instance) as pg_env:
         workroot = Path(tmp)
         if wanted & {"daily", "peer"}:

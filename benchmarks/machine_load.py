@@ -115,3 +115,16 @@ class WorkerPeakMemory:
     @property
     def peak_mb(self) -> float | None:
         return round(max(self.peak_kb.values()) / 1024, 1) if self.peak_kb else None
+
+
+def interpreter_import_seconds(module: str = "dagster", runs: int = 3) -> float:
+    """Median wall time of a fresh interpreter importing ``module``: how fast the machine is
+    at the moment, in the unit every launch pays (the run worker starts this way). The same
+    machine measured 0.5 s quiet and 1.0–2.4 s when its host was busy, and every launch and
+    step slowed alike; a report states it so its seconds can be read."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+        times.append(time.perf_counter() - started)
+    return round(sorted(times)[len(times) // 2], 2)

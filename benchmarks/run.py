@@ -41,6 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.machine_load import interpreter_import_seconds
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 BASELINE = HERE / "baseline_before.json"
@@ -229,6 +231,16 @@ def _floor_section(result: dict[str, Any] | None, processing: dict[str, Any] | N
     ]
 
 
+def _speed_sentence(machine: dict[str, Any]) -> str:
+    speed = machine.get("import_dagster_s")
+    if not speed:
+        return ""
+    return (
+        f" Machine speed (a fresh interpreter's `import dagster`, median of 3): {speed[0]} s when the run "
+        f"began, {speed[1]} s when it ended (0.5 s on this machine when quiet)."
+    )
+
+
 def render_report(result: dict[str, Any], command: str) -> str:
     from benchmarks import processing
 
@@ -240,7 +252,7 @@ def render_report(result: dict[str, Any], command: str) -> str:
         "",
         f"Machine: {machine['cores']} cores, Python {machine['python']}, {machine['platform']}; "
         f"pandas {machine['pandas']}, pydantic {machine['pydantic']}, DuckDB {machine['duckdb']}. "
-        "Timings are the best of several runs (the machine is shared with other test runs).",
+        "Timings are the best of several runs (the machine is shared with other test runs)." + _speed_sentence(machine),
         "",
     ]
     if result.get("vendors") is not None:
@@ -540,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.run" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     result: dict[str, Any] = {"machine": processing.machine(), "command": command}
+    speed_before = interpreter_import_seconds()
     if args.only_freshness:
         args.skip_vendors = args.skip_processing = args.skip_warehouse = True
     if not args.skip_freshness:
@@ -585,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         result["baseline"] = json.loads(BASELINE.read_text())
     if args.skip_processing and args.processing_from is not None:
         result["kept_processing_sections"], result["kept_processing_rows"] = kept_processing(args.processing_from)
+    result["machine"]["import_dagster_s"] = [speed_before, interpreter_import_seconds()]
     result["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     result["took_s"] = time.perf_counter() - started
     output = args.output if args.output is not None else (None if args.quick else RESULTS)
