@@ -117,17 +117,17 @@ def _union(
     return conform_frame(pd.concat(parts, ignore_index=True))
 
 
-def _kept_rows(context: dg.AssetExecutionContext, frame: pd.DataFrame, first, last) -> pd.DataFrame:
-    """Keys of the stored rows this write leaves in place: other days, minus the keys the
-    frame brings (the warehouse moves those to their new day in the same transaction)."""
-    stored = context.resources.io_manager.read_table(TIMESHEETS_KEY, [*TIMESHEET_KEY, "work_date"])
-    if stored.empty:
-        return stored
-    days = pd.to_datetime(stored["work_date"]).dt.date
-    stored = stored[(days < first) | (days > last)]
+def _kept_repeats(context: dg.AssetExecutionContext, frame: pd.DataFrame, first, last) -> tuple[pd.DataFrame, int]:
+    """The stored rows this write leaves in place whose key the others repeat, and how many
+    stored rows lie on other days. The write keeps the other days' rows minus the keys the
+    frame brings (the warehouse moves those to their new day in the same transaction); the
+    warehouse counts them and finds repeats itself, so a daily write reads no whole table."""
+    stored, repeated = context.resources.io_manager.repeated_keys_outside(TIMESHEETS_KEY, TIMESHEET_KEY, first, last)
+    if repeated.empty:
+        return repeated, stored
     incoming = pd.MultiIndex.from_frame(frame[list(TIMESHEET_KEY)].astype(str))
-    kept = ~pd.MultiIndex.from_frame(stored[list(TIMESHEET_KEY)].astype(str)).isin(incoming)
-    return stored[kept].reset_index(drop=True)
+    kept = ~pd.MultiIndex.from_frame(repeated[list(TIMESHEET_KEY)].astype(str)).isin(incoming)
+    return repeated[kept].reset_index(drop=True), stored
 
 
 def _day_summary(frame: pd.DataFrame) -> dict[str, Any]:
@@ -225,7 +225,7 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
                     staging.append(frame)
             rows = pd.concat(keys, ignore_index=True) if len(keys) > 1 else keys[0]
             outcomes = [
-                primary_key_unique(rows, TIMESHEET_KEY, _kept_rows(context, rows, first, last)),
+                primary_key_unique(rows, TIMESHEET_KEY, *_kept_repeats(context, rows, first, last)),
                 *(combine(list(piece)) for piece in zip(*row_outcomes)),
                 row_count_not_dropping(
                     by_day,

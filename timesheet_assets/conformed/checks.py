@@ -41,25 +41,31 @@ def _examples(frame: pd.DataFrame, mask: pd.Series, columns: list[str]) -> str:
     return shown.to_markdown(index=False) if len(shown) else ""
 
 
-def primary_key_unique(frame: pd.DataFrame, key: tuple[str, ...], kept: pd.DataFrame | None = None) -> CheckOutcome:
-    """Duplicates in the table as it will be after the write: the new rows plus ``kept``, the
-    stored rows the write leaves alone (other days, minus the keys it brings, since a key
-    lives on one day only). ``kept`` is ``None`` for a write that replaces the whole table."""
+def primary_key_unique(
+    frame: pd.DataFrame,
+    key: tuple[str, ...],
+    kept: pd.DataFrame | None = None,
+    stored_rows: int | None = None,
+) -> CheckOutcome:
+    """Duplicates in the table as it will be after the write: the new rows plus the stored rows
+    the write leaves alone (other days, minus the keys it brings, since a key lives on one day
+    only). Those can repeat a key only among themselves, so ``kept`` need hold only the kept
+    rows whose key the stored rows repeat; ``stored_rows`` says how many rows the check looked
+    at on other days. Both ``None`` for a write that replaces the whole table."""
     columns = list(key)
     whole = (
         frame[columns] if kept is None or kept.empty else pd.concat([frame[columns], kept[columns]], ignore_index=True)
     )
     dupes = whole.duplicated(columns, keep=False)
+    counts: dict[str, Any] = {"duplicate_rows": int(dupes.sum()), "new_rows": len(frame)}
+    if stored_rows is not None:
+        counts["stored_rows_on_other_days"] = stored_rows
     return CheckOutcome(
         "primary_key_unique",
         not dupes.any(),
         True,
         f"({', '.join(key)}) identifies exactly one row in the whole table",
-        {
-            "duplicate_rows": int(dupes.sum()),
-            "rows_checked": len(whole),
-            "examples": _examples(whole, dupes, columns),
-        },
+        {**counts, "examples": _examples(whole, dupes, columns)},
     )
 
 

@@ -17,10 +17,16 @@ from pydantic import Field
 
 from ..settings import warehouse_password, warehouse_path
 from .backend import Session, WarehouseBackend, backend_for
-from .sql import delete_slice_statement, select_statement, table_name
+from .sql import (
+    count_outside_statement,
+    delete_slice_statement,
+    repeated_keys_outside_statement,
+    select_statement,
+    table_name,
+)
 from .staging import StagedRows, StagedRowsTypeHandler, StagingTable, staging_table_name
 from .target import parse_target
-from .warehouse import ByNamePandasTypeHandler, read_slice, read_slice_without, write_mode
+from .warehouse import ByNamePandasTypeHandler, ensure_primary_key, read_slice, read_slice_without, write_mode
 
 
 class WarehouseDbClient(DbClient):
@@ -47,6 +53,7 @@ class WarehouseDbClient(DbClient):
     def delete_table_slice(  # type: ignore[override]
         self, context: dg.OutputContext, table_slice: TableSlice, connection: Session
     ) -> None:
+        ensure_primary_key(context, connection, table_slice)
         if write_mode(context) == "upsert" or not self.backend.table_exists(connection, table_slice):
             return
         connection.execute(delete_slice_statement(table_slice))
@@ -103,18 +110,37 @@ class WarehouseDbIOManager(DbIOManager):
         """The rows of ``asset_key``'s table whose ``partition_expr`` lies in ``first``..``last``
         (both inclusive), without ``skip_columns``: what an input of that partition range
         loads, a piece of a long range at a time. Empty when the table was never written."""
-        start = datetime.combine(first, time(), tzinfo=UTC)
-        end = datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC)
-        window = TablePartitionDimension(partition_expr, dg.TimeWindow(start, end))
+        window = _day_window(first, last, partition_expr)
         with self.backend.reader() as session:
             return read_slice_without(
                 session, self._table_slice(asset_key, partition_dimensions=[window]), skip_columns
             )
 
+    def repeated_keys_outside(
+        self, asset_key: dg.AssetKey, keys: Sequence[str], first: date, last: date, partition_expr: str = "work_date"
+    ) -> tuple[int, pd.DataFrame]:
+        """How many stored rows of ``asset_key`` lie outside ``first``..``last``, and the keys of
+        those rows whose key occurs there more than once: what a write of that window leaves in
+        place, as a primary-key check needs it, counted where the table is instead of read."""
+        table_slice = self._table_slice(asset_key, partition_dimensions=[_day_window(first, last, partition_expr)])
+        with self.backend.reader() as session:
+            if not self.backend.table_exists(session, table_slice):
+                return 0, pd.DataFrame(columns=list(keys))
+            count = session.execute(count_outside_statement(table_slice)).fetchone()
+            repeated = session.execute(repeated_keys_outside_statement(table_slice, keys)).fetchall()
+        return int(count[0]) if count else 0, pd.DataFrame(repeated, columns=list(keys))
+
     def staging_table(self, asset_key: dg.AssetKey, run_id: str, log: Any = None) -> StagingTable:
         """A staging table for ``asset_key``'s output in this run: filled a chunk at a time,
         returned as ``StagedRows`` and swapped in by this IO manager's write (``staging.py``)."""
         return StagingTable(self.backend, staging_table_name(asset_key, run_id), log)
+
+
+def _day_window(first: date, last: date, partition_expr: str) -> TablePartitionDimension:
+    """The days ``first``..``last`` (both inclusive) as a partition window on ``partition_expr``."""
+    start = datetime.combine(first, time(), tzinfo=UTC)
+    end = datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC)
+    return TablePartitionDimension(partition_expr, dg.TimeWindow(start, end))
 
 
 class WarehouseIOManager(ConfigurableIOManagerFactory):

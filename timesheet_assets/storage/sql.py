@@ -51,6 +51,25 @@ def delete_slice_statement(table_slice: TableSlice) -> str:
     return statement
 
 
+def outside_window(table_slice: TableSlice) -> str:
+    """Rows of the table outside the slice's window (a row without a partition value is in none)."""
+    return f"NOT ({where(table_slice)})"
+
+
+def count_outside_statement(table_slice: TableSlice) -> str:
+    return f"SELECT count(*) FROM {qualified(table_slice)} WHERE {outside_window(table_slice)}"
+
+
+def repeated_keys_outside_statement(table_slice: TableSlice, keys: Sequence[str]) -> str:
+    """The keys of the rows outside the slice's window whose key occurs there more than once."""
+    names = ", ".join(quote(k) for k in keys)
+    target, outside = qualified(table_slice), outside_window(table_slice)
+    return (
+        f"SELECT {names} FROM {target} WHERE {outside} AND ({names}) IN "
+        f"(SELECT {names} FROM {target} WHERE {outside} GROUP BY {names} HAVING count(*) > 1)"
+    )
+
+
 def delete_matching_keys_statement(target: str, incoming: str, keys: Sequence[str]) -> str:
     """Delete the stored rows whose key the incoming rows bring."""
     match = " AND ".join(f"t.{quote(k)} = f.{quote(k)}" for k in keys)

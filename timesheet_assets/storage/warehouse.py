@@ -123,6 +123,29 @@ def write_frame(
     )
 
 
+def _keys(context: dg.OutputContext) -> list[str]:
+    """The key a write matches incoming rows on: an upsert's, or a partitioned table's."""
+    keyed = write_mode(context) == "upsert" or declares_primary_key(context)
+    return primary_key(context) if keyed else []
+
+
+def declared_constraint(context: dg.OutputContext, table_slice: TableSlice) -> list[str] | None:
+    """The primary key the database enforces on the table (conformed tables only)."""
+    keys = _keys(context)
+    return keys if keys and table_slice.schema in CONSTRAINED_SCHEMAS else None
+
+
+def ensure_primary_key(context: dg.OutputContext, session: Session, table_slice: TableSlice) -> None:
+    """Give a stored table that lacks it the primary key its asset declares (a table made
+    before the constraint was, or by hand), first thing in the write's transaction: DuckDB
+    builds the index from the committed rows, so adding it after the window's rows were
+    deleted would count their keys again when the write inserts them."""
+    constraint = declared_constraint(context, table_slice)
+    backend = session.backend
+    if constraint and backend.table_exists(session, table_slice) and not backend.has_primary_key(session, table_slice):
+        backend.add_primary_key(session, table_slice, constraint)
+
+
 def write_rows(
     context: dg.OutputContext,
     table_slice: TableSlice,
@@ -139,18 +162,14 @@ def write_rows(
     backend = session.backend
     target = qualified(table_slice)
     mode = write_mode(context)
-    keyed = mode == "upsert" or declares_primary_key(context)
-    keys = primary_key(context) if keyed else []
+    keys = _keys(context)
     columns = list(incoming)
-    constraint = keys if keys and table_slice.schema in CONSTRAINED_SCHEMAS else None
     widened: dict[str, str] = {}
     if not backend.table_exists(session, table_slice):
-        backend.create_table(session, table_slice, incoming, constraint)
+        backend.create_table(session, table_slice, incoming, declared_constraint(context, table_slice))
     else:
         replaces_table = not context.has_asset_partitions and mode != "upsert"
         widened = evolve_columns(backend, session, table_slice, incoming, replaces_table)
-        if constraint and not backend.has_primary_key(session, table_slice):
-            backend.add_primary_key(session, table_slice, constraint)
     moved_away = 0
     if rows:
         if keys or insert is None:
