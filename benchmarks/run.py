@@ -237,7 +237,7 @@ def _speed_sentence(machine: dict[str, Any]) -> str:
         return ""
     return (
         f" Machine speed (a fresh interpreter's `import dagster`, median of 3): {speed[0]} s when the run "
-        f"began, {speed[1]} s when it ended (0.5 s on this machine when quiet)."
+        f"began, {speed[1]} s when it ended."
     )
 
 
