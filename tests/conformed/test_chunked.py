@@ -2,36 +2,22 @@
 the checks and the metadata are those of the range conformed as one frame — on both warehouse
 backends — and a key found twice across pieces still blocks the write."""
 
-from datetime import date, timedelta
-
 import dagster as dg
 import pandas as pd
 import pytest
 
+from tests.conformed.three_weeks import FIRST, LAST, TIMESHEETS
 from tests.support.dagster_helpers import export_sandbox_env, materialize_definitions, query, read_table, staging_tables
 from tests.support.postgres import WAREHOUSE_BACKENDS, make_warehouse
 from timesheet_assets.conformed import assets as conformed_assets
 from timesheet_assets.definitions import build_definitions
-from timesheet_assets.sandbox.data import SandboxConfig
-from timesheet_assets.sandbox.registry import serve_sandboxes
 from timesheet_assets.settings import VENDOR_NAMES
-
-ANCHOR = date(2026, 3, 20)
-CONFIG = SandboxConfig(seed=11, time_records=200, projects=8, employees=6, days=24, anchor_date=ANCHOR)
-FIRST, LAST = ANCHOR - timedelta(days=20), ANCHOR
-TIMESHEETS = dg.AssetKey(["conformed", "timesheets"])
-
-
-@pytest.fixture(scope="module")
-def sandboxes():
-    with serve_sandboxes(VENDOR_NAMES, CONFIG) as running:
-        yield running
 
 
 @pytest.fixture
-def vendor_env(sandboxes, monkeypatch):
-    export_sandbox_env(sandboxes, monkeypatch)
-    yield sandboxes
+def vendor_env(three_week_sandboxes, monkeypatch):
+    export_sandbox_env(three_week_sandboxes, monkeypatch)
+    yield three_week_sandboxes
 
 
 def _run(warehouse, instance, selection=None):

@@ -10,37 +10,26 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from tests.conformed.three_weeks import ANCHOR, FIRST, LAST, TIMESHEETS
 from tests.support.dagster_helpers import export_sandbox_env, materialize_definitions, query
 from tests.support.postgres import WAREHOUSE_BACKENDS, make_warehouse
 from timesheet_assets.conformed import assets as conformed_assets
 from timesheet_assets.conformed.checks import primary_key_unique
 from timesheet_assets.definitions import build_definitions
-from timesheet_assets.sandbox.data import SandboxConfig
-from timesheet_assets.sandbox.registry import serve_sandboxes
 from timesheet_assets.settings import VENDOR_NAMES
 from timesheet_assets.storage import WarehouseIOManager
 from timesheet_assets.storage.io_manager import WarehouseDbIOManager
 
-ANCHOR = date(2026, 3, 20)
-CONFIG = SandboxConfig(seed=11, time_records=200, projects=8, employees=6, days=24, anchor_date=ANCHOR)
-FIRST, LAST = ANCHOR - timedelta(days=20), ANCHOR
 # The daily window of the second run; the first run's other days are "other days" to it.
 WINDOW_FIRST = ANCHOR - timedelta(days=6)
-TIMESHEETS = dg.AssetKey(["conformed", "timesheets"])
-
-
-@pytest.fixture(scope="module")
-def sandboxes():
-    with serve_sandboxes(VENDOR_NAMES, CONFIG) as running:
-        yield running
 
 
 @pytest.fixture
-def loaded(sandboxes, tmp_path, monkeypatch, request):
+def loaded(three_week_sandboxes, tmp_path, monkeypatch, request):
     """A warehouse of the requested backend holding the first run's 21 days, its conformed
     table rebuilt without the database's primary-key constraint (as a table made by hand or by
     an older release may be), so repeated keys can be stored."""
-    export_sandbox_env(sandboxes, monkeypatch)
+    export_sandbox_env(three_week_sandboxes, monkeypatch)
     warehouse = make_warehouse(request.param, tmp_path, monkeypatch)
     with dg.DagsterInstance.ephemeral() as instance:
         assert materialize_definitions(build_definitions(VENDOR_NAMES), warehouse, instance, FIRST, LAST).success
