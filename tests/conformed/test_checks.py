@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from timesheet_assets.conformed import checks
-from timesheet_assets.conformed.schema import conform_project_frame, conform_timesheet_frame
+from timesheet_assets.conformed.schema import TIMESHEET_KEY, conform_project_frame, conform_timesheet_frame
 
 
 def lines(**overrides):
@@ -26,13 +26,18 @@ def lines(**overrides):
     return conform_timesheet_frame(pd.DataFrame(base))
 
 
+def timesheet_checks(frame):
+    """Every rule conformed/timesheets runs on a frame written whole."""
+    return [checks.primary_key_unique(frame, TIMESHEET_KEY), *checks.timesheet_row_checks(frame)]
+
+
 def outcome(frame, name):
-    return {o.name: o for o in checks.timesheet_checks(frame)}[name]
+    return {o.name: o for o in timesheet_checks(frame)}[name]
 
 
 def test_clean_frame_passes_every_rule():
     frame = lines()
-    assert all(o.passed for o in checks.timesheet_checks(frame))
+    assert all(o.passed for o in timesheet_checks(frame))
 
 
 def test_duplicate_key_is_caught_and_blocks():

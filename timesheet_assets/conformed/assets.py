@@ -172,7 +172,7 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
     @dg.asset(
         key=TIMESHEETS_KEY,
         ins={"conformed_projects": dg.AssetIn(key=PROJECTS_KEY)},
-        # Read by the step itself, a piece of the range at a time (``read_window``).
+        # Read by the step itself, a piece of the range at a time (``read_windows``).
         deps=list(raw_keys.values()),
         group_name="conformed",
         partitions_def=daily_partitions(),
@@ -207,10 +207,7 @@ def build_conformed_timesheets(plugins: list[VendorPlugin]) -> dg.AssetsDefiniti
             for chunk_first, chunk_last in chunks:
                 # Every raw timesheet table has the day worked as ``work_date`` (the partitioned
                 # ones are partitioned on it; Aimsio's timecards, one table, carry it too).
-                raw = {
-                    vendor: io_manager.read_window(key, chunk_first, chunk_last, [PAYLOAD_COLUMN])
-                    for vendor, key in raw_keys.items()
-                }
+                raw = io_manager.read_windows(raw_keys, chunk_first, chunk_last, [PAYLOAD_COLUMN])
                 frame = _union(raw, conformers, conform_timesheet_frame)
                 del raw
                 in_window = frame["work_date"].map(lambda d: d is not None and first <= d <= last)

@@ -16,7 +16,6 @@ from .schema import (
     PROJECT_KEY,
     PROJECT_REQUIRED,
     PROJECT_STATUSES,
-    TIMESHEET_KEY,
     TIMESHEET_REQUIRED,
     TIMESHEET_STATUSES,
 )
@@ -195,10 +194,6 @@ def timesheet_row_checks(frame: pd.DataFrame) -> list[CheckOutcome]:
         employee_day_hours(frame),
         total_is_sum(frame),
     ]
-
-
-def timesheet_checks(frame: pd.DataFrame, kept: pd.DataFrame | None = None) -> list[CheckOutcome]:
-    return [primary_key_unique(frame, TIMESHEET_KEY, kept), *timesheet_row_checks(frame)]
 
 
 def _listed(*texts: str) -> str:

@@ -4,7 +4,7 @@ warehouse backends, chosen by the ``database`` setting (a DuckDB path or a Postg
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -99,22 +99,24 @@ class WarehouseDbIOManager(DbIOManager):
         with self.backend.reader() as session:
             return read_slice(session, table_slice, columns)
 
-    def read_window(
+    def read_windows(
         self,
-        asset_key: dg.AssetKey,
+        asset_keys: Mapping[str, dg.AssetKey],
         first: date,
         last: date,
         skip_columns: Sequence[str] = (),
         partition_expr: str = "work_date",
-    ) -> pd.DataFrame:
-        """The rows of ``asset_key``'s table whose ``partition_expr`` lies in ``first``..``last``
-        (both inclusive), without ``skip_columns``: what an input of that partition range
-        loads, a piece of a long range at a time. Empty when the table was never written."""
+    ) -> dict[str, pd.DataFrame]:
+        """For each named asset, the rows of its table whose ``partition_expr`` lies in
+        ``first``..``last`` (both inclusive), without ``skip_columns``: what an input of that
+        partition range loads, a piece of a long range at a time, every table through one
+        reader connection. Empty for a table that was never written."""
         window = _day_window(first, last, partition_expr)
         with self.backend.reader() as session:
-            return read_slice_without(
-                session, self._table_slice(asset_key, partition_dimensions=[window]), skip_columns
-            )
+            return {
+                name: read_slice_without(session, self._table_slice(key, partition_dimensions=[window]), skip_columns)
+                for name, key in asset_keys.items()
+            }
 
     def repeated_keys_outside(
         self, asset_key: dg.AssetKey, keys: Sequence[str], first: date, last: date, partition_expr: str = "work_date"
